@@ -1,0 +1,256 @@
+//! Keys and primitives: the master key, per-segment data keys (envelope encryption), AEAD, hashing.
+//!
+//! Data keys are random 256-bit XChaCha20-Poly1305 keys, one per segment, stored only wrapped
+//! (encrypted) by the master key in `keys/data/`. Deleting a wrapped data key crypto-shreds its
+//! segment; re-wrapping them rotates the master key without touching segments.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{JournalError, Result};
+use crate::fsutil;
+
+/// Length of every symmetric key.
+pub const KEY_LEN: usize = 32;
+/// XChaCha20 nonce length.
+pub const NONCE_LEN: usize = 24;
+/// Poly1305 tag length.
+pub const TAG_LEN: usize = 16;
+
+/// SHA-256 of the concatenation of `parts`.
+pub fn sha256(parts: &[&[u8]]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    hasher.finalize().into()
+}
+
+/// Fills a buffer from the OS random source.
+pub fn random_bytes<const N: usize>() -> Result<[u8; N]> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes)
+        .map_err(|error| JournalError::Key(format!("os random source: {error}")))?;
+    Ok(bytes)
+}
+
+/// A 256-bit symmetric key, wiped from memory on drop. Never printed.
+#[derive(Clone)]
+pub struct SecretKey(Zeroizing<[u8; KEY_LEN]>);
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("SecretKey(<redacted>)")
+    }
+}
+
+impl SecretKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<Self> {
+        Ok(SecretKey(Zeroizing::new(random_bytes()?)))
+    }
+
+    /// Wraps raw key bytes.
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        SecretKey(Zeroizing::new(bytes))
+    }
+
+    /// The raw key bytes.
+    pub fn expose(&self) -> &[u8; KEY_LEN] {
+        &self.0
+    }
+
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&(*self.0).into())
+    }
+
+    /// Encrypts `plaintext` under a random nonce; returns `nonce || ciphertext || tag`.
+    pub fn seal(&self, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let nonce: [u8; NONCE_LEN] = random_bytes()?;
+        let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&self.seal_with_nonce(&nonce, plaintext, aad)?);
+        Ok(out)
+    }
+
+    /// Encrypts with a caller-chosen nonce (which must never repeat under this key).
+    pub fn seal_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        let nonce = XNonce::from(*nonce);
+        self.cipher()
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad,
+                },
+            )
+            .map_err(|_| JournalError::Key("encryption failed".into()))
+    }
+
+    /// Decrypts the output of [`SecretKey::seal`].
+    pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>> {
+        let Some((nonce, ciphertext)) = sealed.split_first_chunk::<NONCE_LEN>() else {
+            return Err(JournalError::Key("sealed value too short".into()));
+        };
+        self.open_with_nonce(nonce, ciphertext, aad)
+    }
+
+    /// Decrypts a ciphertext produced with [`SecretKey::seal_with_nonce`].
+    pub fn open_with_nonce(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        ciphertext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>> {
+        let nonce = XNonce::from(*nonce);
+        self.cipher()
+            .decrypt(
+                &nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| JournalError::Key("decryption failed: wrong key or altered data".into()))
+    }
+}
+
+/// The key-encryption key. It wraps data keys and the signing state and never leaves the host.
+#[derive(Clone, Debug)]
+pub struct MasterKey(SecretKey);
+
+const MASTER_KEY_MAGIC: &str = "seclog-master-key-v1";
+
+impl MasterKey {
+    /// Creates a new master key file (mode 0600). Refuses to overwrite an existing one.
+    pub fn create(path: &Path) -> Result<Self> {
+        let key = SecretKey::generate()?;
+        if let Some(parent) = path.parent() {
+            fsutil::create_dir_all_private(parent)?;
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(JournalError::io("create master key", path))?;
+        let mut text = Zeroizing::new(format!(
+            "{MASTER_KEY_MAGIC} {}\n",
+            hex::encode(key.expose())
+        ));
+        file.write_all(text.as_bytes())
+            .map_err(JournalError::io("write master key", path))?;
+        text.zeroize();
+        file.sync_all()
+            .map_err(JournalError::io("sync master key", path))?;
+        fsutil::sync_parent(path)?;
+        Ok(MasterKey(key))
+    }
+
+    /// Loads a master key file; refuses files readable by group or others.
+    pub fn load(path: &Path) -> Result<Self> {
+        let metadata = fs::metadata(path).map_err(JournalError::io("open master key", path))?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            return Err(JournalError::Key(format!(
+                "{} is readable by group or others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                metadata.permissions().mode() & 0o777
+            )));
+        }
+        let text = Zeroizing::new(
+            fs::read_to_string(path).map_err(JournalError::io("read master key", path))?,
+        );
+        Self::from_text(&text)
+            .map_err(|reason| JournalError::Key(format!("{}: {reason}", path.display())))
+    }
+
+    fn from_text(text: &str) -> std::result::Result<Self, &'static str> {
+        let encoded = text
+            .trim()
+            .strip_prefix(MASTER_KEY_MAGIC)
+            .ok_or("not a seclog master key file")?;
+        let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+        hex::decode_to_slice(encoded.trim(), bytes.as_mut_slice())
+            .map_err(|_| "malformed key material")?;
+        Ok(MasterKey(SecretKey::from_bytes(*bytes)))
+    }
+
+    /// Encrypts a data key for storage, bound to `context` (what the key is for).
+    pub fn wrap(&self, data_key: &SecretKey, context: &[u8]) -> Result<Vec<u8>> {
+        self.0.seal(
+            data_key.expose(),
+            &[b"seclog-wrap-v1:".as_slice(), context].concat(),
+        )
+    }
+
+    /// Decrypts a wrapped data key; fails if it was wrapped for another context or altered.
+    pub fn unwrap_key(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey> {
+        let plain = Zeroizing::new(
+            self.0
+                .open(wrapped, &[b"seclog-wrap-v1:".as_slice(), context].concat())?,
+        );
+        let bytes: [u8; KEY_LEN] = plain
+            .as_slice()
+            .try_into()
+            .map_err(|_| JournalError::Key("wrapped key has the wrong length".into()))?;
+        Ok(SecretKey::from_bytes(bytes))
+    }
+
+    /// Encrypts arbitrary secret state (the signing seed) bound to `context`.
+    pub fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+        self.0.seal(plaintext, context)
+    }
+
+    /// Decrypts what [`MasterKey::seal`] produced.
+    pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(Zeroizing::new(self.0.open(sealed, context)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_is_bound_to_context_and_detects_alteration() {
+        let master = MasterKey(SecretKey::generate().unwrap());
+        let data_key = SecretKey::generate().unwrap();
+        let wrapped = master.wrap(&data_key, b"g/1").unwrap();
+        assert_eq!(
+            master.unwrap_key(&wrapped, b"g/1").unwrap().expose(),
+            data_key.expose()
+        );
+        assert!(master.unwrap_key(&wrapped, b"g/2").is_err());
+        let mut altered = wrapped.clone();
+        altered[30] ^= 1;
+        assert!(master.unwrap_key(&altered, b"g/1").is_err());
+    }
+
+    #[test]
+    fn master_key_file_round_trip_and_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys/master.key");
+        let created = MasterKey::create(&path).unwrap();
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let loaded = MasterKey::load(&path).unwrap();
+        assert_eq!(created.0.expose(), loaded.0.expose());
+        assert!(MasterKey::create(&path).is_err(), "never overwrites a key");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(MasterKey::load(&path).is_err());
+    }
+}

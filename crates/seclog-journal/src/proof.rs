@@ -1,0 +1,258 @@
+//! Self-contained proof bundles for one event, checkable offline with the verification key only.
+//!
+//! A bundle holds the record's plaintext bytes and salt (so the holder sees the event and its
+//! commitment), the digest of the encrypted block it was stored in, its RFC 6962 inclusion path,
+//! and the signed checkpoint whose root the path leads to.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use seclog_model::GroupName;
+
+use crate::checkpoint::{SignedCheckpoint, latest_checkpoint};
+use crate::crypto::MasterKey;
+use crate::error::{JournalError, Result};
+use crate::frame;
+use crate::layout::Layout;
+use crate::merkle::{self, Frontier, Hash, TreeView};
+use crate::reader::JournalReader;
+use crate::record::{Record, RecordKind};
+use crate::segment::{self, BlockView, SegmentHeader, TAG_BLOCK};
+use crate::signer::VerificationKey;
+use crate::store::list_group_files;
+use crate::tombstone::Tombstone;
+
+const BUNDLE_FORMAT: &str = "seclog-proof-v1";
+
+/// The JSON view of one stored event, as `cat` prints it and bundles carry it.
+pub fn event_view(group: &GroupName, seq: u64, record: &Record) -> Value {
+    let mut view = Map::new();
+    view.insert("group".into(), json!(group.as_str()));
+    view.insert("seq".into(), json!(seq));
+    view.insert("time".into(), json!(record.time.to_rfc3339()));
+    view.insert(
+        "observed_time".into(),
+        json!(record.observed_time.to_rfc3339()),
+    );
+    view.insert("source".into(), json!(record.source));
+    view.insert("kind".into(), json!(record.kind.name()));
+    let parsed = match record.kind {
+        RecordKind::Json => serde_json::from_slice::<Value>(&record.raw).ok(),
+        _ => None,
+    };
+    match (record.kind, parsed, std::str::from_utf8(&record.raw)) {
+        (RecordKind::Json, Some(event), _) => {
+            view.insert("event".into(), event);
+        }
+        (RecordKind::Text, _, Ok(text)) => {
+            view.insert("message".into(), json!(text));
+        }
+        _ => {
+            view.insert("raw_base64".into(), json!(B64.encode(&record.raw)));
+        }
+    }
+    if let Ok(Value::Object(attrs)) = serde_json::from_slice::<Value>(&record.attrs) {
+        view.insert("attrs".into(), Value::Object(attrs));
+    }
+    Value::Object(view)
+}
+
+/// A proof that one event is in a group's tree under a signed checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProofBundle {
+    /// Always `seclog-proof-v1`.
+    pub format: String,
+    /// The group.
+    pub group: String,
+    /// The event's sequence number (leaf index).
+    pub seq: u64,
+    /// Readable copy of the event; must agree with `record`.
+    pub event: Value,
+    /// The record's plaintext bytes, base64.
+    pub record: String,
+    /// The record's salt, hex.
+    pub salt: String,
+    /// Digest of the encrypted block holding the record, hex.
+    pub block_digest: String,
+    /// Tree size the inclusion path is for.
+    pub tree_size: u64,
+    /// RFC 6962 inclusion path, hex.
+    pub inclusion: Vec<String>,
+    /// The signed checkpoint (text form).
+    pub checkpoint: String,
+}
+
+/// What a verified bundle proves.
+#[derive(Debug, Clone)]
+pub struct ProofSummary {
+    /// The group.
+    pub group: String,
+    /// The event's sequence number.
+    pub seq: u64,
+    /// The verified checkpoint.
+    pub checkpoint: SignedCheckpoint,
+    /// The event.
+    pub event: Value,
+}
+
+/// Every leaf of `group` after its expired prefix, with the frontier standing for that prefix.
+pub fn group_leaves(
+    layout: &Layout,
+    group: &GroupName,
+    key: &VerificationKey,
+) -> Result<(Frontier, Vec<Hash>)> {
+    let files = list_group_files(&layout.group_dir(group))?;
+    let mut base = Frontier::new();
+    if let Some((_, path)) = files.tombstones.last() {
+        let text = std::fs::read_to_string(path).map_err(JournalError::io("read", path))?;
+        let tombstone = Tombstone::parse_and_verify(&text, key)
+            .map_err(|reason| JournalError::corrupt(path, reason))?;
+        base = Frontier::from_parts(tombstone.next_seq, tombstone.frontier)
+            .map_err(|error| JournalError::corrupt(path, error.to_string()))?;
+    }
+    let mut leaves = Vec::new();
+    for (_, path) in &files.segments {
+        let bytes = std::fs::read(path).map_err(JournalError::io("read", path))?;
+        let (_, header_len) =
+            SegmentHeader::parse(&bytes).map_err(|reason| JournalError::corrupt(path, reason))?;
+        let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
+        for frame in frame::frames(&bytes, header_len).filter(|frame| frame.tag == TAG_BLOCK) {
+            let block = BlockView::parse(frame.payload)
+                .map_err(|reason| JournalError::corrupt(path, reason))?;
+            block.leaves(&header_digest, &mut leaves);
+        }
+    }
+    Ok((base, leaves))
+}
+
+/// Builds the proof bundle for `group`/`seq` against the newest checkpoint covering it.
+pub fn make_proof(
+    layout: &Layout,
+    master: MasterKey,
+    group: &GroupName,
+    seq: u64,
+) -> Result<ProofBundle> {
+    let key = VerificationKey::load(&layout.verification_key())?;
+    let checkpoint = latest_checkpoint(layout)?
+        .ok_or_else(|| JournalError::NotFound("no signed checkpoint yet".into()))?;
+    let head = checkpoint
+        .body
+        .groups
+        .get(group)
+        .ok_or_else(|| {
+            JournalError::NotFound(format!("group {group} is not in the newest checkpoint"))
+        })?
+        .clone();
+    if seq >= head.size {
+        return Err(JournalError::NotFound(format!(
+            "record {seq} of {group} is not covered by the newest checkpoint (size {}); retry in a second",
+            head.size
+        )));
+    }
+    let (base, leaves) = group_leaves(layout, group, &key)?;
+    if seq < base.size() {
+        return Err(JournalError::NotFound(format!(
+            "record {seq} of {group} expired by retention"
+        )));
+    }
+    let retained = leaves
+        .get(..(head.size - base.size()) as usize)
+        .ok_or_else(|| JournalError::Corrupt {
+            path: layout.group_dir(group),
+            reason: "fewer records than the checkpoint covers".into(),
+        })?;
+    let view = TreeView::new(&base, retained);
+    let root = view
+        .root(head.size)
+        .map_err(|error| JournalError::Invalid(error.to_string()))?;
+    if root != head.root {
+        return Err(JournalError::Corrupt {
+            path: layout.group_dir(group),
+            reason: "stored records do not match the checkpoint; run `seclog verify`".into(),
+        });
+    }
+    let inclusion = view
+        .inclusion_proof(seq, head.size)
+        .map_err(|error| JournalError::Invalid(error.to_string()))?;
+    let reader = JournalReader::new(layout, master);
+    let mut opened = None;
+    reader.visit(group, seq, Some(seq + 1), |record| {
+        opened = Some(record);
+        Ok(false)
+    })?;
+    let opened =
+        opened.ok_or_else(|| JournalError::NotFound(format!("record {seq} of {group}")))?;
+    let record = Record::decode(&opened.bytes).map_err(JournalError::Invalid)?;
+    Ok(ProofBundle {
+        format: BUNDLE_FORMAT.into(),
+        group: group.to_string(),
+        seq,
+        event: event_view(group, seq, &record),
+        record: B64.encode(&opened.bytes),
+        salt: hex::encode(opened.salt),
+        block_digest: hex::encode(opened.block_digest),
+        tree_size: head.size,
+        inclusion: inclusion.iter().map(hex::encode).collect(),
+        checkpoint: checkpoint.to_text(),
+    })
+}
+
+fn decode_hash(text: &str, what: &str) -> Result<Hash, String> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash)
+        .map_err(|_| format!("{what} is not a 32-byte hex value"))?;
+    Ok(hash)
+}
+
+/// Checks a bundle offline. `Err` says what does not hold.
+pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSummary, String> {
+    let bundle: ProofBundle = serde_json::from_str(bundle_json)
+        .map_err(|error| format!("not a proof bundle: {error}"))?;
+    if bundle.format != BUNDLE_FORMAT {
+        return Err(format!("unsupported bundle format {:?}", bundle.format));
+    }
+    let group = GroupName::parse(&bundle.group).map_err(|error| error.to_string())?;
+    let record_bytes = B64
+        .decode(&bundle.record)
+        .map_err(|_| "record is not base64")?;
+    let record = Record::decode(&record_bytes)?;
+    if event_view(&group, bundle.seq, &record) != bundle.event {
+        return Err("the readable event does not match the proven record bytes".into());
+    }
+    let salt = decode_hash(&bundle.salt, "salt")?;
+    let block_digest = decode_hash(&bundle.block_digest, "block_digest")?;
+    let commitment = segment::record_commitment(&salt, &record_bytes);
+    let leaf = segment::leaf_hash(bundle.seq, &commitment, &block_digest);
+    let path = bundle
+        .inclusion
+        .iter()
+        .map(|node| decode_hash(node, "inclusion node"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let checkpoint = SignedCheckpoint::from_text(&bundle.checkpoint)?;
+    checkpoint
+        .verify(key)
+        .map_err(|reason| format!("checkpoint: {reason}"))?;
+    let head = checkpoint
+        .body
+        .groups
+        .get(&group)
+        .ok_or("the checkpoint does not cover this group")?;
+    if head.size != bundle.tree_size {
+        return Err(format!(
+            "tree_size {} differs from the checkpoint's {}",
+            bundle.tree_size, head.size
+        ));
+    }
+    merkle::verify_inclusion(bundle.seq, head.size, &leaf, &path, &head.root).map_err(|error| {
+        format!("inclusion proof does not lead to the checkpoint root: {error}")
+    })?;
+    Ok(ProofSummary {
+        group: bundle.group,
+        seq: bundle.seq,
+        checkpoint,
+        event: bundle.event,
+    })
+}

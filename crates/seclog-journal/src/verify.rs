@@ -1,0 +1,841 @@
+//! Offline verification of a data directory's `journal/` with only the public verification key.
+//!
+//! Every byte is checked: headers and frames by checksum and strict parsing, content by
+//! recomputing each group's Merkle tree from the stored (encrypted) bytes and comparing it with
+//! every signed checkpoint, checkpoints by signature, epoch and hash chain, deletions by signed
+//! tombstones. A finding names the group, the file and the record range.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use seclog_model::{GroupName, Timestamp};
+
+use crate::checkpoint::{
+    self, CheckpointBody, LOG_HEADER_LEN, SignedCheckpoint, TAG_CHECKPOINT, TAG_EPOCH_KEY,
+};
+use crate::codec::ByteReader;
+use crate::error::Result;
+use crate::frame::{self, FrameEnd, TAG_FOOTER};
+use crate::layout::{Layout, display_relative};
+use crate::merkle::{Frontier, Hash};
+use crate::segment::{self, BlockView, Footer, SegmentHeader, TAG_BLOCK};
+use crate::signer::{EpochKeyProof, VerificationKey};
+use crate::store::{list_group_files, list_groups};
+use crate::tombstone::Tombstone;
+
+/// One problem found by `verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The group concerned, if any.
+    pub group: Option<String>,
+    /// The file concerned, relative to the data directory.
+    pub file: String,
+    /// Records concerned, `[first, end)`.
+    pub records: Option<(u64, u64)>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(group) = &self.group {
+            write!(formatter, "group {group}: ")?;
+        }
+        write!(formatter, "{}", self.file)?;
+        if let Some((first, end)) = self.records {
+            if end > first + 1 {
+                write!(formatter, ": records {first}..{}", end - 1)?;
+            } else {
+                write!(formatter, ": record {first}")?;
+            }
+        }
+        write!(formatter, ": {}", self.message)
+    }
+}
+
+/// Per-group result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSummary {
+    /// Group name.
+    pub group: GroupName,
+    /// First retained record (records before it expired by policy).
+    pub retained_from: u64,
+    /// Records present up to.
+    pub size: u64,
+    /// Records covered by the newest checkpoint.
+    pub sealed: u64,
+}
+
+/// What `verify` found.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyReport {
+    /// Problems; empty means intact.
+    pub findings: Vec<Finding>,
+    /// Facts worth telling that are not problems (expiry by policy).
+    pub notes: Vec<String>,
+    /// Groups checked.
+    pub groups: Vec<GroupSummary>,
+    /// Newest valid checkpoint.
+    pub latest: Option<CheckpointBody>,
+    /// Number of checkpoints checked.
+    pub checkpoints: u64,
+    /// Bytes read.
+    pub bytes: u64,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_intact(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+struct Verifier<'a> {
+    layout: &'a Layout,
+    key: &'a VerificationKey,
+    report: VerifyReport,
+}
+
+struct Expectation {
+    size: u64,
+    root: Hash,
+    checkpoint: u64,
+    source: String,
+}
+
+impl Verifier<'_> {
+    fn find(
+        &mut self,
+        group: Option<&str>,
+        path: &Path,
+        records: Option<(u64, u64)>,
+        message: impl Into<String>,
+    ) {
+        self.report.findings.push(Finding {
+            group: group.map(str::to_string),
+            file: display_relative(self.layout, path),
+            records,
+            message: message.into(),
+        });
+    }
+
+    fn read(&mut self, path: &Path) -> Option<Vec<u8>> {
+        match fs::read(path) {
+            Ok(bytes) => {
+                self.report.bytes += bytes.len() as u64;
+                Some(bytes)
+            }
+            Err(error) => {
+                self.find(None, path, None, format!("cannot read: {error}"));
+                None
+            }
+        }
+    }
+}
+
+/// Verifies a data directory against `key`; `pinned` is a checkpoint held outside the host.
+pub fn verify(
+    layout: &Layout,
+    key: &VerificationKey,
+    pinned: Option<&SignedCheckpoint>,
+) -> Result<VerifyReport> {
+    let mut verifier = Verifier {
+        layout,
+        key,
+        report: VerifyReport::default(),
+    };
+    let journal = layout.journal_dir();
+    match fs::read_dir(&journal) {
+        Ok(entries) => {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                if name != "groups" && name != "checkpoints" {
+                    verifier.find(None, &entry.path(), None, "unexpected file in the journal");
+                }
+            }
+        }
+        Err(error) => verifier.find(
+            None,
+            &journal,
+            None,
+            format!("cannot read the journal: {error}"),
+        ),
+    }
+    let checkpoints = verify_checkpoints(&mut verifier)?;
+    let mut expectations: BTreeMap<GroupName, Vec<Expectation>> = BTreeMap::new();
+    for (file, signed) in &checkpoints {
+        for (name, head) in &signed.body.groups {
+            expectations
+                .entry(name.clone())
+                .or_default()
+                .push(Expectation {
+                    size: head.size,
+                    root: head.root,
+                    checkpoint: signed.body.seq,
+                    source: file.clone(),
+                });
+        }
+    }
+    if let Some(pinned) = pinned {
+        check_pinned(&mut verifier, pinned, &checkpoints, &mut expectations);
+    }
+    let latest = checkpoints.last().map(|(_, signed)| signed.body.clone());
+    let (groups, unexpected) = list_groups(layout)?;
+    for path in unexpected {
+        verifier.find(None, &path, None, "unexpected entry in journal/groups");
+    }
+    let mut seen = Vec::new();
+    for (name, dir) in groups {
+        let group_expectations = expectations.remove(&name).unwrap_or_default();
+        let sealed = latest
+            .as_ref()
+            .and_then(|body| body.groups.get(&name))
+            .map(|head| head.size);
+        verify_group(&mut verifier, &name, &dir, group_expectations, sealed)?;
+        seen.push(name);
+    }
+    for (name, list) in expectations {
+        if let Some(last) = list.iter().max_by_key(|expectation| expectation.size) {
+            let dir = layout.group_dir(&name);
+            verifier.find(
+                Some(name.as_str()),
+                &dir,
+                Some((0, last.size)),
+                format!(
+                    "group directory is missing; signed checkpoint #{} covers {} records",
+                    last.checkpoint, last.size
+                ),
+            );
+        }
+    }
+    verifier.report.latest = latest;
+    verifier.report.checkpoints = checkpoints.len() as u64;
+    Ok(verifier.report)
+}
+
+fn verify_checkpoints(verifier: &mut Verifier<'_>) -> Result<Vec<(String, SignedCheckpoint)>> {
+    let dir = verifier.layout.checkpoints_dir();
+    let mut valid: Vec<(String, SignedCheckpoint)> = Vec::new();
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            if crate::layout::parse_numbered(&name.to_string_lossy(), "ckpt").is_none() {
+                verifier.find(
+                    None,
+                    &entry.path(),
+                    None,
+                    "unexpected file among checkpoint logs",
+                );
+            }
+        }
+    }
+    let logs = checkpoint::list_logs(&dir)?;
+    if logs.is_empty() {
+        verifier.find(
+            None,
+            &dir,
+            None,
+            "no checkpoint log: nothing was ever sealed, or it was removed",
+        );
+    }
+    let mut next_seq = 0u64;
+    let mut prev: Option<SignedCheckpoint> = None;
+    let last_index = logs.len().saturating_sub(1);
+    for (index, (path, name_seq)) in logs.iter().enumerate() {
+        let Some(bytes) = verifier.read(path) else {
+            continue;
+        };
+        let relative = display_relative(verifier.layout, path);
+        let header = match checkpoint::parse_header(&bytes) {
+            Ok(header) => header,
+            Err(reason) => {
+                verifier.find(None, path, None, reason);
+                continue;
+            }
+        };
+        if header.first_seq != *name_seq {
+            verifier.find(
+                None,
+                path,
+                None,
+                format!(
+                    "file name says checkpoint #{name_seq}, header says #{}",
+                    header.first_seq
+                ),
+            );
+        }
+        let mut epoch_key: Option<EpochKeyProof> = None;
+        let mut count = 0u64;
+        let mut footer_seen = false;
+        let mut frames = frame::frames(&bytes, LOG_HEADER_LEN);
+        for frame in frames.by_ref() {
+            if footer_seen {
+                verifier.find(
+                    None,
+                    path,
+                    None,
+                    format!("data after the footer at byte {}", frame.offset),
+                );
+                break;
+            }
+            match frame.tag {
+                TAG_EPOCH_KEY => {
+                    let mut reader = ByteReader::new(frame.payload);
+                    match EpochKeyProof::decode(&mut reader) {
+                        Ok(proof)
+                            if reader.remaining() == 0
+                                && proof.epoch == header.epoch
+                                && epoch_key.is_none() =>
+                        {
+                            if let Err(reason) = verifier.key.check_epoch_key(&proof) {
+                                verifier.find(None, path, None, reason);
+                            }
+                            epoch_key = Some(proof);
+                        }
+                        _ => verifier.find(
+                            None,
+                            path,
+                            None,
+                            format!(
+                                "malformed or misplaced epoch key record at byte {}",
+                                frame.offset
+                            ),
+                        ),
+                    }
+                }
+                TAG_CHECKPOINT => {
+                    count += 1;
+                    let Some(key) = epoch_key.clone() else {
+                        verifier.find(None, path, None, "checkpoint before the epoch key record");
+                        continue;
+                    };
+                    let (body, signature) =
+                        match checkpoint::decode_checkpoint_payload(frame.payload) {
+                            Ok(decoded) => decoded,
+                            Err(reason) => {
+                                verifier.find(
+                                    None,
+                                    path,
+                                    None,
+                                    format!("checkpoint at byte {}: {reason}", frame.offset),
+                                );
+                                continue;
+                            }
+                        };
+                    let signed = SignedCheckpoint {
+                        body,
+                        epoch_key: key,
+                        signature,
+                    };
+                    let seq = signed.body.seq;
+                    if let Err(reason) = signed.verify(verifier.key) {
+                        verifier.find(None, path, None, format!("checkpoint #{seq}: {reason}"));
+                        continue;
+                    }
+                    if seq != next_seq {
+                        verifier.find(None, path, None, format!("checkpoint #{seq} found where #{next_seq} was expected (missing or reordered)"));
+                    }
+                    let expected_prev = prev.as_ref().map(SignedCheckpoint::digest);
+                    if signed.body.prev != expected_prev {
+                        verifier.find(
+                            None,
+                            path,
+                            None,
+                            format!("checkpoint #{seq} does not chain to the previous checkpoint"),
+                        );
+                    }
+                    if let Some(previous) = &prev {
+                        if signed.body.time < previous.body.time {
+                            verifier.find(
+                                None,
+                                path,
+                                None,
+                                format!(
+                                    "checkpoint #{seq} is dated before checkpoint #{}",
+                                    previous.body.seq
+                                ),
+                            );
+                        }
+                        for (group, head) in &previous.body.groups {
+                            if signed
+                                .body
+                                .groups
+                                .get(group)
+                                .is_none_or(|now| now.size < head.size)
+                            {
+                                verifier.find(
+                                    Some(group.as_str()),
+                                    path,
+                                    None,
+                                    format!("checkpoint #{seq} shrinks or drops the group"),
+                                );
+                            }
+                        }
+                    }
+                    next_seq = seq + 1;
+                    prev = Some(signed.clone());
+                    valid.push((relative.clone(), signed));
+                }
+                TAG_FOOTER => {
+                    footer_seen = true;
+                    let expected = checkpoint::encode_footer_payload(
+                        count,
+                        &segment::file_digest(bytes.get(..frame.offset).unwrap_or_default()),
+                    );
+                    if frame.payload != expected.as_slice() {
+                        verifier.find(
+                            None,
+                            path,
+                            None,
+                            "footer does not match the file's contents",
+                        );
+                    }
+                }
+                other => verifier.find(
+                    None,
+                    path,
+                    None,
+                    format!("unknown frame tag {other:#x} at byte {}", frame.offset),
+                ),
+            }
+        }
+        match frames.end() {
+            FrameEnd::Clean => {}
+            FrameEnd::Torn { offset, reason } | FrameEnd::Corrupt { offset, reason } => {
+                verifier.find(
+                    None,
+                    path,
+                    None,
+                    format!("damaged at byte {offset}: {reason}"),
+                );
+            }
+        }
+        if epoch_key.is_none() {
+            verifier.find(None, path, None, "no epoch key record");
+        }
+        if index < last_index && !footer_seen {
+            verifier.find(
+                None,
+                path,
+                None,
+                "checkpoint log is not sealed but a later one exists",
+            );
+        }
+    }
+    Ok(valid)
+}
+
+fn check_pinned(
+    verifier: &mut Verifier<'_>,
+    pinned: &SignedCheckpoint,
+    checkpoints: &[(String, SignedCheckpoint)],
+    expectations: &mut BTreeMap<GroupName, Vec<Expectation>>,
+) {
+    let dir = verifier.layout.checkpoints_dir();
+    if let Err(reason) = pinned.verify(verifier.key) {
+        verifier.find(
+            None,
+            &dir,
+            None,
+            format!(
+                "pinned checkpoint #{} is not valid: {reason}",
+                pinned.body.seq
+            ),
+        );
+        return;
+    }
+    match checkpoints
+        .iter()
+        .find(|(_, signed)| signed.body.seq == pinned.body.seq)
+    {
+        Some((_, stored)) if stored == pinned => {}
+        Some((file, _)) => {
+            let path = verifier.layout.root().join(file);
+            verifier.find(
+                None,
+                &path,
+                None,
+                format!(
+                    "checkpoint #{} differs from the pinned one (forked history)",
+                    pinned.body.seq
+                ),
+            );
+        }
+        None => verifier.find(
+            None,
+            &dir,
+            None,
+            format!(
+                "pinned checkpoint #{} is missing: the checkpoint log was truncated or rolled back",
+                pinned.body.seq
+            ),
+        ),
+    }
+    for (name, head) in &pinned.body.groups {
+        expectations
+            .entry(name.clone())
+            .or_default()
+            .push(Expectation {
+                size: head.size,
+                root: head.root,
+                checkpoint: pinned.body.seq,
+                source: "pinned checkpoint".into(),
+            });
+    }
+}
+
+struct SegmentSpan {
+    first: u64,
+    end: u64,
+    path: PathBuf,
+}
+
+fn verify_group(
+    verifier: &mut Verifier<'_>,
+    name: &GroupName,
+    dir: &Path,
+    mut expectations: Vec<Expectation>,
+    sealed: Option<u64>,
+) -> Result<()> {
+    let group = Some(name.as_str());
+    let files = list_group_files(dir)?;
+    for path in &files.unexpected {
+        verifier.find(group, path, None, "unexpected file in the group directory");
+    }
+    // Tombstones: a contiguous signed prefix of expired records.
+    let mut base = Frontier::new();
+    let mut expected_prev: Option<Hash> = Some([0; 32]);
+    let mut retained_from = 0u64;
+    for (name_seq, path) in &files.tombstones {
+        let Some(bytes) = verifier.read(path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        match Tombstone::parse_and_verify(&text, verifier.key) {
+            Ok(tombstone) => {
+                if tombstone.group != name.as_str()
+                    || tombstone.first_seq != *name_seq
+                    || tombstone.first_seq != retained_from
+                {
+                    verifier.find(
+                        group,
+                        path,
+                        Some((tombstone.first_seq, tombstone.next_seq)),
+                        "tombstone does not continue the expired range",
+                    );
+                }
+                let expiry = tombstone
+                    .last_written
+                    .unix_nanos()
+                    .saturating_add(i64::from(tombstone.retention_days) * 86_400_000_000_000);
+                if expiry > tombstone.deleted_at.unix_nanos() {
+                    verifier.find(
+                        group,
+                        path,
+                        Some((tombstone.first_seq, tombstone.next_seq)),
+                        "tombstone deletes records before their retention period ended",
+                    );
+                }
+                match Frontier::from_parts(tombstone.next_seq, tombstone.frontier.clone()) {
+                    Ok(frontier) => base = frontier,
+                    Err(error) => {
+                        verifier.find(group, path, None, format!("tombstone frontier: {error}"))
+                    }
+                }
+                verifier.report.notes.push(format!(
+                    "group {name}: records {}..{} expired by policy ({} days), deleted {}",
+                    tombstone.first_seq,
+                    tombstone.next_seq.saturating_sub(1),
+                    tombstone.retention_days,
+                    tombstone.deleted_at
+                ));
+                retained_from = tombstone.next_seq;
+                expected_prev = Some(tombstone.digest);
+            }
+            Err(reason) => verifier.find(group, path, None, format!("invalid tombstone: {reason}")),
+        }
+    }
+    expectations.sort_by_key(|expectation| expectation.size);
+    let expired = expectations
+        .iter()
+        .filter(|expectation| expectation.size < retained_from)
+        .count();
+    if expired > 0 {
+        verifier.report.notes.push(format!(
+            "group {name}: {expired} checkpoint entries cover only expired records"
+        ));
+    }
+    expectations.retain(|expectation| expectation.size >= retained_from);
+    let mut pending = expectations.iter().peekable();
+    let mut frontier = base;
+    let mut matched_up_to = retained_from;
+    let mut mismatch_reported = false;
+    let mut spans: Vec<SegmentSpan> = Vec::new();
+    let check_at =
+        |frontier: &Frontier,
+         pending: &mut std::iter::Peekable<std::slice::Iter<'_, Expectation>>| {
+            let mut results = Vec::new();
+            while let Some(expectation) = pending.peek() {
+                if expectation.size != frontier.size() {
+                    break;
+                }
+                results.push((
+                    expectation.checkpoint,
+                    expectation.source.clone(),
+                    expectation.root == frontier.root(),
+                ));
+                pending.next();
+            }
+            results
+        };
+    // Expectations at exactly the retained start are checked against the base frontier.
+    for (checkpoint, source, ok) in check_at(&frontier, &mut pending) {
+        if !ok && !mismatch_reported {
+            mismatch_reported = true;
+            verifier.find(
+                group,
+                dir,
+                Some((retained_from, retained_from)),
+                format!("expired prefix does not match checkpoint #{checkpoint} ({source})"),
+            );
+        }
+    }
+    let segment_count = files.segments.len();
+    let mut broken = false;
+    for (index, (name_seq, path)) in files.segments.iter().enumerate() {
+        if broken {
+            break;
+        }
+        let Some(bytes) = verifier.read(path) else {
+            broken = true;
+            continue;
+        };
+        let first = frontier.size();
+        let (header, header_len) = match SegmentHeader::parse(&bytes) {
+            Ok(parsed) => parsed,
+            Err(reason) => {
+                verifier.find(group, path, Some((first, first + 1)), reason);
+                broken = true;
+                continue;
+            }
+        };
+        if header.group != name.as_str() {
+            verifier.find(
+                group,
+                path,
+                None,
+                format!("segment belongs to group {:?}", header.group),
+            );
+        }
+        if header.first_seq != *name_seq || header.first_seq != first {
+            verifier.find(
+                group,
+                path,
+                Some((first, first + 1)),
+                format!("segment starts at record {} (file name {name_seq}) but record {first} comes next: missing, moved or reordered segment", header.first_seq),
+            );
+            broken = true;
+            continue;
+        }
+        if expected_prev.is_some_and(|prev| prev != header.prev_digest) {
+            verifier.find(
+                group,
+                path,
+                Some((first, first + 1)),
+                "segment does not chain to the previous segment (missing, replaced or reordered)",
+            );
+        }
+        let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
+        let mut leaves = Vec::new();
+        let mut footer_seen = false;
+        let mut frames = frame::frames(&bytes, header_len);
+        for frame in frames.by_ref() {
+            if footer_seen {
+                verifier.find(
+                    group,
+                    path,
+                    None,
+                    format!("data after the footer at byte {}", frame.offset),
+                );
+                break;
+            }
+            match frame.tag {
+                TAG_BLOCK => {
+                    let block = match BlockView::parse(frame.payload) {
+                        Ok(block) => block,
+                        Err(reason) => {
+                            verifier.find(
+                                group,
+                                path,
+                                Some((frontier.size(), frontier.size() + 1)),
+                                format!("block at byte {}: {reason}", frame.offset),
+                            );
+                            broken = true;
+                            break;
+                        }
+                    };
+                    if block.first_seq != frontier.size() {
+                        verifier.find(
+                            group,
+                            path,
+                            Some((block.first_seq, block.end_seq())),
+                            format!("block at byte {} holds records {}.. where {} was expected (reordered or duplicated)", frame.offset, block.first_seq, frontier.size()),
+                        );
+                        broken = true;
+                        break;
+                    }
+                    leaves.clear();
+                    block.leaves(&header_digest, &mut leaves);
+                    for leaf in &leaves {
+                        frontier.push(*leaf);
+                        for (checkpoint, source, ok) in check_at(&frontier, &mut pending) {
+                            if ok {
+                                if !mismatch_reported {
+                                    matched_up_to = frontier.size();
+                                }
+                            } else if !mismatch_reported {
+                                mismatch_reported = true;
+                                spans.push(SegmentSpan {
+                                    first,
+                                    end: u64::MAX,
+                                    path: path.clone(),
+                                });
+                                let bad_files = spans
+                                    .iter()
+                                    .filter(|span| {
+                                        span.end > matched_up_to && span.first < frontier.size()
+                                    })
+                                    .map(|span| display_relative(verifier.layout, &span.path))
+                                    .collect::<Vec<_>>();
+                                let shown = PathBuf::from(bad_files.join(", "));
+                                verifier.find(
+                                    group,
+                                    &verifier.layout.root().join(&shown),
+                                    Some((matched_up_to, frontier.size())),
+                                    format!("stored records do not match signed checkpoint #{checkpoint} ({source}): altered, replaced or reordered"),
+                                );
+                                spans.pop();
+                            }
+                        }
+                    }
+                }
+                TAG_FOOTER => {
+                    footer_seen = true;
+                    let expected = Footer {
+                        next_seq: frontier.size(),
+                        frontier: frontier.nodes().to_vec(),
+                        file_digest: segment::file_digest(
+                            bytes.get(..frame.offset).unwrap_or_default(),
+                        ),
+                    };
+                    match Footer::parse(frame.payload) {
+                        Ok(footer) if footer == expected => {
+                            expected_prev = Some(footer.file_digest)
+                        }
+                        Ok(_) => {
+                            verifier.find(
+                                group,
+                                path,
+                                Some((first, frontier.size())),
+                                "footer does not match the segment's contents",
+                            );
+                            expected_prev = None;
+                        }
+                        Err(reason) => {
+                            verifier.find(group, path, None, format!("footer: {reason}"));
+                            expected_prev = None;
+                        }
+                    }
+                }
+                other => verifier.find(
+                    group,
+                    path,
+                    None,
+                    format!("unknown frame tag {other:#x} at byte {}", frame.offset),
+                ),
+            }
+        }
+        match frames.end() {
+            FrameEnd::Clean => {}
+            FrameEnd::Torn { offset, reason } | FrameEnd::Corrupt { offset, reason } => {
+                verifier.find(
+                    group,
+                    path,
+                    Some((frontier.size(), frontier.size() + 1)),
+                    format!("damaged at byte {offset}: {reason}"),
+                );
+                broken = true;
+            }
+        }
+        if !footer_seen {
+            expected_prev = None;
+            if index + 1 < segment_count {
+                verifier.find(
+                    group,
+                    path,
+                    None,
+                    "segment is not sealed but a later segment exists",
+                );
+            }
+        }
+        spans.push(SegmentSpan {
+            first,
+            end: frontier.size(),
+            path: path.clone(),
+        });
+    }
+    let size = frontier.size();
+    if !broken {
+        if let Some(beyond) = expectations
+            .iter()
+            .filter(|expectation| expectation.size > size)
+            .max_by_key(|expectation| expectation.size)
+        {
+            verifier.find(
+                group,
+                dir,
+                Some((size, beyond.size)),
+                format!(
+                    "missing: checkpoint #{} ({}) covers {} records but only {size} are stored (truncated or deleted)",
+                    beyond.checkpoint, beyond.source, beyond.size
+                ),
+            );
+        }
+    }
+    match sealed {
+        Some(sealed) if size > sealed => {
+            let path = spans
+                .last()
+                .map_or_else(|| dir.to_path_buf(), |span| span.path.clone());
+            verifier.find(
+                group,
+                &path,
+                Some((sealed, size)),
+                "records not covered by any signed checkpoint (unsealed or added)",
+            );
+        }
+        None if size > retained_from || !files.segments.is_empty() => {
+            verifier.find(
+                group,
+                dir,
+                Some((retained_from, size.max(retained_from + 1))),
+                "group is not in any signed checkpoint",
+            );
+        }
+        _ => {}
+    }
+    verifier.report.groups.push(GroupSummary {
+        group: name.clone(),
+        retained_from,
+        size,
+        sealed: sealed.unwrap_or(0),
+    });
+    Ok(())
+}
+
+/// Time of the newest checkpoint, for summaries.
+pub fn latest_time(report: &VerifyReport) -> Option<Timestamp> {
+    report.latest.as_ref().map(|body| body.time)
+}

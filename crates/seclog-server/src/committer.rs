@@ -1,0 +1,422 @@
+//! The commit thread: the only owner of the [`JournalWriter`]. It batches concurrent requests into
+//! one group commit (append everything, one fsync per dirty segment), replies only after the
+//! fsync, signs a checkpoint within `seal_delay` of the first unsealed acknowledgement (and a
+//! heartbeat while idle), and applies retention periodically.
+
+use std::collections::VecDeque;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use seclog_journal::{JournalWriter, SignedCheckpoint};
+use seclog_meta::MetaStore;
+use seclog_model::{GroupName, Timestamp};
+use tokio::sync::{Semaphore, oneshot};
+
+/// Records to append to one group.
+pub(crate) struct GroupBatch {
+    pub(crate) group: GroupName,
+    pub(crate) records: Vec<Vec<u8>>,
+}
+
+/// Sequence ranges assigned to each [`GroupBatch`] of a request, in order.
+pub(crate) type Assigned = Vec<Option<(u64, u64)>>;
+
+enum Message {
+    Append {
+        batches: Vec<GroupBatch>,
+        reply: oneshot::Sender<Result<Assigned, String>>,
+    },
+    Sweep,
+    Shutdown,
+}
+
+/// Timing of the commit thread.
+#[derive(Debug, Clone)]
+pub struct CommitSettings {
+    /// How long the first request of a group commit waits for others to join it.
+    pub commit_interval: Duration,
+    /// Longest time between an acknowledgement and the checkpoint that covers it.
+    pub seal_delay: Duration,
+    /// A checkpoint is signed at least this often while idle.
+    pub heartbeat: Duration,
+    /// How often retention policies are applied.
+    pub retention_sweep: Duration,
+    /// Requests that may wait for the commit thread at once (more get 503).
+    pub max_pending: usize,
+}
+
+impl Default for CommitSettings {
+    fn default() -> Self {
+        CommitSettings {
+            commit_interval: Duration::from_millis(5),
+            seal_delay: Duration::from_millis(500),
+            heartbeat: Duration::from_secs(30),
+            retention_sweep: Duration::from_secs(300),
+            max_pending: 256,
+        }
+    }
+}
+
+/// Counters and the distribution of acknowledgement-to-checkpoint latency.
+#[derive(Debug, Default)]
+pub struct CommitStats {
+    inner: Mutex<StatsInner>,
+}
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    commits: u64,
+    records: u64,
+    checkpoints: u64,
+    seal_latencies_us: VecDeque<u64>,
+    last_checkpoint: Option<(u64, Timestamp)>,
+    last_error: Option<String>,
+}
+
+const LATENCY_SAMPLES: usize = 100_000;
+
+/// A snapshot of [`CommitStats`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatsSnapshot {
+    /// Group commits done.
+    pub commits: u64,
+    /// Records committed.
+    pub records: u64,
+    /// Checkpoints signed.
+    pub checkpoints: u64,
+    /// Newest checkpoint seq.
+    pub last_checkpoint_seq: Option<u64>,
+    /// Newest checkpoint time.
+    pub last_checkpoint_time: Option<String>,
+    /// Acknowledgement-to-checkpoint latency samples.
+    pub seal_latency_samples: usize,
+    /// Median, milliseconds.
+    pub seal_latency_p50_ms: f64,
+    /// 99th percentile, milliseconds.
+    pub seal_latency_p99_ms: f64,
+    /// Maximum, milliseconds.
+    pub seal_latency_max_ms: f64,
+    /// Last journal error, if any.
+    pub last_error: Option<String>,
+}
+
+impl CommitStats {
+    /// Current values.
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let Ok(inner) = self.inner.lock() else {
+            return StatsSnapshot {
+                commits: 0,
+                records: 0,
+                checkpoints: 0,
+                last_checkpoint_seq: None,
+                last_checkpoint_time: None,
+                seal_latency_samples: 0,
+                seal_latency_p50_ms: 0.0,
+                seal_latency_p99_ms: 0.0,
+                seal_latency_max_ms: 0.0,
+                last_error: Some("statistics unavailable".into()),
+            };
+        };
+        let mut sorted: Vec<u64> = inner.seal_latencies_us.iter().copied().collect();
+        sorted.sort_unstable();
+        let quantile = |q: f64| -> f64 {
+            if sorted.is_empty() {
+                return 0.0;
+            }
+            let index = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+            sorted.get(index).copied().unwrap_or(0) as f64 / 1000.0
+        };
+        StatsSnapshot {
+            commits: inner.commits,
+            records: inner.records,
+            checkpoints: inner.checkpoints,
+            last_checkpoint_seq: inner.last_checkpoint.map(|(seq, _)| seq),
+            last_checkpoint_time: inner.last_checkpoint.map(|(_, time)| time.to_rfc3339()),
+            seal_latency_samples: sorted.len(),
+            seal_latency_p50_ms: quantile(0.5),
+            seal_latency_p99_ms: quantile(0.99),
+            seal_latency_max_ms: sorted.last().copied().unwrap_or(0) as f64 / 1000.0,
+            last_error: inner.last_error.clone(),
+        }
+    }
+
+    fn update(&self, change: impl FnOnce(&mut StatsInner)) {
+        if let Ok(mut inner) = self.inner.lock() {
+            change(&mut inner);
+        }
+    }
+}
+
+/// Why a submission was not committed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SubmitError {
+    #[error("the journal is busy; retry shortly")]
+    Busy,
+    #[error("the journal is shutting down")]
+    Closed,
+    #[error("journal write failed: {0}")]
+    Failed(String),
+}
+
+/// The async side of the commit thread.
+#[derive(Clone)]
+pub(crate) struct CommitHandle {
+    sender: Sender<Message>,
+    permits: Arc<Semaphore>,
+    pub(crate) stats: Arc<CommitStats>,
+    pub(crate) settings: CommitSettings,
+}
+
+impl CommitHandle {
+    /// Appends and waits until durable. Waits up to `wait` for a slot when the journal lags.
+    pub(crate) async fn submit(
+        &self,
+        batches: Vec<GroupBatch>,
+        wait: Duration,
+    ) -> Result<Assigned, SubmitError> {
+        let permit =
+            match tokio::time::timeout(wait, Arc::clone(&self.permits).acquire_owned()).await {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return Err(SubmitError::Closed),
+                Err(_) => return Err(SubmitError::Busy),
+            };
+        let (reply, receive) = oneshot::channel();
+        self.sender
+            .send(Message::Append { batches, reply })
+            .map_err(|_| SubmitError::Closed)?;
+        let result = receive.await.map_err(|_| SubmitError::Closed)?;
+        drop(permit);
+        result.map_err(SubmitError::Failed)
+    }
+
+    /// Asks for a retention sweep now.
+    pub(crate) fn sweep(&self) {
+        let _ = self.sender.send(Message::Sweep);
+    }
+}
+
+/// Owns the commit thread; dropping it without [`Committer::shutdown`] leaves a final seal undone.
+pub(crate) struct Committer {
+    handle: CommitHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Committer {
+    pub(crate) fn start(
+        writer: JournalWriter,
+        meta: Arc<MetaStore>,
+        settings: CommitSettings,
+    ) -> std::io::Result<Self> {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let stats = Arc::new(CommitStats::default());
+        let thread_stats = Arc::clone(&stats);
+        let thread_settings = settings.clone();
+        let thread = std::thread::Builder::new()
+            .name("seclog-commit".into())
+            .spawn(move || run(writer, meta, receiver, thread_settings, thread_stats))?;
+        let permits = Arc::new(Semaphore::new(settings.max_pending));
+        Ok(Committer {
+            handle: CommitHandle {
+                sender,
+                permits,
+                stats,
+                settings,
+            },
+            thread: Some(thread),
+        })
+    }
+
+    pub(crate) fn handle(&self) -> CommitHandle {
+        self.handle.clone()
+    }
+
+    /// Stops accepting work, seals what is unsealed and waits for the thread.
+    pub(crate) fn shutdown(mut self) {
+        let _ = self.handle.sender.send(Message::Shutdown);
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("commit thread panicked during shutdown");
+            }
+        }
+    }
+}
+
+fn run(
+    mut writer: JournalWriter,
+    meta: Arc<MetaStore>,
+    receiver: Receiver<Message>,
+    settings: CommitSettings,
+    stats: Arc<CommitStats>,
+) {
+    let mut unsealed_acks: Vec<Instant> = Vec::new();
+    let mut last_seal = Instant::now();
+    let mut last_sweep = Instant::now();
+    let mut sweep_requested = true;
+    // Seal anything a previous run acknowledged but did not sign (a crash before its checkpoint).
+    if writer.has_unsealed() {
+        seal(&mut writer, &stats, &mut unsealed_acks);
+    }
+    loop {
+        let seal_due = match unsealed_acks.first() {
+            Some(first) => *first + settings.seal_delay,
+            None => last_seal + settings.heartbeat,
+        };
+        let sweep_due = last_sweep + settings.retention_sweep;
+        let wait = seal_due
+            .min(sweep_due)
+            .saturating_duration_since(Instant::now());
+        let mut pending = Vec::new();
+        let mut shutdown = false;
+        match receiver.recv_timeout(wait) {
+            Ok(message) => {
+                let first_at = Instant::now();
+                let mut next = Some(message);
+                while let Some(message) = next.take() {
+                    match message {
+                        Message::Append { batches, reply } => pending.push((batches, reply)),
+                        Message::Sweep => sweep_requested = true,
+                        Message::Shutdown => shutdown = true,
+                    }
+                    if shutdown {
+                        break;
+                    }
+                    let remaining = settings.commit_interval.saturating_sub(first_at.elapsed());
+                    next = match receiver.try_recv() {
+                        Ok(message) => Some(message),
+                        Err(_) if remaining.is_zero() || pending.is_empty() => None,
+                        Err(_) => receiver.recv_timeout(remaining).ok(),
+                    };
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => shutdown = true,
+        }
+        if !pending.is_empty() {
+            commit(&mut writer, &stats, pending, &mut unsealed_acks);
+        }
+        let now = Instant::now();
+        if shutdown
+            || unsealed_acks
+                .first()
+                .is_some_and(|first| now >= *first + settings.seal_delay)
+            || now >= last_seal + settings.heartbeat
+        {
+            seal(&mut writer, &stats, &mut unsealed_acks);
+            last_seal = Instant::now();
+        }
+        if shutdown {
+            return;
+        }
+        if sweep_requested || now >= sweep_due {
+            sweep(&mut writer, &meta, &stats);
+            last_sweep = Instant::now();
+            sweep_requested = false;
+        }
+    }
+}
+
+type Pending = Vec<(Vec<GroupBatch>, oneshot::Sender<Result<Assigned, String>>)>;
+
+fn commit(
+    writer: &mut JournalWriter,
+    stats: &CommitStats,
+    pending: Pending,
+    unsealed_acks: &mut Vec<Instant>,
+) {
+    let now = Timestamp::now();
+    let mut results = Vec::with_capacity(pending.len());
+    let mut records = 0u64;
+    for (batches, reply) in pending {
+        let mut assigned = Vec::with_capacity(batches.len());
+        let mut failure = None;
+        for batch in &batches {
+            match writer.append(&batch.group, &batch.records, now) {
+                Ok(range) => {
+                    records += batch.records.len() as u64;
+                    assigned.push(range);
+                }
+                Err(error) => {
+                    failure = Some(error.to_string());
+                    break;
+                }
+            }
+        }
+        results.push((reply, failure.map_or(Ok(assigned), Err)));
+    }
+    if let Err(error) = writer.commit() {
+        tracing::error!(error = %error, "journal commit failed; refusing further writes");
+        stats.update(|inner| inner.last_error = Some(error.to_string()));
+        for (reply, _) in results {
+            let _ = reply.send(Err(error.to_string()));
+        }
+        return;
+    }
+    stats.update(|inner| {
+        inner.commits += 1;
+        inner.records += records;
+    });
+    let acked_at = Instant::now();
+    for (reply, result) in results {
+        if result.is_ok() {
+            unsealed_acks.push(acked_at);
+        }
+        let _ = reply.send(result);
+    }
+}
+
+fn seal(writer: &mut JournalWriter, stats: &CommitStats, unsealed_acks: &mut Vec<Instant>) {
+    match writer.seal(Timestamp::now()) {
+        Ok(checkpoint) => record_seal(stats, &checkpoint, unsealed_acks),
+        Err(error) => {
+            tracing::error!(error = %error, "signing a checkpoint failed");
+            stats.update(|inner| inner.last_error = Some(error.to_string()));
+        }
+    }
+}
+
+fn record_seal(
+    stats: &CommitStats,
+    checkpoint: &SignedCheckpoint,
+    unsealed_acks: &mut Vec<Instant>,
+) {
+    let sealed_at = Instant::now();
+    stats.update(|inner| {
+        inner.checkpoints += 1;
+        inner.last_checkpoint = Some((checkpoint.body.seq, checkpoint.body.time));
+        for acked in unsealed_acks.drain(..) {
+            if inner.seal_latencies_us.len() == LATENCY_SAMPLES {
+                inner.seal_latencies_us.pop_front();
+            }
+            inner
+                .seal_latencies_us
+                .push_back(sealed_at.duration_since(acked).as_micros() as u64);
+        }
+    });
+}
+
+fn sweep(writer: &mut JournalWriter, meta: &MetaStore, stats: &CommitStats) {
+    let policies = match meta.retention_policies() {
+        Ok(policies) => policies,
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot read retention policies");
+            return;
+        }
+    };
+    for policy in policies {
+        let Ok(group) = GroupName::parse(&policy.group) else {
+            continue;
+        };
+        if !writer.sizes().contains_key(&group) {
+            continue;
+        }
+        match writer.apply_retention(&group, policy.days, Timestamp::now()) {
+            Ok(notes) => notes.iter().for_each(|note| tracing::info!("{note}")),
+            Err(error) => {
+                tracing::error!(error = %error, group = %group, "retention sweep failed");
+                stats.update(|inner| inner.last_error = Some(error.to_string()));
+            }
+        }
+    }
+}

@@ -1,0 +1,331 @@
+//! `POST /api/v1/ingest/{group}`: NDJSON, JSON arrays or text lines, optionally gzip or zstd,
+//! acknowledged only once durable. Lines that cannot be parsed go, byte for byte and with the
+//! reason, to `seclog/dead-letter`; the good lines of the same request are still accepted.
+
+use std::io::Read;
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use seclog_formats::{BodyError, EventKind, decode_ingest_body};
+use seclog_journal::{Record, RecordKind};
+use seclog_meta::Role;
+use seclog_model::{GroupName, Timestamp};
+use serde_json::json;
+
+use crate::committer::{GroupBatch, SubmitError};
+use crate::error::ApiError;
+use crate::{AppState, auth};
+
+/// Body size limits.
+#[derive(Debug, Clone)]
+pub struct IngestLimits {
+    /// Largest request body as sent (compressed or not).
+    pub max_body_bytes: usize,
+    /// Largest body after decompression.
+    pub max_decompressed_bytes: usize,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        IngestLimits {
+            max_body_bytes: 32 << 20,
+            max_decompressed_bytes: 256 << 20,
+        }
+    }
+}
+
+pub(crate) async fn ingest(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let token = auth::authenticate(&state, &parts.headers)?;
+    let group_text = parts
+        .uri
+        .path()
+        .strip_prefix("/api/v1/ingest/")
+        .unwrap_or_default();
+    let group_text = percent_decode(group_text)
+        .ok_or_else(|| ApiError::bad_request("invalid_group", "group name is not valid UTF-8"))?;
+    let group = GroupName::parse(&group_text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    if !matches!(token.role, Role::Ingest | Role::Admin) {
+        return Err(ApiError::forbidden("this token may not ingest"));
+    }
+    if !token.covers(group.as_str()) {
+        return Err(ApiError::forbidden(format!(
+            "this token may not write to group {group}"
+        )));
+    }
+    if group.is_internal() {
+        return Err(ApiError::forbidden(
+            "groups beginning with seclog/ are written by seclog only",
+        ));
+    }
+    let encoding = content_encoding(&parts.headers)?;
+    let body = read_body(body, state.limits.max_body_bytes).await?;
+    let received_at = Timestamp::now();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip().to_string());
+    let source = format!("http:{}", peer.as_deref().unwrap_or("unknown"));
+    let limits = state.limits.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        prepare(&group, encoding, &body, &limits, received_at, &source)
+    })
+    .await
+    .map_err(|_| ApiError::internal("ingest worker failed"))?;
+    let (batches, outcome) = prepared;
+    let assigned = match state.commit.submit(batches, state.submit_wait).await {
+        Ok(assigned) => assigned,
+        Err(SubmitError::Busy) => {
+            return Err(ApiError::unavailable(
+                "the journal is busy; retry shortly",
+                1,
+            ));
+        }
+        Err(SubmitError::Closed) => {
+            return Err(ApiError::unavailable("seclog is shutting down", 5));
+        }
+        Err(SubmitError::Failed(reason)) => {
+            tracing::error!(error = %reason, "ingest not committed");
+            return Err(ApiError::unavailable(
+                "the journal cannot write; the events were not stored",
+                30,
+            ));
+        }
+    };
+    let range = assigned.first().copied().flatten();
+    match outcome {
+        Outcome::Accepted { accepted, rejected } => Ok(axum::Json(json!({
+            "accepted": accepted,
+            "rejected": rejected,
+            "first_seq": range.map(|(first, _)| first),
+            "last_seq": range.map(|(_, last)| last),
+        }))
+        .into_response()),
+        Outcome::Refused(error) => Err(error),
+    }
+}
+
+enum Outcome {
+    Accepted {
+        accepted: usize,
+        rejected: usize,
+    },
+    /// The whole body was unusable; it was kept in the dead-letter group and this error is returned.
+    Refused(ApiError),
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Zstd,
+}
+
+fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    match value
+        .to_str()
+        .map(|text| text.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        Ok("" | "identity") => Ok(Encoding::Identity),
+        Ok("gzip" | "x-gzip") => Ok(Encoding::Gzip),
+        Ok("zstd") => Ok(Encoding::Zstd),
+        _ => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_encoding",
+            "Content-Encoding must be gzip, zstd or identity",
+        )),
+    }
+}
+
+async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, limit).await.map_err(|error| {
+        let too_large = std::error::Error::source(&error)
+            .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::too_large(format!("request body exceeds {limit} bytes"))
+        } else {
+            ApiError::bad_request("body_read_failed", "could not read the request body")
+        }
+    })
+}
+
+/// Decompression that stops at `limit`: a bomb costs at most `limit + 1` bytes of memory.
+fn decompress(
+    encoding: Encoding,
+    body: &[u8],
+    limit: usize,
+) -> Result<Option<Vec<u8>>, DecodeFailure> {
+    let reader: Box<dyn Read + '_> = match encoding {
+        Encoding::Identity => return Ok(None),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
+        Encoding::Zstd => Box::new(
+            zstd::stream::read::Decoder::new(body)
+                .map_err(|error| DecodeFailure::Invalid(error.to_string()))?,
+        ),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|error| {
+            DecodeFailure::Invalid(format!("{encoding:?} stream is invalid: {error}"))
+        })?;
+    if out.len() > limit {
+        return Err(DecodeFailure::TooLarge);
+    }
+    Ok(Some(out))
+}
+
+enum DecodeFailure {
+    Invalid(String),
+    TooLarge,
+}
+
+fn dead_letter(
+    raw: &[u8],
+    reason: &str,
+    group: &GroupName,
+    line: Option<usize>,
+    received_at: Timestamp,
+    source: &str,
+) -> Vec<u8> {
+    let attrs = json!({ "reason": reason, "group": group.as_str(), "line": line });
+    Record {
+        time: received_at,
+        observed_time: received_at,
+        kind: RecordKind::Invalid,
+        source: source.to_string(),
+        attrs: attrs.to_string().into_bytes(),
+        raw: raw.to_vec(),
+    }
+    .encode()
+}
+
+fn prepare(
+    group: &GroupName,
+    encoding: Encoding,
+    body: &[u8],
+    limits: &IngestLimits,
+    received_at: Timestamp,
+    source: &str,
+) -> (Vec<GroupBatch>, Outcome) {
+    let refuse = |error: ApiError, reason: &str| {
+        let batch = GroupBatch {
+            group: GroupName::dead_letter(),
+            records: vec![dead_letter(body, reason, group, None, received_at, source)],
+        };
+        (vec![batch], Outcome::Refused(error))
+    };
+    let decompressed = match decompress(encoding, body, limits.max_decompressed_bytes) {
+        Ok(decompressed) => decompressed,
+        Err(DecodeFailure::TooLarge) => {
+            // Nothing is stored: the body is refused before anything in it was read as events.
+            let error = ApiError::too_large(format!(
+                "decompressed body exceeds {} bytes",
+                limits.max_decompressed_bytes
+            ));
+            return (Vec::new(), Outcome::Refused(error));
+        }
+        Err(DecodeFailure::Invalid(reason)) => {
+            return refuse(
+                ApiError::bad_request("malformed_body", reason.clone()),
+                &reason,
+            );
+        }
+    };
+    let plain = decompressed.as_deref().unwrap_or(body);
+    let decoded = match decode_ingest_body(plain) {
+        Ok(decoded) => decoded,
+        Err(BodyError::Empty) => {
+            return (
+                Vec::new(),
+                Outcome::Refused(ApiError::bad_request(
+                    "empty_body",
+                    "the body holds no events",
+                )),
+            );
+        }
+        Err(error) => {
+            let reason = error.to_string();
+            return refuse(
+                ApiError::bad_request("malformed_body", reason.clone()),
+                &reason,
+            );
+        }
+    };
+    let mut records = Vec::with_capacity(decoded.events.len());
+    for event in &decoded.events {
+        let record = Record {
+            time: event.time.unwrap_or(received_at),
+            observed_time: received_at,
+            kind: match event.kind {
+                EventKind::Json => RecordKind::Json,
+                EventKind::Text => RecordKind::Text,
+            },
+            source: source.to_string(),
+            attrs: Vec::new(),
+            raw: event.raw.to_vec(),
+        };
+        records.push(record.encode());
+    }
+    let dead: Vec<Vec<u8>> = decoded
+        .rejected
+        .iter()
+        .map(|rejected| {
+            dead_letter(
+                rejected.raw,
+                &rejected.reason,
+                group,
+                Some(rejected.line),
+                received_at,
+                source,
+            )
+        })
+        .collect();
+    let outcome = Outcome::Accepted {
+        accepted: records.len(),
+        rejected: dead.len(),
+    };
+    let mut batches = vec![GroupBatch {
+        group: group.clone(),
+        records,
+    }];
+    if !dead.is_empty() {
+        batches.push(GroupBatch {
+            group: GroupName::dead_letter(),
+            records: dead,
+        });
+    }
+    (batches, outcome)
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        if byte == b'%' {
+            let hex = bytes
+                .get(index + 1..index + 3)
+                .and_then(|pair| std::str::from_utf8(pair).ok());
+            let value = hex.and_then(|pair| u8::from_str_radix(pair, 16).ok())?;
+            out.push(value);
+            index += 3;
+        } else {
+            out.push(byte);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}

@@ -1,0 +1,215 @@
+//! seclog's HTTP server: authentication, the ingest API, status and checkpoints, wired to the
+//! journal through one commit thread.
+//!
+//! Routes:
+//! - `GET /healthz` (no token)
+//! - `POST /api/v1/ingest/{group}` (ingest or admin token covering the group)
+//! - `GET /api/v1/status` (any token): commit settings, group sizes, seal latency
+//! - `GET /api/v1/checkpoint` (auditor or admin): the newest signed checkpoint, text
+//! - `PUT /api/v1/retention/{group}` with `{"days": N}` (admin)
+//!
+//! ```no_run
+//! # async fn demo(state: seclog_server::AppState) {
+//! let app = seclog_server::router(state);
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await.unwrap();
+//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await.unwrap();
+//! # }
+//! ```
+
+#![deny(clippy::unwrap_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+#![warn(missing_docs)]
+
+mod auth;
+mod committer;
+mod error;
+mod ingest;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use seclog_journal::{JournalWriter, Layout, latest_checkpoint};
+use seclog_meta::{MetaStore, Role};
+use seclog_model::GroupName;
+use serde_json::json;
+
+pub use committer::{CommitSettings, CommitStats, StatsSnapshot};
+pub use error::ApiError;
+pub use ingest::IngestLimits;
+
+use committer::{CommitHandle, Committer};
+
+/// Shared state of every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    meta: Arc<MetaStore>,
+    commit: CommitHandle,
+    layout: Layout,
+    limits: IngestLimits,
+    submit_wait: Duration,
+}
+
+/// Everything `serve` needs besides the opened stores.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// HTTP listen address.
+    pub http: SocketAddr,
+    /// Commit and sealing timing.
+    pub commit: CommitSettings,
+    /// Body limits.
+    pub limits: IngestLimits,
+}
+
+/// Builds the router.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/api/v1/ingest/{*group}", post(ingest::ingest))
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/checkpoint", get(checkpoint))
+        .route("/api/v1/retention/{*group}", put(set_retention))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "ok" }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+}
+
+async fn status(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    auth::authenticate(&state, request.headers())?;
+    let stats = state.commit.stats.snapshot();
+    let settings = &state.commit.settings;
+    Ok(axum::Json(json!({
+        "commit_interval_ms": settings.commit_interval.as_secs_f64() * 1000.0,
+        "seal_delay_ms": settings.seal_delay.as_secs_f64() * 1000.0,
+        "heartbeat_secs": settings.heartbeat.as_secs_f64(),
+        "stats": stats,
+    }))
+    .into_response())
+}
+
+async fn checkpoint(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let token = auth::authenticate(&state, request.headers())?;
+    if !matches!(token.role, Role::Auditor | Role::Admin) {
+        return Err(ApiError::forbidden(
+            "checkpoints are for auditor and admin tokens",
+        ));
+    }
+    let layout = state.layout.clone();
+    let latest = tokio::task::spawn_blocking(move || latest_checkpoint(&layout))
+        .await
+        .map_err(|_| ApiError::internal("checkpoint reader failed"))?
+        .map_err(|error| ApiError::internal(error.to_string()))?;
+    match latest {
+        Some(signed) => Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            signed.to_text(),
+        )
+            .into_response()),
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_checkpoint",
+            "nothing has been sealed yet",
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionRequest {
+    days: u32,
+}
+
+async fn set_retention(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let token = auth::authenticate(&state, request.headers())?;
+    if token.role != Role::Admin {
+        return Err(ApiError::forbidden("retention is set by admin tokens"));
+    }
+    let group_text = request
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/retention/")
+        .unwrap_or_default()
+        .to_string();
+    let group = GroupName::parse(&group_text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    let body = axum::body::to_bytes(request.into_body(), 4096)
+        .await
+        .map_err(|_| ApiError::bad_request("malformed_body", "could not read the body"))?;
+    let wanted: RetentionRequest = serde_json::from_slice(&body).map_err(|error| {
+        ApiError::bad_request(
+            "malformed_body",
+            format!("expected {{\"days\": N}}: {error}"),
+        )
+    })?;
+    state
+        .meta
+        .set_retention(group.as_str(), wanted.days)
+        .map_err(|error| ApiError::bad_request("invalid_retention", error.to_string()))?;
+    tracing::info!(group = %group, days = wanted.days, token = %token.id, "retention set");
+    state.commit.sweep();
+    Ok(axum::Json(json!({ "group": group.as_str(), "days": wanted.days })).into_response())
+}
+
+/// A running server's pieces, for embedding and tests.
+pub struct Server {
+    committer: Committer,
+    state: AppState,
+}
+
+impl Server {
+    /// Starts the commit thread over an opened journal.
+    pub fn start(
+        writer: JournalWriter,
+        meta: Arc<MetaStore>,
+        layout: Layout,
+        config: &ServerConfig,
+    ) -> std::io::Result<Self> {
+        let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
+        let state = AppState {
+            meta,
+            commit: committer.handle(),
+            layout,
+            limits: config.limits.clone(),
+            submit_wait: Duration::from_secs(10),
+        };
+        Ok(Server { committer, state })
+    }
+
+    /// The handler state (for [`router`]).
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` completes, then seals and stops.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+        drop(self.state);
+        let committer = self.committer;
+        tokio::task::spawn_blocking(move || committer.shutdown())
+            .await
+            .map_err(std::io::Error::other)?;
+        result
+    }
+}

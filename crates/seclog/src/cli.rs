@@ -1,0 +1,200 @@
+//! Command-line interface definition.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// seclog: tamper-evident, encrypted security log store.
+#[derive(Debug, Parser)]
+#[command(name = "seclog", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the data directory and its master key are.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct DataArgs {
+    /// Data directory.
+    #[arg(long = "data", value_name = "DIR")]
+    pub(crate) data: PathBuf,
+    /// Master key file (default DIR/keys/master.key).
+    #[arg(
+        long = "master-key-file",
+        env = "SECLOG_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) master_key_file: Option<PathBuf>,
+}
+
+/// Forward-secure epoch layout, used when a store is created.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct EpochArgs {
+    /// Length of a signing epoch in seconds (older epochs' keys are erased).
+    #[arg(long, default_value_t = 3600)]
+    pub(crate) epoch_secs: u64,
+    /// Number of epochs the verification key commits to (default: five years of hours).
+    #[arg(long, default_value_t = 43_920)]
+    pub(crate) epochs: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create a data directory: master key, signing state, verification key, admin token.
+    Init {
+        #[command(flatten)]
+        data: DataArgs,
+        #[command(flatten)]
+        epochs: EpochArgs,
+    },
+    /// Run the server (initializes an empty data directory first).
+    Serve(Box<ServeArgs>),
+    /// Check every stored byte against the signed checkpoints, with the public key only.
+    Verify {
+        /// Data directory.
+        #[arg(long = "data", value_name = "DIR")]
+        data: PathBuf,
+        /// Verification key (default DIR/verification.key).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// A checkpoint kept outside the host (from `seclog checkpoint`): history before it must match.
+        #[arg(long, value_name = "FILE")]
+        since_checkpoint: Option<PathBuf>,
+    },
+    /// Print a self-contained proof bundle (JSON) for one event.
+    Proof {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Group of the event.
+        #[arg(long)]
+        group: String,
+        /// Sequence number of the event.
+        #[arg(long)]
+        seq: u64,
+    },
+    /// Check a proof bundle offline.
+    VerifyProof {
+        /// Verification key file.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Bundle file (`-` for standard input).
+        bundle: PathBuf,
+    },
+    /// Print stored events as NDJSON (needs the master key).
+    Cat {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Group to print.
+        #[arg(long)]
+        group: String,
+        /// First sequence number.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Maximum number of events.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// List groups with their event counts.
+    Groups {
+        /// Data directory.
+        #[arg(long = "data", value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Print the newest signed checkpoint (hand it to a witness; pin it with --since-checkpoint).
+    Checkpoint {
+        /// Data directory.
+        #[arg(long = "data", value_name = "DIR")]
+        data: PathBuf,
+    },
+    /// Retention policies.
+    Retention {
+        #[command(subcommand)]
+        action: RetentionAction,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    pub(crate) data: DataArgs,
+    /// HTTP listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub(crate) http: SocketAddr,
+    /// How long a commit waits for concurrent requests to join it (milliseconds).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) commit_interval_ms: u64,
+    /// Longest delay between an acknowledgement and its signed checkpoint (milliseconds, at most 1000).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) seal_delay_ms: u64,
+    /// Signed heartbeat checkpoint interval while idle (seconds, at most 60).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=60))]
+    pub(crate) heartbeat_secs: u64,
+    /// How often retention policies are applied (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub(crate) retention_sweep_secs: u64,
+    /// Largest request body in bytes.
+    #[arg(long, default_value_t = 32 << 20)]
+    pub(crate) max_body_bytes: usize,
+    /// Largest decompressed body in bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub(crate) max_decompressed_bytes: usize,
+    /// Segment size at which a new segment is started (bytes).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub(crate) segment_max_bytes: u64,
+    /// zstd level for stored blocks.
+    #[arg(long, default_value_t = 3)]
+    pub(crate) zstd_level: i32,
+    #[command(flatten)]
+    pub(crate) epochs: EpochArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RetentionAction {
+    /// Keep a group's events for N days (whole expired segments are deleted, with a signed tombstone).
+    Set {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Group name.
+        #[arg(long)]
+        group: String,
+        /// Days to keep.
+        #[arg(long)]
+        days: u32,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TokenAction {
+    /// Create a token and print it (the only time it is shown).
+    Create {
+        #[command(flatten)]
+        data: DataArgs,
+        /// ingest, reader, auditor or admin.
+        #[arg(long)]
+        role: String,
+        /// Group pattern: `*`, a name, or a prefix ending in `*`.
+        #[arg(long, default_value = "*")]
+        groups: String,
+        /// Lifetime such as 90d, 12h, 30m.
+        #[arg(long)]
+        expires: Option<String>,
+    },
+    /// List tokens (never their secrets).
+    List {
+        #[command(flatten)]
+        data: DataArgs,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Token id from `token list`.
+        id: String,
+    },
+}

@@ -1,0 +1,358 @@
+//! What each subcommand does.
+
+use std::io::{BufWriter, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use seclog_journal::{
+    EpochParams, JournalConfig, JournalReader, JournalWriter, Layout, MasterKey, SignedCheckpoint,
+    Signer, VerificationKey, group_extent, group_names, latest_checkpoint, proof, verify,
+};
+use seclog_meta::{MetaStore, Role};
+use seclog_model::{GroupName, Timestamp};
+use seclog_server::{CommitSettings, IngestLimits, Server, ServerConfig};
+
+use crate::cli::{Cli, Command, DataArgs, EpochArgs, RetentionAction, ServeArgs, TokenAction};
+
+pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Init { data, epochs } => {
+            let layout = layout(&data);
+            if is_initialized(&layout) {
+                bail!("{} is already initialized", layout.root().display());
+            }
+            initialize(&layout, &epochs)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => serve(*args),
+        Command::Verify {
+            data,
+            key,
+            since_checkpoint,
+        } => verify_command(&data, key.as_deref(), since_checkpoint.as_deref()),
+        Command::Proof { data, group, seq } => {
+            let layout = layout(&data);
+            let group = GroupName::parse(&group)?;
+            let bundle = proof::make_proof(&layout, load_master(&layout)?, &group, seq)?;
+            println!("{}", serde_json::to_string_pretty(&bundle)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::VerifyProof { key, bundle } => verify_proof(&key, &bundle),
+        Command::Cat {
+            data,
+            group,
+            from,
+            limit,
+        } => cat(&data, &group, from, limit),
+        Command::Groups { data } => {
+            let layout = Layout::new(&data, None);
+            for group in group_names(&layout)? {
+                let (first, next) = group_extent(&layout, &group)?;
+                println!("{group} {}", next - first);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checkpoint { data } => {
+            let layout = Layout::new(&data, None);
+            let checkpoint =
+                latest_checkpoint(&layout)?.context("no checkpoint has been signed yet")?;
+            print!("{}", checkpoint.to_text());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Retention {
+            action: RetentionAction::Set { data, group, days },
+        } => {
+            let group = GroupName::parse(&group)?;
+            let meta = open_meta(&layout(&data))?;
+            meta.set_retention(group.as_str(), days)?;
+            println!("retention of {group}: {days} days (applied by the running server's sweep)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token { action } => token(action),
+    }
+}
+
+fn layout(data: &DataArgs) -> Layout {
+    Layout::new(&data.data, data.master_key_file.clone())
+}
+
+fn is_initialized(layout: &Layout) -> bool {
+    layout.verification_key().is_file()
+}
+
+fn load_master(layout: &Layout) -> Result<MasterKey> {
+    MasterKey::load(layout.master_key())
+        .with_context(|| format!("loading the master key {}", layout.master_key().display()))
+}
+
+fn open_meta(layout: &Layout) -> Result<MetaStore> {
+    Ok(MetaStore::open(&layout.meta_dir())?)
+}
+
+/// Creates keys, signing state and the admin token; prints the token once.
+fn initialize(layout: &Layout, epochs: &EpochArgs) -> Result<()> {
+    std::fs::create_dir_all(layout.root())
+        .with_context(|| format!("creating {}", layout.root().display()))?;
+    let master = MasterKey::create(layout.master_key())?;
+    let params = EpochParams {
+        start_unix: Timestamp::now().unix_seconds(),
+        epoch_secs: epochs.epoch_secs,
+        count: epochs.epochs,
+    };
+    Signer::init(layout, &master, params)?;
+    let meta = open_meta(layout)?;
+    let (token, _) = meta.create_token(Role::Admin, "*", None)?;
+    println!("admin token: {token}");
+    eprintln!(
+        "initialized {}; verification key: {}",
+        layout.root().display(),
+        layout.verification_key().display()
+    );
+    Ok(())
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let layout = layout(&args.data);
+    if !is_initialized(&layout) {
+        initialize(&layout, &args.epochs)?;
+    }
+    let master = load_master(&layout)?;
+    let meta = Arc::new(open_meta(&layout)?);
+    let journal_config = JournalConfig {
+        zstd_level: args.zstd_level,
+        segment_max_bytes: args.segment_max_bytes,
+        ..JournalConfig::default()
+    };
+    let (writer, notes) =
+        JournalWriter::open(&layout, master, journal_config).context("opening the journal")?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    let config = ServerConfig {
+        http: args.http,
+        commit: CommitSettings {
+            commit_interval: Duration::from_millis(args.commit_interval_ms),
+            seal_delay: Duration::from_millis(args.seal_delay_ms),
+            heartbeat: Duration::from_secs(args.heartbeat_secs),
+            retention_sweep: Duration::from_secs(args.retention_sweep_secs),
+            ..CommitSettings::default()
+        },
+        limits: IngestLimits {
+            max_body_bytes: args.max_body_bytes,
+            max_decompressed_bytes: args.max_decompressed_bytes,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.http)
+            .await
+            .with_context(|| format!("binding {}", config.http))?;
+        let address = listener.local_addr()?;
+        tracing::info!(
+            http = %address,
+            commit_interval_ms = args.commit_interval_ms,
+            seal_delay_ms = args.seal_delay_ms,
+            heartbeat_secs = args.heartbeat_secs,
+            "seclog listening"
+        );
+        let server = Server::start(writer, meta, layout, &config)?;
+        server.serve(listener, shutdown_signal()).await?;
+        tracing::info!("seclog stopped; journal sealed");
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing requests and sealing the journal");
+}
+
+fn verify_command(data: &Path, key: Option<&Path>, since: Option<&Path>) -> Result<ExitCode> {
+    let layout = Layout::new(data, None);
+    let key_path = key.map_or_else(|| layout.verification_key(), Path::to_path_buf);
+    let key = VerificationKey::load(&key_path)
+        .with_context(|| format!("loading the verification key {}", key_path.display()))?;
+    let pinned = match since {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                SignedCheckpoint::from_text(&text)
+                    .map_err(|reason| anyhow::anyhow!("{}: {reason}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let started = std::time::Instant::now();
+    let report = verify::verify(&layout, &key, pinned.as_ref())?;
+    let elapsed = started.elapsed();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    for finding in &report.findings {
+        writeln!(out, "{finding}")?;
+    }
+    for note in &report.notes {
+        writeln!(out, "note: {note}")?;
+    }
+    let records: u64 = report
+        .groups
+        .iter()
+        .map(|group| group.size - group.retained_from)
+        .sum();
+    let latest = report.latest.as_ref().map_or_else(
+        || "none".to_string(),
+        |body| format!("#{} at {} (epoch {})", body.seq, body.time, body.epoch),
+    );
+    if report.is_intact() {
+        writeln!(
+            out,
+            "OK: {} groups, {records} records, {} checkpoints (newest {latest}), {} bytes verified in {:.3} s ({:.1} MB/s)",
+            report.groups.len(),
+            report.checkpoints,
+            report.bytes,
+            elapsed.as_secs_f64(),
+            report.bytes as f64 / 1e6 / elapsed.as_secs_f64().max(1e-9)
+        )?;
+        Ok(ExitCode::SUCCESS)
+    } else {
+        writeln!(out, "FAILED: {} findings", report.findings.len())?;
+        Ok(ExitCode::from(1))
+    }
+}
+
+fn verify_proof(key: &Path, bundle: &Path) -> Result<ExitCode> {
+    let key = VerificationKey::load(key)
+        .with_context(|| format!("loading the verification key {}", key.display()))?;
+    let mut text = String::new();
+    if bundle == Path::new("-") {
+        std::io::stdin().read_to_string(&mut text)?;
+    } else {
+        text = std::fs::read_to_string(bundle)
+            .with_context(|| format!("reading {}", bundle.display()))?;
+    }
+    match proof::verify_proof(&text, &key) {
+        Ok(summary) => {
+            println!(
+                "OK: group {} record {} is included in checkpoint #{} signed at {} (epoch {})",
+                summary.group,
+                summary.seq,
+                summary.checkpoint.body.seq,
+                summary.checkpoint.body.time,
+                summary.checkpoint.body.epoch
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(reason) => {
+            println!("INVALID: {reason}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn cat(data: &DataArgs, group: &str, from: u64, limit: Option<usize>) -> Result<ExitCode> {
+    let layout = layout(data);
+    let group = GroupName::parse(group)?;
+    let reader = JournalReader::new(&layout, load_master(&layout)?);
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut position = from;
+    let mut remaining = limit.unwrap_or(usize::MAX);
+    while remaining > 0 {
+        let events = reader.read(&group, position, remaining.min(10_000), None)?;
+        let Some(last) = events.last() else { break };
+        position = last.seq + 1;
+        remaining -= events.len();
+        for event in &events {
+            serde_json::to_writer(
+                &mut out,
+                &proof::event_view(&event.group, event.seq, &event.record),
+            )?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn token(action: TokenAction) -> Result<ExitCode> {
+    match action {
+        TokenAction::Create {
+            data,
+            role,
+            groups,
+            expires,
+        } => {
+            let meta = open_meta(&layout(&data))?;
+            let expires_unix = expires
+                .map(|text| {
+                    parse_duration(&text).map(|secs| Timestamp::now().unix_seconds() + secs)
+                })
+                .transpose()?;
+            let (token, info) = meta.create_token(Role::parse(&role)?, &groups, expires_unix)?;
+            eprintln!(
+                "created token {} ({:?} on {})",
+                info.id, info.role, info.groups
+            );
+            println!("{token}");
+        }
+        TokenAction::List { data } => {
+            let meta = open_meta(&layout(&data))?;
+            for info in meta.list_tokens()? {
+                let role = serde_json::to_value(info.role)?;
+                println!(
+                    "{} {} {} created={} expires={}",
+                    info.id,
+                    role.as_str().unwrap_or("?"),
+                    info.groups,
+                    info.created_unix,
+                    info.expires_unix
+                        .map_or_else(|| "never".into(), |at| at.to_string())
+                );
+            }
+        }
+        TokenAction::Revoke { data, id } => {
+            let meta = open_meta(&layout(&data))?;
+            if !meta.revoke_token(&id)? {
+                bail!("no token with id {id}");
+            }
+            println!("revoked {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s` into seconds.
+fn parse_duration(text: &str) -> Result<i64> {
+    let (number, unit) = text.split_at(
+        text.find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len()),
+    );
+    let value: i64 = number
+        .parse()
+        .with_context(|| format!("invalid duration {text:?}"))?;
+    let scale = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => bail!("invalid duration unit in {text:?} (use s, m, h or d)"),
+    };
+    Ok(value * scale)
+}

@@ -330,11 +330,31 @@ impl CheckpointLog {
             file_hasher: Vec::new(),
             last: None,
         };
-        let Some((path, _)) = list_logs(&dir)?.pop() else {
-            return Ok((log, notes));
+        let mut logs = list_logs(&dir)?;
+        let (path, bytes, header) = loop {
+            let Some((path, _)) = logs.pop() else {
+                return Ok((log, notes));
+            };
+            let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
+            match parse_header(&bytes) {
+                Ok(header) if first_frame_complete(&bytes) => break (path, bytes, header),
+                // A crash while a new log file was being started: it holds no checkpoint yet.
+                _ if bytes.len() < LOG_HEADER_LEN + 64 * 32 && !first_frame_complete(&bytes) => {
+                    notes.push(format!(
+                        "recovery: removed {}, a checkpoint log whose creation was interrupted",
+                        path.display()
+                    ));
+                    fsutil::remove_durable(&path)?;
+                }
+                Ok(_) => {
+                    return Err(JournalError::corrupt(
+                        &path,
+                        "checkpoint log without its epoch key record",
+                    ));
+                }
+                Err(reason) => return Err(JournalError::corrupt(&path, reason)),
+            }
         };
-        let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
-        let header = parse_header(&bytes).map_err(|reason| JournalError::corrupt(&path, reason))?;
         let mut frames = frame::frames(&bytes, LOG_HEADER_LEN);
         let mut epoch_key = None;
         let mut count = 0u64;
@@ -492,6 +512,11 @@ impl CheckpointLog {
         self.file_count = 0;
         Ok(())
     }
+}
+
+/// True when the epoch-key frame after the header is whole.
+fn first_frame_complete(bytes: &[u8]) -> bool {
+    frame::read_frame(bytes, LOG_HEADER_LEN).is_ok_and(|frame| frame.tag == TAG_EPOCH_KEY)
 }
 
 fn truncate(path: &Path, len: u64) -> Result<()> {

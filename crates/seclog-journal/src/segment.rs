@@ -44,6 +44,11 @@ pub struct SegmentHeader {
 }
 
 impl SegmentHeader {
+    /// Length of the encoded header of a segment of `group`.
+    pub(crate) fn encoded_len(group: &str) -> usize {
+        8 + 2 + 2 + group.len() + 8 + 8 + 32 + 4
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.group.len());
         out.extend_from_slice(SEGMENT_MAGIC);
@@ -192,8 +197,7 @@ impl<'a> BlockView<'a> {
         let limit = compressed
             .len()
             .saturating_mul(64)
-            .max(1 << 20)
-            .min(crate::frame::MAX_PAYLOAD);
+            .clamp(1 << 20, crate::frame::MAX_PAYLOAD);
         let payload = zstd::bulk::decompress(&compressed, limit)
             .map_err(|error| format!("decompress: {error}"))?;
         let mut reader = ByteReader::new(&payload);

@@ -347,13 +347,12 @@ impl Signer {
             let Some(bytes) = state.get(start..start + SLOT_SIZE as usize) else {
                 continue;
             };
-            if let Some((epoch, seed)) = decode_slot(master, bytes) {
-                if best
+            if let Some((epoch, seed)) = decode_slot(master, bytes)
+                && best
                     .as_ref()
                     .is_none_or(|(_, best_epoch, _)| epoch > *best_epoch)
-                {
-                    best = Some((slot, epoch, seed));
-                }
+            {
+                best = Some((slot, epoch, seed));
             }
         }
         let (active_slot, epoch, seed) = best.ok_or_else(|| {

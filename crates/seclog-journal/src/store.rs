@@ -39,7 +39,10 @@ pub(crate) fn list_group_files(dir: &Path) -> Result<GroupFiles> {
 
 /// Group directories under `journal/groups` (name, path); entries that are not valid group
 /// directory names are returned separately.
-pub(crate) fn list_groups(layout: &Layout) -> Result<(Vec<(GroupName, PathBuf)>, Vec<PathBuf>)> {
+/// Group directories found, and entries that are not group directories.
+pub(crate) type GroupListing = (Vec<(GroupName, PathBuf)>, Vec<PathBuf>);
+
+pub(crate) fn list_groups(layout: &Layout) -> Result<GroupListing> {
     let dir = layout.groups_dir();
     let mut groups = Vec::new();
     let mut unexpected = Vec::new();

@@ -787,22 +787,21 @@ fn verify_group(
         });
     }
     let size = frontier.size();
-    if !broken {
-        if let Some(beyond) = expectations
+    if !broken
+        && let Some(beyond) = expectations
             .iter()
             .filter(|expectation| expectation.size > size)
             .max_by_key(|expectation| expectation.size)
-        {
-            verifier.find(
-                group,
-                dir,
-                Some((size, beyond.size)),
-                format!(
-                    "missing: checkpoint #{} ({}) covers {} records but only {size} are stored (truncated or deleted)",
-                    beyond.checkpoint, beyond.source, beyond.size
-                ),
-            );
-        }
+    {
+        verifier.find(
+            group,
+            dir,
+            Some((size, beyond.size)),
+            format!(
+                "missing: checkpoint #{} ({}) covers {} records but only {size} are stored (truncated or deleted)",
+                beyond.checkpoint, beyond.source, beyond.size
+            ),
+        );
     }
     match sealed {
         Some(sealed) if size > sealed => {

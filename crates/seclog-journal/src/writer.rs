@@ -215,9 +215,26 @@ impl JournalWriter {
                 }
             });
             state.prev_digest = tombstone.digest;
-            state.frontier =
-                Frontier::from_parts(tombstone.next_seq, tombstone.frontier.clone())
-                    .map_err(|error| JournalError::corrupt(tomb_path, error.to_string()))?;
+            state.frontier = Frontier::from_parts(tombstone.next_seq, tombstone.frontier)
+                .map_err(|error| JournalError::corrupt(tomb_path, error.to_string()))?;
+        }
+        // A crash while a segment was being created leaves a file shorter than its header:
+        // nothing in it was ever acknowledged, so it is removed and created again on demand.
+        if let Some((seq, path)) = segments.last().cloned() {
+            let len = fs::metadata(&path)
+                .map_err(JournalError::io("stat", &path))?
+                .len();
+            let full_header = SegmentHeader::encoded_len(group.as_str()) as u64;
+            let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
+            if len < full_header || (len == full_header && SegmentHeader::parse(&bytes).is_err()) {
+                notes.push(format!(
+                    "recovery: removed {}, a segment whose creation was interrupted ({len} bytes)",
+                    display_relative(&self.layout, &path)
+                ));
+                fsutil::remove_durable(&path)?;
+                fsutil::remove_durable(&self.layout.data_key(group, seq))?;
+                segments.pop();
+            }
         }
         let Some((last_seq, last_path)) = segments.last().cloned() else {
             return Ok(state);
@@ -566,12 +583,12 @@ impl JournalWriter {
             if !state.dirty {
                 continue;
             }
-            if let Some(segment) = &state.segment {
-                if let Err(error) = segment.file.sync_data() {
-                    let error = JournalError::io("fsync", segment.path.as_path())(error);
-                    self.poisoned = Some(error.to_string());
-                    return Err(error);
-                }
+            if let Some(segment) = &state.segment
+                && let Err(error) = segment.file.sync_data()
+            {
+                let error = JournalError::io("fsync", segment.path.as_path())(error);
+                self.poisoned = Some(error.to_string());
+                return Err(error);
             }
             state.dirty = false;
             published.push((name.clone(), state.frontier.size()));

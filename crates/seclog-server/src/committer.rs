@@ -235,10 +235,10 @@ impl Committer {
     /// Stops accepting work, seals what is unsealed and waits for the thread.
     pub(crate) fn shutdown(mut self) {
         let _ = self.handle.sender.send(Message::Shutdown);
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("commit thread panicked during shutdown");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("commit thread panicked during shutdown");
         }
     }
 }

@@ -22,6 +22,7 @@
 
 mod auth;
 mod committer;
+mod cursors;
 mod error;
 mod ingest;
 
@@ -40,6 +41,7 @@ use seclog_model::GroupName;
 use serde_json::json;
 
 pub use committer::{CommitSettings, CommitStats, StatsSnapshot};
+pub use cursors::MetaCursors;
 pub use error::ApiError;
 pub use ingest::IngestLimits;
 

@@ -48,30 +48,40 @@ def load_records():
     return [r for r in records if "eventName" in r]
 
 
-def vary(record, n, rng, start):
+def pools(rng):
+    """Principals and addresses as a real account has them: a few hundred, not one per event."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    ips = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in range(300)]
+    keys = ["ASIA" + "".join(rng.choice(alphabet) for _ in range(16)) for _ in range(80)]
+    return ips, keys
+
+
+def vary(record, n, rng, start, ips, keys):
+    """Unique ids per event (as CloudTrail has), time moving forward, principals from pools."""
     event = dict(record)
     event["eventID"] = str(uuid.UUID(int=rng.getrandbits(128)))
     event["eventTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start + n // 50))
-    event["sourceIPAddress"] = f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}"
+    event["sourceIPAddress"] = rng.choice(ips)
     if "requestID" in event:
         event["requestID"] = str(uuid.UUID(int=rng.getrandbits(128)))
     identity = event.get("userIdentity")
     if isinstance(identity, dict):
         identity = dict(identity)
         if "accessKeyId" in identity:
-            identity["accessKeyId"] = "AKIA" + "".join(rng.choice("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567") for _ in range(16))
+            identity["accessKeyId"] = rng.choice(keys)
         event["userIdentity"] = identity
     return json.dumps(event, separators=(",", ":"))
 
 
 def make_bodies(records, count, body_bytes, seed):
     rng = random.Random(seed)
+    ips, keys = pools(rng)
     start = 1_700_000_000
     bodies, n = [], 0
     for _ in range(count):
         lines, size = [], 0
         while size < body_bytes:
-            line = vary(records[n % len(records)], n, rng, start)
+            line = vary(records[rng.randrange(len(records))], n, rng, start, ips, keys)
             lines.append(line)
             size += len(line) + 1
             n += 1

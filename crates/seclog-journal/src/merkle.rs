@@ -397,6 +397,20 @@ pub fn verify_inclusion(
     proof: &[Hash],
     root: &Hash,
 ) -> Result<(), ProofError> {
+    if root_from_inclusion(index, size, leaf, proof)? != *root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// The root that an inclusion `proof` for `leaf` at `index` in a tree of `size` leaves leads
+/// to (RFC 9162 §2.1.3.2 without the final comparison). Errors on malformed proofs.
+pub fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+) -> Result<Hash, ProofError> {
     if index >= size {
         return Err(ProofError::IndexOutOfRange { index, size });
     }
@@ -437,10 +451,7 @@ pub fn verify_inclusion(
             actual: proof.len(),
         });
     }
-    if computed != *root {
-        return Err(ProofError::RootMismatch);
-    }
-    Ok(())
+    Ok(computed)
 }
 
 /// Verifies that the tree of `old_size` leaves with root `old_root` is a prefix of the tree of

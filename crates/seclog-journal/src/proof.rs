@@ -75,8 +75,14 @@ pub struct ProofBundle {
     pub record: String,
     /// The record's salt, hex.
     pub salt: String,
-    /// Digest of the encrypted block holding the record, hex.
-    pub block_digest: String,
+    /// `body_digest` of the encrypted block holding the record, hex.
+    pub block_body: String,
+    /// Number of records in that block.
+    pub block_count: u32,
+    /// Position of the record in that block.
+    pub block_index: u32,
+    /// RFC 6962 path from the record's commitment to the block's commitment root, hex.
+    pub commitment_path: Vec<String>,
     /// Tree size the inclusion path is for.
     pub tree_size: u64,
     /// RFC 6962 inclusion path, hex.
@@ -193,7 +199,15 @@ pub fn make_proof(
         event: event_view(group, seq, &record),
         record: B64.encode(&opened.bytes),
         salt: hex::encode(opened.salt),
-        block_digest: hex::encode(opened.block_digest),
+        block_body: hex::encode(opened.body_digest),
+        block_count: opened.commitments.len() as u32,
+        block_index: opened.index,
+        commitment_path: TreeView::new(&Frontier::new(), &opened.commitments)
+            .inclusion_proof(u64::from(opened.index), opened.commitments.len() as u64)
+            .map_err(|error| JournalError::Invalid(error.to_string()))?
+            .iter()
+            .map(hex::encode)
+            .collect(),
         tree_size: head.size,
         inclusion: inclusion.iter().map(hex::encode).collect(),
         checkpoint: checkpoint.to_text(),
@@ -223,9 +237,24 @@ pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSum
         return Err("the readable event does not match the proven record bytes".into());
     }
     let salt = decode_hash(&bundle.salt, "salt")?;
-    let block_digest = decode_hash(&bundle.block_digest, "block_digest")?;
-    let commitment = segment::record_commitment(&salt, &record_bytes);
-    let leaf = segment::leaf_hash(bundle.seq, &commitment, &block_digest);
+    let body_digest = decode_hash(&bundle.block_body, "block_body")?;
+    let commitment = segment::record_commitment(bundle.seq, &salt, &record_bytes);
+    let commitment_path = bundle
+        .commitment_path
+        .iter()
+        .map(|node| decode_hash(node, "commitment path node"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let commit_root = merkle::root_from_inclusion(
+        u64::from(bundle.block_index),
+        u64::from(bundle.block_count),
+        &commitment,
+        &commitment_path,
+    )
+    .map_err(|error| format!("commitment path: {error}"))?;
+    let leaf = segment::leaf_hash(
+        bundle.seq,
+        &segment::block_digest(&body_digest, &commit_root),
+    );
     let path = bundle
         .inclusion
         .iter()

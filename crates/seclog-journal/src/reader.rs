@@ -32,7 +32,11 @@ pub(crate) struct OpenedRecord {
     pub(crate) seq: u64,
     pub(crate) salt: [u8; 32],
     pub(crate) bytes: Vec<u8>,
-    pub(crate) block_digest: [u8; 32],
+    /// `body_digest` of the block holding the record.
+    pub(crate) body_digest: [u8; 32],
+    /// Position of the record in its block, and every commitment of the block.
+    pub(crate) index: u32,
+    pub(crate) commitments: std::sync::Arc<Vec<[u8; 32]>>,
 }
 
 /// Decrypts events of a data directory. Safe to use while a writer appends.
@@ -121,11 +125,11 @@ impl JournalReader {
                 if block.end_seq() <= from_seq {
                     continue;
                 }
-                let block_digest = block.digest(&header_digest);
-                let records = block
+                let opened = block
                     .open(&key, &header_digest)
                     .map_err(|reason| JournalError::corrupt(path, reason))?;
-                for (index, (salt, record)) in records.into_iter().enumerate() {
+                let commitments = std::sync::Arc::new(opened.commitments);
+                for (index, (salt, record)) in opened.records.into_iter().enumerate() {
                     let seq = block.first_seq + index as u64;
                     if seq < from_seq {
                         continue;
@@ -137,7 +141,9 @@ impl JournalReader {
                         seq,
                         salt,
                         bytes: record,
-                        block_digest,
+                        body_digest: opened.body_digest,
+                        index: index as u32,
+                        commitments: std::sync::Arc::clone(&commitments),
                     })? {
                         return Ok(());
                     }

@@ -4,18 +4,22 @@
 //! header = "SLOGSEG\0" | version u16 | group_len u16 | group | first_seq u64 | created_at i64
 //!          | prev_digest [32] | crc32
 //! block frame (tag 0xB1) payload =
-//!          first_seq u64 | count u32 | written_at i64 | nonce [24] | commitments [32 x count]
+//!          first_seq u64 | count u32 | written_at i64 | nonce [24] | commit_root [32]
 //!          | ciphertext (XChaCha20-Poly1305 of zstd(salt_key [32] | (len u32 | record)*))
 //! footer frame (tag 0xF0) payload =
 //!          next_seq u64 | frontier_len u8 | frontier [32 x n] | file_digest [32]
 //! ```
 //! `file_digest` is SHA-256 of every byte before the footer; the next segment stores it as
-//! `prev_digest`. Record `j` of a block has the commitment
-//! `SHA-256("seclog-rec-v1" | salt_j | record)` with `salt_j = SHA-256("seclog-salt-v1" | salt_key | j)`,
-//! and the Merkle leaf input `"SLv1" | seq u64 | commitment | block_digest` where
-//! `block_digest = SHA-256("seclog-block-v1" | header_digest | first_seq | count | written_at | nonce | ciphertext)`.
-//! So the tree commits to every stored byte and can be checked without any key, while a proof
-//! for one record reveals only that record and its salt.
+//! `prev_digest`. Record `j` (sequence number `seq`) of a block has the hiding commitment
+//! `c_j = SHA-256("seclog-rec-v1" | seq u64 | salt_j | record)` with
+//! `salt_j = SHA-256("seclog-salt-v1" | salt_key | j u32)`; `commit_root` is the RFC 6962 root over
+//! the block's `c_j` (taken as leaf hashes). With
+//! `body_digest = SHA-256("seclog-block-body-v1" | header_digest | first_seq | count | written_at | nonce | ciphertext)`
+//! and `block_digest = SHA-256("seclog-block-v1" | body_digest | commit_root)`, the group tree's
+//! leaf for `seq` is `SHA-256(0x00 | "SLv1" | seq u64 | block_digest)`.
+//! The tree thereby commits to every stored byte and is checked without any key (32 bytes of
+//! commitment per block, not per record), while a proof for one record reveals only that record,
+//! its salt and a path among its block's commitments.
 
 use seclog_model::Timestamp;
 
@@ -113,7 +117,7 @@ pub struct BlockView<'a> {
     /// When the block was written.
     pub written_at: Timestamp,
     pub(crate) nonce: [u8; NONCE_LEN],
-    pub(crate) commitments: &'a [u8],
+    pub(crate) commit_root: Hash,
     pub(crate) ciphertext: &'a [u8],
 }
 
@@ -128,14 +132,14 @@ impl<'a> BlockView<'a> {
         if count == 0 {
             return Err("empty block".into());
         }
-        let commitments = reader.take(count as usize * 32).map_err(short)?;
+        let commit_root = reader.array().map_err(short)?;
         let ciphertext = reader.rest();
         Ok(BlockView {
             first_seq,
             count,
             written_at,
             nonce,
-            commitments,
+            commit_root,
             ciphertext,
         })
     }
@@ -145,15 +149,10 @@ impl<'a> BlockView<'a> {
         self.first_seq + u64::from(self.count)
     }
 
-    pub(crate) fn commitment(&self, index: u32) -> Option<Hash> {
-        let start = index as usize * 32;
-        self.commitments.get(start..start + 32)?.try_into().ok()
-    }
-
-    /// Digest binding the segment header and the encrypted bytes.
-    pub(crate) fn digest(&self, header_digest: &Hash) -> Hash {
+    /// Digest of everything stored in the block except the commitment root.
+    pub(crate) fn body_digest(&self, header_digest: &Hash) -> Hash {
         sha256(&[
-            b"seclog-block-v1",
+            b"seclog-block-body-v1",
             header_digest,
             &self.first_seq.to_le_bytes(),
             &self.count.to_le_bytes(),
@@ -163,36 +162,29 @@ impl<'a> BlockView<'a> {
         ])
     }
 
-    fn aad(&self, header_digest: &Hash) -> Vec<u8> {
-        block_aad(
-            header_digest,
-            self.first_seq,
-            self.count,
-            self.written_at,
-            self.commitments,
-        )
-    }
-
     /// The Merkle leaf hashes of this block's records, in order.
     pub(crate) fn leaves(&self, header_digest: &Hash, out: &mut Vec<Hash>) {
-        let block_digest = self.digest(header_digest);
-        for (index, commitment) in self.commitments.chunks_exact(32).enumerate() {
-            out.push(leaf_hash(
-                self.first_seq + index as u64,
-                commitment,
-                &block_digest,
-            ));
+        let block_digest = block_digest(&self.body_digest(header_digest), &self.commit_root);
+        for index in 0..u64::from(self.count) {
+            out.push(leaf_hash(self.first_seq + index, &block_digest));
         }
     }
 
-    /// Decrypts and checks every record against its commitment. Returns `(salt, record)` pairs.
+    /// Decrypts the block and checks every record against the commitment root.
     pub(crate) fn open(
         &self,
         key: &SecretKey,
         header_digest: &Hash,
-    ) -> Result<Vec<(Hash, Vec<u8>)>, String> {
+    ) -> Result<OpenedBlock, String> {
+        let aad = block_aad(
+            header_digest,
+            self.first_seq,
+            self.count,
+            self.written_at,
+            &self.commit_root,
+        );
         let compressed = key
-            .open_with_nonce(&self.nonce, self.ciphertext, &self.aad(header_digest))
+            .open_with_nonce(&self.nonce, self.ciphertext, &aad)
             .map_err(|error| format!("block {}: {error}", self.first_seq))?;
         let limit = compressed
             .len()
@@ -201,31 +193,48 @@ impl<'a> BlockView<'a> {
         let payload = zstd::bulk::decompress(&compressed, limit)
             .map_err(|error| format!("decompress: {error}"))?;
         let mut reader = ByteReader::new(&payload);
-        let salt_key: Hash = reader
-            .array()
-            .map_err(|_| "block payload truncated".to_string())?;
+        let truncated = |_| "block payload truncated".to_string();
+        let salt_key: Hash = reader.array().map_err(truncated)?;
         let mut records = Vec::with_capacity(self.count as usize);
+        let mut commitments = Vec::with_capacity(self.count as usize);
         for index in 0..self.count {
-            let len = reader
-                .u32()
-                .map_err(|_| "block payload truncated".to_string())? as usize;
-            let record = reader
-                .take(len)
-                .map_err(|_| "block payload truncated".to_string())?;
+            let len = reader.u32().map_err(truncated)? as usize;
+            let record = reader.take(len).map_err(truncated)?;
             let salt = record_salt(&salt_key, index);
-            if Some(record_commitment(&salt, record)) != self.commitment(index) {
-                return Err(format!(
-                    "record {} does not match its commitment",
-                    self.first_seq + u64::from(index)
-                ));
-            }
+            commitments.push(record_commitment(
+                self.first_seq + u64::from(index),
+                &salt,
+                record,
+            ));
             records.push((salt, record.to_vec()));
         }
         if reader.remaining() != 0 {
             return Err("trailing bytes in block payload".into());
         }
-        Ok(records)
+        if merkle::root_of(&commitments) != self.commit_root {
+            return Err(format!(
+                "block {}: records do not match their commitments",
+                self.first_seq
+            ));
+        }
+        Ok(OpenedBlock {
+            records,
+            commitments,
+            body_digest: self.body_digest(header_digest),
+        })
     }
+}
+
+/// A decrypted block: `(salt, record)` pairs, their commitments, and the body digest.
+pub(crate) struct OpenedBlock {
+    pub(crate) records: Vec<(Hash, Vec<u8>)>,
+    pub(crate) commitments: Vec<Hash>,
+    pub(crate) body_digest: Hash,
+}
+
+/// Digest tying a block's stored bytes to its records' commitments.
+pub fn block_digest(body_digest: &Hash, commit_root: &Hash) -> Hash {
+    sha256(&[b"seclog-block-v1", body_digest, commit_root])
 }
 
 fn block_aad(
@@ -233,7 +242,7 @@ fn block_aad(
     first_seq: u64,
     count: u32,
     written_at: Timestamp,
-    commitments: &[u8],
+    commit_root: &Hash,
 ) -> Vec<u8> {
     [
         b"seclog-block-aad-v1".as_slice(),
@@ -241,7 +250,7 @@ fn block_aad(
         &first_seq.to_le_bytes(),
         &count.to_le_bytes(),
         &written_at.unix_nanos().to_le_bytes(),
-        &sha256(&[commitments]),
+        commit_root,
     ]
     .concat()
 }
@@ -251,20 +260,18 @@ pub(crate) fn record_salt(salt_key: &Hash, index: u32) -> Hash {
     sha256(&[b"seclog-salt-v1", salt_key, &index.to_le_bytes()])
 }
 
-/// Hiding commitment to one record's plaintext.
-pub fn record_commitment(salt: &Hash, record: &[u8]) -> Hash {
-    sha256(&[b"seclog-rec-v1", salt, record])
+/// Hiding commitment to one record's plaintext, bound to its sequence number.
+pub fn record_commitment(seq: u64, salt: &Hash, record: &[u8]) -> Hash {
+    sha256(&[b"seclog-rec-v1", &seq.to_le_bytes(), salt, record])
 }
 
-/// The RFC 6962 leaf hash of one stored record.
-pub fn leaf_hash(seq: u64, commitment: &[u8], block_digest: &Hash) -> Hash {
-    let mut input = [0u8; 4 + 8 + 32 + 32];
+/// The RFC 6962 leaf hash of the record `seq` stored in the block with `block_digest`.
+pub fn leaf_hash(seq: u64, block_digest: &Hash) -> Hash {
+    let mut input = [0u8; 4 + 8 + 32];
     let (prefix, rest) = input.split_at_mut(4);
     prefix.copy_from_slice(b"SLv1");
-    let (seq_bytes, rest) = rest.split_at_mut(8);
+    let (seq_bytes, digest_bytes) = rest.split_at_mut(8);
     seq_bytes.copy_from_slice(&seq.to_le_bytes());
-    let (commitment_bytes, digest_bytes) = rest.split_at_mut(32);
-    commitment_bytes.copy_from_slice(commitment.get(..32).unwrap_or(&[0u8; 32]));
     digest_bytes.copy_from_slice(block_digest);
     merkle::leaf_hash(&input)
 }
@@ -290,26 +297,29 @@ pub(crate) fn build_block(
     let total: usize = records.iter().map(|record| record.len() + 4).sum();
     let mut payload = Vec::with_capacity(32 + total);
     payload.extend_from_slice(&salt_key);
-    let mut commitments = Vec::with_capacity(records.len() * 32);
+    let mut commitments = Vec::with_capacity(records.len());
     for (index, record) in records.iter().enumerate() {
         payload.extend_from_slice(&(record.len() as u32).to_le_bytes());
         payload.extend_from_slice(record);
-        commitments.extend_from_slice(&record_commitment(
+        let seq = first_seq + index as u64;
+        commitments.push(record_commitment(
+            seq,
             &record_salt(&salt_key, index as u32),
             record,
         ));
     }
+    let commit_root = merkle::root_of(&commitments);
     let compressed = zstd::bulk::compress(&payload, zstd_level)
         .map_err(|error| JournalError::Invalid(format!("zstd compression failed: {error}")))?;
     let nonce: [u8; NONCE_LEN] = random_bytes()?;
-    let aad = block_aad(header_digest, first_seq, count, written_at, &commitments);
+    let aad = block_aad(header_digest, first_seq, count, written_at, &commit_root);
     let ciphertext = key.seal_with_nonce(&nonce, &compressed, &aad)?;
-    let mut block_payload = Vec::with_capacity(BLOCK_FIXED + commitments.len() + ciphertext.len());
+    let mut block_payload = Vec::with_capacity(BLOCK_FIXED + 32 + ciphertext.len());
     block_payload.extend_from_slice(&first_seq.to_le_bytes());
     block_payload.extend_from_slice(&count.to_le_bytes());
     block_payload.extend_from_slice(&written_at.unix_nanos().to_le_bytes());
     block_payload.extend_from_slice(&nonce);
-    block_payload.extend_from_slice(&commitments);
+    block_payload.extend_from_slice(&commit_root);
     block_payload.extend_from_slice(&ciphertext);
     let view = BlockView::parse(&block_payload).map_err(JournalError::Invalid)?;
     let mut leaves = Vec::with_capacity(records.len());
@@ -398,7 +408,11 @@ mod tests {
         let view = BlockView::parse(frame.payload).unwrap();
         assert_eq!((view.first_seq, view.count, view.end_seq()), (7, 3, 10));
         let opened = view.open(&key, &digest).unwrap();
-        let plain: Vec<&[u8]> = opened.iter().map(|(_, record)| record.as_slice()).collect();
+        let plain: Vec<&[u8]> = opened
+            .records
+            .iter()
+            .map(|(_, record)| record.as_slice())
+            .collect();
         assert_eq!(plain, records);
         let mut leaves = Vec::new();
         view.leaves(&digest, &mut leaves);

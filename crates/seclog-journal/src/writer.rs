@@ -42,7 +42,7 @@ impl Default for JournalConfig {
             zstd_level: 3,
             segment_max_bytes: 64 << 20,
             segment_max_age: Duration::from_secs(24 * 3600),
-            block_max_bytes: 1 << 20,
+            block_max_bytes: 4 << 20,
         }
     }
 }

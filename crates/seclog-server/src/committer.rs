@@ -3,7 +3,7 @@
 //! fsync, signs a checkpoint within `seal_delay` of the first unsealed acknowledgement (and a
 //! heartbeat while idle), and applies retention periodically.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -326,43 +326,69 @@ fn commit(
     unsealed_acks: &mut Vec<Instant>,
 ) {
     let now = Timestamp::now();
-    let mut results = Vec::with_capacity(pending.len());
-    let mut records = 0u64;
+    // Merge every request's records per group, so that one commit writes few, large blocks
+    // (better compression) whatever the request sizes; remember where each request's part went.
+    let mut merged: BTreeMap<GroupName, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut placements = Vec::with_capacity(pending.len());
+    let mut replies = Vec::with_capacity(pending.len());
     for (batches, reply) in pending {
-        let mut assigned = Vec::with_capacity(batches.len());
-        let mut failure = None;
-        for batch in &batches {
-            match writer.append(&batch.group, &batch.records, now) {
-                Ok(range) => {
-                    records += batch.records.len() as u64;
-                    assigned.push(range);
-                }
-                Err(error) => {
-                    failure = Some(error.to_string());
-                    break;
-                }
+        let mut placement = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let records = merged.entry(batch.group.clone()).or_default();
+            placement.push((
+                batch.group,
+                records.len() as u64,
+                batch.records.len() as u64,
+            ));
+            records.extend(batch.records);
+        }
+        placements.push(placement);
+        replies.push(reply);
+    }
+    let mut firsts = BTreeMap::new();
+    let mut total = 0u64;
+    let mut failure = None;
+    for (group, records) in &merged {
+        match writer.append(group, records, now) {
+            Ok(Some((first, _))) => {
+                firsts.insert(group.clone(), first);
+                total += records.len() as u64;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                failure = Some(error.to_string());
+                break;
             }
         }
-        results.push((reply, failure.map_or(Ok(assigned), Err)));
     }
-    if let Err(error) = writer.commit() {
-        tracing::error!(error = %error, "journal commit failed; refusing further writes");
-        stats.update(|inner| inner.last_error = Some(error.to_string()));
-        for (reply, _) in results {
-            let _ = reply.send(Err(error.to_string()));
+    if failure.is_none()
+        && let Err(error) = writer.commit()
+    {
+        failure = Some(error.to_string());
+    }
+    if let Some(error) = failure {
+        tracing::error!(error = %error, "journal write failed; refusing further writes");
+        stats.update(|inner| inner.last_error = Some(error.clone()));
+        for reply in replies {
+            let _ = reply.send(Err(error.clone()));
         }
         return;
     }
     stats.update(|inner| {
         inner.commits += 1;
-        inner.records += records;
+        inner.records += total;
     });
     let acked_at = Instant::now();
-    for (reply, result) in results {
-        if result.is_ok() {
-            unsealed_acks.push(acked_at);
-        }
-        let _ = reply.send(result);
+    for (reply, placement) in replies.into_iter().zip(placements) {
+        let assigned = placement
+            .into_iter()
+            .map(|(group, offset, len)| {
+                let first = firsts.get(&group)? + offset;
+                (len > 0).then(|| (first, first + len - 1))
+            })
+            .collect();
+        unsealed_acks.push(acked_at);
+        let _ = reply.send(Ok(assigned));
     }
 }
 

@@ -7,9 +7,10 @@
 //!          first_seq u64 | count u32 | written_at i64 | nonce [24] | commit_root [32]
 //!          | ciphertext (XChaCha20-Poly1305 of zstd(salt_key [32] | (len u32 | record)*))
 //! footer frame (tag 0xF0) payload =
-//!          next_seq u64 | frontier_len u8 | frontier [32 x n] | file_digest [32]
+//!          next_seq u64 | frontier_len u8 | frontier [32 x n] | segment_digest [32]
 //! ```
-//! `file_digest` is SHA-256 of every byte before the footer; the next segment stores it as
+//! `segment_digest = SHA-256("seclog-segment-digest-v1" | header_digest | next_seq | tree root at
+//! next_seq)` commits to the header and, through the tree, to every block; the next segment stores it as
 //! `prev_digest`. Record `j` (sequence number `seq`) of a block has the hiding commitment
 //! `c_j = SHA-256("seclog-rec-v1" | seq u64 | salt_j | record)` with
 //! `salt_j = SHA-256("seclog-salt-v1" | salt_key | j u32)`; `commit_root` is the RFC 6962 root over
@@ -43,7 +44,7 @@ pub struct SegmentHeader {
     pub first_seq: u64,
     /// Creation time.
     pub created_at: Timestamp,
-    /// `file_digest` of the previous segment (zeros for the group's first).
+    /// `segment_digest` of the previous segment (zeros for the group's first).
     pub prev_digest: Hash,
 }
 
@@ -337,7 +338,7 @@ pub struct Footer {
     /// Merkle frontier at `next_seq`.
     pub frontier: Vec<Hash>,
     /// SHA-256 of the file bytes before the footer.
-    pub file_digest: Hash,
+    pub segment_digest: Hash,
 }
 
 impl Footer {
@@ -348,7 +349,7 @@ impl Footer {
         for node in &self.frontier {
             payload.extend_from_slice(node);
         }
-        payload.extend_from_slice(&self.file_digest);
+        payload.extend_from_slice(&self.segment_digest);
         let mut frame = Vec::new();
         encode_frame(TAG_FOOTER, &payload, &mut frame);
         frame
@@ -366,21 +367,26 @@ impl Footer {
         for _ in 0..frontier_len {
             frontier.push(reader.array().map_err(short)?);
         }
-        let file_digest = reader.array().map_err(short)?;
+        let segment_digest = reader.array().map_err(short)?;
         if reader.remaining() != 0 {
             return Err("trailing bytes in footer".into());
         }
         Ok(Footer {
             next_seq,
             frontier,
-            file_digest,
+            segment_digest,
         })
     }
 }
 
-/// SHA-256 file digest of `bytes` (everything before a footer).
-pub(crate) fn file_digest(bytes: &[u8]) -> Hash {
-    sha256(&[bytes])
+/// Digest of a sealed segment: its header and its records through the tree root at its end.
+pub(crate) fn segment_digest(header_digest: &Hash, next_seq: u64, root: &Hash) -> Hash {
+    sha256(&[
+        b"seclog-segment-digest-v1",
+        header_digest,
+        &next_seq.to_le_bytes(),
+        root,
+    ])
 }
 
 #[cfg(test)]

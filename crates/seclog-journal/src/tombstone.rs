@@ -5,7 +5,7 @@
 //! seclog tombstone v1
 //! group <name>
 //! records <first_seq> <next_seq>
-//! digest <hex file_digest of the deleted segment>
+//! digest <hex segment_digest of the deleted segment>
 //! last-written <RFC 3339>
 //! retention-days <n>
 //! deleted-at <RFC 3339>
@@ -35,7 +35,7 @@ pub struct Tombstone {
     pub first_seq: u64,
     /// One past the last deleted record.
     pub next_seq: u64,
-    /// `file_digest` of the deleted segment.
+    /// `segment_digest` of the deleted segment.
     pub digest: Hash,
     /// When the newest deleted record was written.
     pub last_written: Timestamp,

@@ -382,7 +382,7 @@ fn verify_checkpoints(verifier: &mut Verifier<'_>) -> Result<Vec<(String, Signed
                     footer_seen = true;
                     let expected = checkpoint::encode_footer_payload(
                         count,
-                        &segment::file_digest(bytes.get(..frame.offset).unwrap_or_default()),
+                        &crate::crypto::sha256(&[bytes.get(..frame.offset).unwrap_or_default()]),
                     );
                     if frame.payload != expected.as_slice() {
                         verifier.find(
@@ -604,187 +604,221 @@ fn verify_group(
     }
     let segment_count = files.segments.len();
     let mut broken = false;
-    for (index, (name_seq, path)) in files.segments.iter().enumerate() {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |count| count.get())
+        .clamp(1, 4);
+    // Segments are scanned (read, parsed, hashed) in parallel a few at a time; what depends on
+    // the previous segment (sequence numbers, chaining, the tree) is then checked in order.
+    for (chunk_index, chunk) in files.segments.chunks(workers).enumerate() {
         if broken {
             break;
         }
-        let Some(bytes) = verifier.read(path) else {
-            broken = true;
-            continue;
-        };
-        let first = frontier.size();
-        let (header, header_len) = match SegmentHeader::parse(&bytes) {
-            Ok(parsed) => parsed,
-            Err(reason) => {
-                verifier.find(group, path, Some((first, first + 1)), reason);
-                broken = true;
-                continue;
+        let scans: Vec<SegmentScan> = std::thread::scope(|scope| {
+            let handles: Vec<_> = chunk
+                .iter()
+                .map(|(_, path)| scope.spawn(move || scan_segment(path)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| SegmentScan::failed("verifier thread panicked"))
+                })
+                .collect()
+        });
+        for (offset_in_chunk, ((name_seq, path), scan)) in chunk.iter().zip(scans).enumerate() {
+            if broken {
+                break;
             }
-        };
-        if header.group != name.as_str() {
-            verifier.find(
-                group,
-                path,
-                None,
-                format!("segment belongs to group {:?}", header.group),
-            );
-        }
-        if header.first_seq != *name_seq || header.first_seq != first {
-            verifier.find(
-                group,
-                path,
-                Some((first, first + 1)),
-                format!("segment starts at record {} (file name {name_seq}) but record {first} comes next: missing, moved or reordered segment", header.first_seq),
-            );
-            broken = true;
-            continue;
-        }
-        if expected_prev.is_some_and(|prev| prev != header.prev_digest) {
-            verifier.find(
-                group,
-                path,
-                Some((first, first + 1)),
-                "segment does not chain to the previous segment (missing, replaced or reordered)",
-            );
-        }
-        let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
-        let mut leaves = Vec::new();
-        let mut footer_seen = false;
-        let mut frames = frame::frames(&bytes, header_len);
-        for frame in frames.by_ref() {
-            if footer_seen {
+            let index = chunk_index * workers + offset_in_chunk;
+            verifier.report.bytes += scan.bytes_len;
+            let first = frontier.size();
+            let header = match scan.header {
+                Ok(header) => header,
+                Err(reason) => {
+                    verifier.find(group, path, Some((first, first + 1)), reason);
+                    broken = true;
+                    continue;
+                }
+            };
+            if header.group != name.as_str() {
                 verifier.find(
                     group,
                     path,
                     None,
-                    format!("data after the footer at byte {}", frame.offset),
+                    format!("segment belongs to group {:?}", header.group),
                 );
-                break;
             }
-            match frame.tag {
-                TAG_BLOCK => {
-                    let block = match BlockView::parse(frame.payload) {
-                        Ok(block) => block,
-                        Err(reason) => {
+            if header.first_seq != *name_seq || header.first_seq != first {
+                verifier.find(
+                    group,
+                    path,
+                    Some((first, first + 1)),
+                    format!(
+                        "segment starts at record {} (file name {name_seq}) but record {first} comes next: missing, moved or reordered segment",
+                        header.first_seq
+                    ),
+                );
+                broken = true;
+                continue;
+            }
+            if expected_prev.is_some_and(|prev| prev != header.prev_digest) {
+                verifier.find(
+                    group,
+                    path,
+                    Some((first, first + 1)),
+                    "segment does not chain to the previous segment (missing, replaced or reordered)",
+                );
+            }
+            let mut footer_seen = false;
+            for item in &scan.items {
+                match item {
+                    ScanItem::AfterFooter { offset } => {
+                        verifier.find(
+                            group,
+                            path,
+                            None,
+                            format!("data after the footer at byte {offset}"),
+                        );
+                    }
+                    ScanItem::BadBlock { offset, reason } => {
+                        verifier.find(
+                            group,
+                            path,
+                            Some((frontier.size(), frontier.size() + 1)),
+                            format!("block at byte {offset}: {reason}"),
+                        );
+                        broken = true;
+                    }
+                    ScanItem::UnknownTag { offset, tag } => {
+                        verifier.find(
+                            group,
+                            path,
+                            None,
+                            format!("unknown frame tag {tag:#x} at byte {offset}"),
+                        );
+                    }
+                    ScanItem::Block {
+                        offset,
+                        first_seq,
+                        end_seq,
+                        leaves,
+                    } => {
+                        if *first_seq != frontier.size() {
                             verifier.find(
                                 group,
                                 path,
-                                Some((frontier.size(), frontier.size() + 1)),
-                                format!("block at byte {}: {reason}", frame.offset),
+                                Some((*first_seq, *end_seq)),
+                                format!(
+                                    "block at byte {offset} holds records {first_seq}.. where {} was expected (reordered or duplicated)",
+                                    frontier.size()
+                                ),
                             );
                             broken = true;
                             break;
                         }
-                    };
-                    if block.first_seq != frontier.size() {
-                        verifier.find(
-                            group,
-                            path,
-                            Some((block.first_seq, block.end_seq())),
-                            format!("block at byte {} holds records {}.. where {} was expected (reordered or duplicated)", frame.offset, block.first_seq, frontier.size()),
-                        );
-                        broken = true;
-                        break;
-                    }
-                    leaves.clear();
-                    block.leaves(&header_digest, &mut leaves);
-                    for leaf in &leaves {
-                        frontier.push(*leaf);
-                        for (checkpoint, source, ok) in check_at(&frontier, &mut pending) {
-                            if ok {
-                                if !mismatch_reported {
-                                    matched_up_to = frontier.size();
+                        for leaf in scan.leaves.get(leaves.clone()).unwrap_or_default() {
+                            frontier.push(*leaf);
+                            for (checkpoint, source, ok) in check_at(&frontier, &mut pending) {
+                                if ok {
+                                    if !mismatch_reported {
+                                        matched_up_to = frontier.size();
+                                    }
+                                } else if !mismatch_reported {
+                                    mismatch_reported = true;
+                                    spans.push(SegmentSpan {
+                                        first,
+                                        end: u64::MAX,
+                                        path: path.clone(),
+                                    });
+                                    let bad_files = spans
+                                        .iter()
+                                        .filter(|span| {
+                                            span.end > matched_up_to && span.first < frontier.size()
+                                        })
+                                        .map(|span| display_relative(verifier.layout, &span.path))
+                                        .collect::<Vec<_>>();
+                                    let shown = PathBuf::from(bad_files.join(", "));
+                                    verifier.find(
+                                        group,
+                                        &verifier.layout.root().join(&shown),
+                                        Some((matched_up_to, frontier.size())),
+                                        format!(
+                                            "stored records do not match signed checkpoint #{checkpoint} ({source}): altered, replaced or reordered"
+                                        ),
+                                    );
+                                    spans.pop();
                                 }
-                            } else if !mismatch_reported {
-                                mismatch_reported = true;
-                                spans.push(SegmentSpan {
-                                    first,
-                                    end: u64::MAX,
-                                    path: path.clone(),
-                                });
-                                let bad_files = spans
-                                    .iter()
-                                    .filter(|span| {
-                                        span.end > matched_up_to && span.first < frontier.size()
-                                    })
-                                    .map(|span| display_relative(verifier.layout, &span.path))
-                                    .collect::<Vec<_>>();
-                                let shown = PathBuf::from(bad_files.join(", "));
+                            }
+                        }
+                    }
+                    ScanItem::Footer { footer } => {
+                        footer_seen = true;
+                        let expected = Footer {
+                            next_seq: frontier.size(),
+                            frontier: frontier.nodes().to_vec(),
+                            segment_digest: segment::segment_digest(
+                                &scan.header_digest,
+                                frontier.size(),
+                                &frontier.root(),
+                            ),
+                        };
+                        match footer {
+                            Ok(footer) if *footer == expected => {
+                                expected_prev = Some(footer.segment_digest)
+                            }
+                            Ok(_) => {
                                 verifier.find(
                                     group,
-                                    &verifier.layout.root().join(&shown),
-                                    Some((matched_up_to, frontier.size())),
-                                    format!("stored records do not match signed checkpoint #{checkpoint} ({source}): altered, replaced or reordered"),
+                                    path,
+                                    Some((first, frontier.size())),
+                                    "footer does not match the segment's contents",
                                 );
-                                spans.pop();
+                                expected_prev = None;
+                            }
+                            Err(reason) => {
+                                verifier.find(group, path, None, format!("footer: {reason}"));
+                                expected_prev = None;
                             }
                         }
                     }
                 }
-                TAG_FOOTER => {
-                    footer_seen = true;
-                    let expected = Footer {
-                        next_seq: frontier.size(),
-                        frontier: frontier.nodes().to_vec(),
-                        file_digest: segment::file_digest(
-                            bytes.get(..frame.offset).unwrap_or_default(),
-                        ),
-                    };
-                    match Footer::parse(frame.payload) {
-                        Ok(footer) if footer == expected => {
-                            expected_prev = Some(footer.file_digest)
-                        }
-                        Ok(_) => {
-                            verifier.find(
-                                group,
-                                path,
-                                Some((first, frontier.size())),
-                                "footer does not match the segment's contents",
-                            );
-                            expected_prev = None;
-                        }
-                        Err(reason) => {
-                            verifier.find(group, path, None, format!("footer: {reason}"));
-                            expected_prev = None;
-                        }
+                if broken {
+                    break;
+                }
+            }
+            if !broken {
+                match &scan.end {
+                    FrameEnd::Clean => {}
+                    FrameEnd::Torn { offset, reason } | FrameEnd::Corrupt { offset, reason } => {
+                        verifier.find(
+                            group,
+                            path,
+                            Some((frontier.size(), frontier.size() + 1)),
+                            format!("damaged at byte {offset}: {reason}"),
+                        );
+                        broken = true;
                     }
                 }
-                other => verifier.find(
-                    group,
-                    path,
-                    None,
-                    format!("unknown frame tag {other:#x} at byte {}", frame.offset),
-                ),
             }
-        }
-        match frames.end() {
-            FrameEnd::Clean => {}
-            FrameEnd::Torn { offset, reason } | FrameEnd::Corrupt { offset, reason } => {
-                verifier.find(
-                    group,
-                    path,
-                    Some((frontier.size(), frontier.size() + 1)),
-                    format!("damaged at byte {offset}: {reason}"),
-                );
-                broken = true;
+            if !footer_seen {
+                expected_prev = None;
+                if index + 1 < segment_count {
+                    verifier.find(
+                        group,
+                        path,
+                        None,
+                        "segment is not sealed but a later segment exists",
+                    );
+                }
             }
+            spans.push(SegmentSpan {
+                first,
+                end: frontier.size(),
+                path: path.clone(),
+            });
         }
-        if !footer_seen {
-            expected_prev = None;
-            if index + 1 < segment_count {
-                verifier.find(
-                    group,
-                    path,
-                    None,
-                    "segment is not sealed but a later segment exists",
-                );
-            }
-        }
-        spans.push(SegmentSpan {
-            first,
-            end: frontier.size(),
-            path: path.clone(),
-        });
     }
     let size = frontier.size();
     if !broken
@@ -837,4 +871,112 @@ fn verify_group(
 /// Time of the newest checkpoint, for summaries.
 pub fn latest_time(report: &VerifyReport) -> Option<Timestamp> {
     report.latest.as_ref().map(|body| body.time)
+}
+
+/// What a segment file holds, found without reference to its neighbours (so it can run in parallel).
+struct SegmentScan {
+    bytes_len: u64,
+    header_digest: Hash,
+    header: Result<SegmentHeader, String>,
+    items: Vec<ScanItem>,
+    leaves: Vec<Hash>,
+    end: FrameEnd,
+}
+
+enum ScanItem {
+    Block {
+        offset: usize,
+        first_seq: u64,
+        end_seq: u64,
+        leaves: std::ops::Range<usize>,
+    },
+    BadBlock {
+        offset: usize,
+        reason: String,
+    },
+    Footer {
+        footer: Result<Footer, String>,
+    },
+    AfterFooter {
+        offset: usize,
+    },
+    UnknownTag {
+        offset: usize,
+        tag: u8,
+    },
+}
+
+impl SegmentScan {
+    fn failed(reason: &str) -> Self {
+        SegmentScan {
+            bytes_len: 0,
+            header_digest: [0; 32],
+            header: Err(reason.to_string()),
+            items: Vec::new(),
+            leaves: Vec::new(),
+            end: FrameEnd::Clean,
+        }
+    }
+}
+
+fn scan_segment(path: &Path) -> SegmentScan {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(error) => return SegmentScan::failed(&format!("cannot read: {error}")),
+    };
+    let mut scan = SegmentScan::failed("");
+    scan.bytes_len = bytes.len() as u64;
+    let (header, header_len) = match SegmentHeader::parse(&bytes) {
+        Ok(parsed) => parsed,
+        Err(reason) => {
+            scan.header = Err(reason);
+            return scan;
+        }
+    };
+    scan.header = Ok(header);
+    let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
+    scan.header_digest = header_digest;
+    let mut footer_seen = false;
+    let mut frames = frame::frames(&bytes, header_len);
+    for frame in frames.by_ref() {
+        if footer_seen {
+            scan.items.push(ScanItem::AfterFooter {
+                offset: frame.offset,
+            });
+            break;
+        }
+        match frame.tag {
+            TAG_BLOCK => match BlockView::parse(frame.payload) {
+                Ok(block) => {
+                    let start = scan.leaves.len();
+                    block.leaves(&header_digest, &mut scan.leaves);
+                    scan.items.push(ScanItem::Block {
+                        offset: frame.offset,
+                        first_seq: block.first_seq,
+                        end_seq: block.end_seq(),
+                        leaves: start..scan.leaves.len(),
+                    });
+                }
+                Err(reason) => {
+                    scan.items.push(ScanItem::BadBlock {
+                        offset: frame.offset,
+                        reason,
+                    });
+                    return scan;
+                }
+            },
+            TAG_FOOTER => {
+                footer_seen = true;
+                scan.items.push(ScanItem::Footer {
+                    footer: Footer::parse(frame.payload),
+                });
+            }
+            tag => scan.items.push(ScanItem::UnknownTag {
+                offset: frame.offset,
+                tag,
+            }),
+        }
+    }
+    scan.end = frames.end();
+    scan
 }

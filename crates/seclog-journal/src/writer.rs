@@ -9,7 +9,6 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use seclog_model::{GroupName, Timestamp};
-use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{CheckpointLog, GroupHead, SignedCheckpoint};
 use crate::crypto::{MasterKey, SecretKey};
@@ -100,7 +99,6 @@ struct OpenSegment {
     key: SecretKey,
     first_seq: u64,
     bytes: u64,
-    hasher: Sha256,
     created_at: Timestamp,
     last_written: Option<Timestamp>,
 }
@@ -244,7 +242,7 @@ impl JournalWriter {
             let footer = find_footer(&bytes).ok_or_else(|| {
                 JournalError::corrupt(sealed_path, "sealed segment has no footer")
             })?;
-            state.prev_digest = footer.file_digest;
+            state.prev_digest = footer.segment_digest;
             state.frontier = Frontier::from_parts(footer.next_seq, footer.frontier)
                 .map_err(|error| JournalError::corrupt(sealed_path, error.to_string()))?;
         }
@@ -319,7 +317,7 @@ impl JournalWriter {
             state.frontier.push(leaf);
         }
         if let Some(footer) = footer {
-            state.prev_digest = footer.file_digest;
+            state.prev_digest = footer.segment_digest;
             return Ok(state);
         }
         let key = self.load_data_key(group, header.first_seq)?;
@@ -327,8 +325,6 @@ impl JournalWriter {
             .append(true)
             .open(&last_path)
             .map_err(JournalError::io("open", &last_path))?;
-        let mut hasher = Sha256::new();
-        hasher.update(bytes.get(..valid_len).unwrap_or_default());
         state.segment = Some(OpenSegment {
             file,
             path: last_path,
@@ -336,7 +332,6 @@ impl JournalWriter {
             key,
             first_seq: header.first_seq,
             bytes: valid_len as u64,
-            hasher,
             created_at: header.created_at,
             last_written,
         });
@@ -465,7 +460,6 @@ impl JournalWriter {
             .file
             .write_all(&block.frame)
             .map_err(JournalError::io("append", segment.path.as_path()))?;
-        segment.hasher.update(&block.frame);
         segment.bytes += block.frame.len() as u64;
         segment.last_written = Some(now);
         for leaf in block.leaves {
@@ -504,11 +498,13 @@ impl JournalWriter {
         let Some(mut segment) = state.segment.take() else {
             return Ok(());
         };
-        let file_digest: Hash = segment.hasher.clone().finalize().into();
+        let next_seq = state.frontier.size();
+        let segment_digest =
+            segment::segment_digest(&segment.header_digest, next_seq, &state.frontier.root());
         let footer = Footer {
-            next_seq: state.frontier.size(),
+            next_seq,
             frontier: state.frontier.nodes().to_vec(),
-            file_digest,
+            segment_digest,
         };
         let result = segment
             .file
@@ -519,7 +515,7 @@ impl JournalWriter {
             self.poisoned = Some(error.to_string());
             return Err(error);
         }
-        state.prev_digest = file_digest;
+        state.prev_digest = segment_digest;
         state.dirty = false;
         Ok(())
     }
@@ -556,8 +552,6 @@ impl JournalWriter {
             .map_err(JournalError::io("write", &path))?;
         file.sync_all().map_err(JournalError::io("sync", &path))?;
         fsutil::sync_parent(&path)?;
-        let mut hasher = Sha256::new();
-        hasher.update(&header_bytes);
         let segment = OpenSegment {
             file,
             path,
@@ -565,7 +559,6 @@ impl JournalWriter {
             key,
             first_seq,
             bytes: header_bytes.len() as u64,
-            hasher,
             created_at: now,
             last_written: None,
         };
@@ -701,7 +694,7 @@ impl JournalWriter {
             group: group.to_string(),
             first_seq,
             next_seq: footer.next_seq,
-            digest: footer.file_digest,
+            digest: footer.segment_digest,
             last_written,
             retention_days: days,
             deleted_at: now,

@@ -408,6 +408,16 @@ impl CheckpointLog {
                 ));
             }
         }
+        if log.last.is_none() {
+            // The newest log was started but holds no checkpoint yet (a crash right after a
+            // roll): the chain continues from the newest checkpoint of an older log.
+            for (older, _) in logs.iter().rev() {
+                if let Some(found) = last_in_file(older)? {
+                    log.last = Some(found);
+                    break;
+                }
+            }
+        }
         if !sealed {
             let file = fs::OpenOptions::new()
                 .append(true)
@@ -485,6 +495,14 @@ impl CheckpointLog {
     }
 
     fn roll(&mut self, first_seq: u64, epoch_key: &EpochKeyProof) -> Result<()> {
+        if self.file_count == 0
+            && let Some((file, path, _)) = self.file.take()
+        {
+            // A log of an earlier epoch that never received a checkpoint: it holds no evidence
+            // and its name is the one the new log needs, so it is replaced.
+            drop(file);
+            fsutil::remove_durable(&path)?;
+        }
         if self.file.is_some() {
             let digest = sha256(&[&self.file_hasher]);
             let mut footer = Vec::new();
@@ -553,11 +571,18 @@ pub(crate) fn list_logs(dir: &Path) -> Result<Vec<(PathBuf, u64)>> {
 
 /// Reads the newest signed checkpoint of a store without opening it for writing.
 pub fn latest_checkpoint(layout: &Layout) -> Result<Option<SignedCheckpoint>> {
-    let Some((path, _)) = list_logs(&layout.checkpoints_dir())?.pop() else {
-        return Ok(None);
-    };
-    let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
-    parse_header(&bytes).map_err(|reason| JournalError::corrupt(&path, reason))?;
+    for (path, _) in list_logs(&layout.checkpoints_dir())?.iter().rev() {
+        if let Some(found) = last_in_file(path)? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// The last well-formed checkpoint in one log file.
+fn last_in_file(path: &Path) -> Result<Option<SignedCheckpoint>> {
+    let bytes = fs::read(path).map_err(JournalError::io("read", path))?;
+    parse_header(&bytes).map_err(|reason| JournalError::corrupt(path, reason))?;
     let mut epoch_key = None;
     let mut last = None;
     for frame in frame::frames(&bytes, LOG_HEADER_LEN) {

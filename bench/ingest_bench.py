@@ -8,7 +8,7 @@ concurrent HTTP clients, then reports: events/s, MB/s, bytes on disk / raw bytes
 verify` throughput and the server's peak RSS.
 
 Usage: python3 bench/ingest_bench.py [--total-mb 2048] [--clients 4] [--body-mb 4]
-(run from the repository root after `cargo build --release`).
+(it builds the release binary first).
 """
 import argparse
 import glob
@@ -120,9 +120,7 @@ def main():
     if not os.path.isdir(DATA):
         print(f"skipped: {DATA} is absent")
         return 0
-    if not os.path.exists(BINARY):
-        print("build first: cargo build --release")
-        return 2
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "seclog"], cwd=ROOT, check=True)
     records = load_records()
     bodies, events_per_cycle = make_bodies(records, args.distinct_bodies, int(args.body_mb * 1e6), 42)
     events_per_body = [body.count(b"\n") for body in bodies]

@@ -208,8 +208,14 @@ fn verify_command(data: &Path, key: Option<&Path>, since: Option<&Path>) -> Resu
     for finding in &report.findings {
         writeln!(out, "{finding}")?;
     }
+    // Findings alone go to standard output, one line each; notes and the summary to standard
+    // error when something is wrong, so that the output can be read line by line.
     for note in &report.notes {
-        writeln!(out, "note: {note}")?;
+        if report.is_intact() {
+            writeln!(out, "note: {note}")?;
+        } else {
+            eprintln!("note: {note}");
+        }
     }
     let records: u64 = report
         .groups
@@ -232,7 +238,7 @@ fn verify_command(data: &Path, key: Option<&Path>, since: Option<&Path>) -> Resu
         )?;
         Ok(ExitCode::SUCCESS)
     } else {
-        writeln!(out, "FAILED: {} findings", report.findings.len())?;
+        eprintln!("FAILED: {} findings", report.findings.len());
         Ok(ExitCode::from(1))
     }
 }

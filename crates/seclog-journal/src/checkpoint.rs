@@ -336,24 +336,30 @@ impl CheckpointLog {
                 return Ok((log, notes));
             };
             let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
-            match parse_header(&bytes) {
-                Ok(header) if first_frame_complete(&bytes) => break (path, bytes, header),
-                // A crash while a new log file was being started: it holds no checkpoint yet.
-                _ if bytes.len() < LOG_HEADER_LEN + 64 * 32 && !first_frame_complete(&bytes) => {
-                    notes.push(format!(
-                        "recovery: removed {}, a checkpoint log whose creation was interrupted",
-                        path.display()
-                    ));
-                    fsutil::remove_durable(&path)?;
-                }
-                Ok(_) => {
-                    return Err(JournalError::corrupt(
-                        &path,
-                        "checkpoint log without its epoch key record",
-                    ));
-                }
-                Err(reason) => return Err(JournalError::corrupt(&path, reason)),
+            // The header and the epoch-key record are written together when a log is started;
+            // only a file that ends inside them (nothing after) is an interrupted creation.
+            let interrupted = bytes.len() < LOG_HEADER_LEN
+                || matches!(
+                    frame::read_frame(&bytes, LOG_HEADER_LEN),
+                    Err(FrameEnd::Torn { .. })
+                );
+            if interrupted && parse_header(&bytes).is_ok() || bytes.len() < LOG_HEADER_LEN {
+                notes.push(format!(
+                    "recovery: removed {}, a checkpoint log whose creation was interrupted",
+                    path.display()
+                ));
+                fsutil::remove_durable(&path)?;
+                continue;
             }
+            let header =
+                parse_header(&bytes).map_err(|reason| JournalError::corrupt(&path, reason))?;
+            if !first_frame_complete(&bytes) {
+                return Err(JournalError::corrupt(
+                    &path,
+                    "checkpoint log without a valid epoch key record",
+                ));
+            }
+            break (path, bytes, header);
         };
         let mut frames = frame::frames(&bytes, LOG_HEADER_LEN);
         let mut epoch_key = None;

@@ -233,7 +233,7 @@ mod tests {
             data_key.expose()
         );
         assert!(master.unwrap_key(&wrapped, b"g/2").is_err());
-        let mut altered = wrapped.clone();
+        let mut altered = wrapped;
         altered[30] ^= 1;
         assert!(master.unwrap_key(&altered, b"g/1").is_err());
     }

@@ -64,6 +64,9 @@ impl JournalReader {
         end_seq: Option<u64>,
     ) -> Result<Vec<StoredEvent>> {
         let mut events = Vec::new();
+        if limit == 0 {
+            return Ok(events);
+        }
         self.visit(group, from_seq, end_seq, |opened| {
             let record = Record::decode(&opened.bytes).map_err(|reason| {
                 JournalError::Invalid(format!("record {}: {reason}", opened.seq))

@@ -34,6 +34,8 @@ pub(crate) const SEGMENT_MAGIC: &[u8; 8] = b"SLOGSEG\0";
 pub(crate) const FORMAT_VERSION: u16 = 1;
 pub(crate) const TAG_BLOCK: u8 = 0xB1;
 const BLOCK_FIXED: usize = 8 + 4 + 8 + NONCE_LEN;
+/// Most records one block may hold; the writer cuts blocks at this count.
+pub(crate) const MAX_BLOCK_RECORDS: u32 = 1 << 18;
 
 /// The fixed fields at the start of a segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +134,12 @@ impl<'a> BlockView<'a> {
         let nonce = reader.array().map_err(short)?;
         if count == 0 {
             return Err("empty block".into());
+        }
+        if count > MAX_BLOCK_RECORDS {
+            // Bounds the work a forged count can cause before the tree check rejects it.
+            return Err(format!(
+                "block claims {count} records, more than {MAX_BLOCK_RECORDS}"
+            ));
         }
         let commit_root = reader.array().map_err(short)?;
         let ciphertext = reader.rest();

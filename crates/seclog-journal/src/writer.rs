@@ -192,6 +192,16 @@ impl JournalWriter {
             frontier: Frontier::new(),
             dirty: false,
         };
+        // Leftovers of an interrupted atomic write (a tombstone being written) hold nothing yet.
+        for path in &files.unexpected {
+            if path.extension().is_some_and(|extension| extension == "tmp") {
+                notes.push(format!(
+                    "recovery: removed {}, left by an interrupted write",
+                    display_relative(&self.layout, path)
+                ));
+                fsutil::remove_durable(path)?;
+            }
+        }
         let tombstones = files
             .tombstones
             .iter()
@@ -292,6 +302,23 @@ impl JournalWriter {
         match frames.end() {
             FrameEnd::Clean => {}
             FrameEnd::Torn { offset, reason } => {
+                let kept = state.frontier.size() + leaves.len() as u64;
+                let sealed = self
+                    .checkpoints
+                    .last()
+                    .and_then(|last| last.body.groups.get(group))
+                    .map_or(0, |head| head.size);
+                if kept < sealed {
+                    // The damaged bytes hold records a checkpoint covers: they were acknowledged,
+                    // so this is damage, not an interrupted append. Keep the evidence.
+                    return Err(JournalError::corrupt(
+                        &last_path,
+                        format!(
+                            "at byte {offset}: {reason}; records {kept}.. are covered by signed checkpoint #{}; run `seclog verify`",
+                            self.checkpoints.last().map_or(0, |last| last.body.seq)
+                        ),
+                    ));
+                }
                 notes.push(format!(
                     "recovery: truncated {} bytes of an unacknowledged, interrupted append at the end of {} ({reason})",
                     bytes.len() - offset,
@@ -409,6 +436,7 @@ impl JournalWriter {
             let mut end = start;
             let mut bytes = 0;
             while end < records.len()
+                && end - start < segment::MAX_BLOCK_RECORDS as usize
                 && (end == start
                     || bytes + records.get(end).map_or(0, Vec::len) <= self.config.block_max_bytes)
             {
@@ -689,6 +717,12 @@ impl JournalWriter {
         now: Timestamp,
         notes: &mut Vec<String>,
     ) -> Result<()> {
+        // A tombstone is dated no earlier than the newest checkpoint: with the clock stepped
+        // back, its date would fall in an epoch whose key is already erased.
+        let now = self
+            .checkpoints
+            .last()
+            .map_or(now, |last| last.body.time.max(now));
         self.signer.advance_for(now)?;
         let tombstone = Tombstone {
             group: group.to_string(),

@@ -31,6 +31,7 @@ use crate::fsutil;
 use crate::layout::{Layout, parse_numbered};
 use crate::merkle::Hash;
 use crate::signer::{EpochKeyProof, Signer, VerificationKey};
+use crate::textform::{FieldLines, parse_hash};
 
 pub(crate) const CHECKPOINT_MAGIC: &[u8; 8] = b"SLOGCKP\0";
 pub(crate) const FORMAT_VERSION: u16 = 1;
@@ -85,20 +86,8 @@ impl CheckpointBody {
 
     /// Parses the canonical form and rejects anything non-canonical.
     pub fn parse(text: &str) -> Result<Self, String> {
-        let mut lines = text
-            .strip_suffix('\n')
-            .ok_or("checkpoint body must end with a newline")?
-            .split('\n');
-        if lines.next() != Some("seclog checkpoint v1") {
-            return Err("not a seclog checkpoint v1".into());
-        }
-        let mut field = |name: &str| -> Result<String, String> {
-            let line = lines.next().ok_or_else(|| format!("missing {name}"))?;
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .map(str::to_string)
-                .ok_or_else(|| format!("expected '{name} ...', found {line:?}"))
-        };
+        let mut fields = FieldLines::new(text, "seclog checkpoint v1")?;
+        let mut field = |name: &str| fields.field(name).map(str::to_string);
         let seq = field("seq")?.parse().map_err(|_| "invalid seq")?;
         let time = Timestamp::parse_rfc3339(&field("time")?).map_err(|error| error.to_string())?;
         let epoch = field("epoch")?.parse().map_err(|_| "invalid epoch")?;
@@ -109,7 +98,7 @@ impl CheckpointBody {
             Some(parse_hash(&prev_text).ok_or("invalid prev")?)
         };
         let mut groups = BTreeMap::new();
-        for line in lines {
+        for line in fields.rest() {
             let mut words = line.split(' ');
             let (Some("group"), Some(name), Some(size), Some(root), None) = (
                 words.next(),
@@ -143,12 +132,6 @@ impl CheckpointBody {
         }
         Ok(body)
     }
-}
-
-fn parse_hash(text: &str) -> Option<Hash> {
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(text, &mut hash).ok()?;
-    Some(hash)
 }
 
 /// A checkpoint with its signature and the signing epoch's public key proof.
@@ -405,7 +388,7 @@ impl CheckpointLog {
                     bytes.len() - offset,
                     path.display()
                 ));
-                truncate(&path, offset as u64)?;
+                fsutil::truncate_durable(&path, offset as u64)?;
             }
             FrameEnd::Corrupt { offset, reason } => {
                 return Err(JournalError::corrupt(
@@ -541,16 +524,6 @@ impl CheckpointLog {
 /// True when the epoch-key frame after the header is whole.
 fn first_frame_complete(bytes: &[u8]) -> bool {
     frame::read_frame(bytes, LOG_HEADER_LEN).is_ok_and(|frame| frame.tag == TAG_EPOCH_KEY)
-}
-
-fn truncate(path: &Path, len: u64) -> Result<()> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(JournalError::io("open", path))?;
-    file.set_len(len)
-        .map_err(JournalError::io("truncate", path))?;
-    file.sync_all().map_err(JournalError::io("sync", path))
 }
 
 /// Checkpoint log files in order, with their first checkpoint seq.

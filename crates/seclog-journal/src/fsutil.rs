@@ -56,3 +56,14 @@ pub(crate) fn remove_durable(path: &Path) -> Result<()> {
         Err(error) => Err(JournalError::io("remove", path)(error)),
     }
 }
+
+/// Cuts a file to `len` bytes and makes the cut durable.
+pub(crate) fn truncate_durable(path: &Path, len: u64) -> Result<()> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(JournalError::io("open", path))?;
+    file.set_len(len)
+        .map_err(JournalError::io("truncate", path))?;
+    file.sync_all().map_err(JournalError::io("sync", path))
+}

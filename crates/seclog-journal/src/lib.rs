@@ -43,6 +43,7 @@ mod record;
 pub mod segment;
 pub mod signer;
 mod store;
+mod textform;
 pub mod tombstone;
 pub mod verify;
 mod writer;

@@ -215,10 +215,7 @@ pub fn make_proof(
 }
 
 fn decode_hash(text: &str, what: &str) -> Result<Hash, String> {
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(text, &mut hash)
-        .map_err(|_| format!("{what} is not a 32-byte hex value"))?;
-    Ok(hash)
+    crate::textform::parse_hash(text).ok_or_else(|| format!("{what} is not a 32-byte hex value"))
 }
 
 /// Checks a bundle offline. `Err` says what does not hold.

@@ -25,6 +25,7 @@ use crate::error::{JournalError, Result};
 use crate::fsutil;
 use crate::layout::Layout;
 use crate::merkle::{self, Frontier, Hash, TreeView};
+use crate::textform::parse_hash;
 
 const NANOS: i64 = 1_000_000_000;
 
@@ -180,12 +181,6 @@ impl VerificationKey {
                 )
             })
     }
-}
-
-fn parse_hash(text: &str) -> Option<Hash> {
-    let mut hash = [0u8; 32];
-    hex::decode_to_slice(text, &mut hash).ok()?;
-    Some(hash)
 }
 
 /// An epoch's public key with its Merkle path to the verification key root.

@@ -25,6 +25,7 @@ use seclog_model::Timestamp;
 use crate::codec::ByteReader;
 use crate::merkle::Hash;
 use crate::signer::{EpochKeyProof, Signer, VerificationKey};
+use crate::textform::{FieldLines, parse_hash};
 
 /// What a tombstone records.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,28 +128,12 @@ impl Tombstone {
     }
 
     fn parse_body(body: &str) -> Result<Tombstone, String> {
-        let mut lines = body
-            .strip_suffix('\n')
-            .ok_or("body must end with a newline")?
-            .split('\n');
-        if lines.next() != Some("seclog tombstone v1") {
-            return Err("not a seclog tombstone v1".into());
-        }
-        let mut field = |name: &str| -> Result<String, String> {
-            let line = lines.next().ok_or_else(|| format!("missing {name}"))?;
-            line.strip_prefix(name)
-                .and_then(|rest| rest.strip_prefix(' '))
-                .map(str::to_string)
-                .ok_or_else(|| format!("expected '{name} ...'"))
-        };
+        let mut fields = FieldLines::new(body, "seclog tombstone v1")?;
+        let mut field = |name: &str| fields.field(name).map(str::to_string);
         let group = field("group")?;
         let records = field("records")?;
         let (first, next) = records.split_once(' ').ok_or("malformed records line")?;
-        let hash = |text: &str| -> Result<Hash, String> {
-            let mut hash = [0u8; 32];
-            hex::decode_to_slice(text, &mut hash).map_err(|_| format!("invalid hash {text:?}"))?;
-            Ok(hash)
-        };
+        let hash = |text: &str| parse_hash(text).ok_or_else(|| format!("invalid hash {text:?}"));
         let time =
             |text: String| Timestamp::parse_rfc3339(&text).map_err(|error| error.to_string());
         let digest = hash(&field("digest")?)?;

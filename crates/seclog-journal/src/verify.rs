@@ -166,17 +166,7 @@ pub fn verify(
     let checkpoints = verify_checkpoints(&mut verifier)?;
     let mut expectations: BTreeMap<GroupName, Vec<Expectation>> = BTreeMap::new();
     for (file, signed) in &checkpoints {
-        for (name, head) in &signed.body.groups {
-            expectations
-                .entry(name.clone())
-                .or_default()
-                .push(Expectation {
-                    size: head.size,
-                    root: head.root,
-                    checkpoint: signed.body.seq,
-                    source: file.clone(),
-                });
-        }
+        add_expectations(&mut expectations, &signed.body, file);
     }
     if let Some(pinned) = pinned {
         check_pinned(&mut verifier, pinned, &checkpoints, &mut expectations);
@@ -473,15 +463,24 @@ fn check_pinned(
             ),
         ),
     }
-    for (name, head) in &pinned.body.groups {
+    add_expectations(expectations, &pinned.body, "pinned checkpoint");
+}
+
+/// Records what `body` says each group's tree must look like.
+fn add_expectations(
+    expectations: &mut BTreeMap<GroupName, Vec<Expectation>>,
+    body: &CheckpointBody,
+    source: &str,
+) {
+    for (name, head) in &body.groups {
         expectations
             .entry(name.clone())
             .or_default()
             .push(Expectation {
                 size: head.size,
                 root: head.root,
-                checkpoint: pinned.body.seq,
-                source: "pinned checkpoint".into(),
+                checkpoint: body.seq,
+                source: source.to_string(),
             });
     }
 }

@@ -324,14 +324,7 @@ impl JournalWriter {
                     bytes.len() - offset,
                     display_relative(&self.layout, &last_path)
                 ));
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .open(&last_path)
-                    .map_err(JournalError::io("open", &last_path))?;
-                file.set_len(offset as u64)
-                    .map_err(JournalError::io("truncate", &last_path))?;
-                file.sync_all()
-                    .map_err(JournalError::io("sync", &last_path))?;
+                fsutil::truncate_durable(&last_path, offset as u64)?;
             }
             FrameEnd::Corrupt { offset, reason } => {
                 return Err(JournalError::corrupt(

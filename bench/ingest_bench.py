@@ -116,6 +116,7 @@ def main():
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--body-mb", type=float, default=4)
     parser.add_argument("--distinct-bodies", type=int, default=48)
+    parser.add_argument("--keep", action="store_true", help="keep the data directory and print its path")
     args = parser.parse_args()
     if not os.path.isdir(DATA):
         print(f"skipped: {DATA} is absent")
@@ -217,7 +218,10 @@ def main():
     print("|---|---|")
     for name, value in rows:
         print(f"| {name} | {value} |")
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep:
+        print(f"data directory kept: {data_dir}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 

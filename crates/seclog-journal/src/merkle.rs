@@ -179,6 +179,44 @@ impl Frontier {
         &self.nodes
     }
 
+    /// Appends a perfect subtree of `2^height` leaves whose root is `root`. The frontier's size
+    /// must be a multiple of `2^height` (the subtree is aligned), as when a range is cut into
+    /// aligned pieces from the left.
+    pub fn push_subtree(&mut self, height: u32, root: Hash) -> Result<(), ProofError> {
+        let width = 1u64
+            .checked_shl(height)
+            .filter(|width| *width <= MAX_TREE_SIZE)
+            .ok_or(ProofError::TreeTooLarge { size: u64::MAX })?;
+        let new_size = self
+            .size
+            .checked_add(width)
+            .filter(|size| *size <= MAX_TREE_SIZE)
+            .ok_or(ProofError::TreeTooLarge { size: u64::MAX })?;
+        if !self.size.is_multiple_of(width) {
+            return Err(ProofError::InvalidRange {
+                start: self.size,
+                end: new_size,
+                size: self.size,
+            });
+        }
+        let mut merged = root;
+        let mut trailing_subtrees = self.size >> height;
+        while trailing_subtrees & 1 == 1 {
+            let Some(left) = self.nodes.pop() else {
+                debug_assert!(
+                    false,
+                    "frontier invariant broken: fewer nodes than set bits"
+                );
+                break;
+            };
+            merged = node_hash(&left, &merged);
+            trailing_subtrees >>= 1;
+        }
+        self.nodes.push(merged);
+        self.size = new_size;
+        Ok(())
+    }
+
     /// Appends one leaf hash. Equal-size subtrees merge as in a binary counter increment, so this
     /// is amortised O(1) hashes and allocates only when the node vector grows (at most 64 nodes).
     pub fn push(&mut self, leaf: Hash) {
@@ -1004,5 +1042,35 @@ mod tests {
         }
         assert_eq!(inclusion_proof_len(u64::MAX - 1, u64::MAX), 63);
         assert_eq!(inclusion_proof_len(0, u64::MAX), 64);
+    }
+
+    #[test]
+    fn aligned_subtree_pushes_equal_leaf_pushes() {
+        let leaves: Vec<Hash> = (0u32..100).map(|n| leaf_hash(&n.to_le_bytes())).collect();
+        for cut in [0usize, 1, 3, 4, 37, 64, 99] {
+            let mut by_leaf = Frontier::new();
+            let mut by_piece = Frontier::new();
+            let mut position = 0usize;
+            while position < leaves.len() {
+                let limit = if position < cut { cut } else { leaves.len() };
+                let mut height = 0u32;
+                while position.is_multiple_of(1 << (height + 1))
+                    && position + (1 << (height + 1)) <= limit
+                {
+                    height += 1;
+                }
+                let piece = &leaves[position..position + (1 << height)];
+                by_piece.push_subtree(height, root_of(piece)).unwrap();
+                for leaf in piece {
+                    by_leaf.push(*leaf);
+                }
+                assert_eq!(by_piece, by_leaf);
+                position += 1 << height;
+            }
+            assert_eq!(by_piece.root(), root_of(&leaves));
+        }
+        let mut odd = Frontier::new();
+        odd.push(leaves[0]);
+        assert!(odd.push_subtree(1, leaves[1]).is_err(), "unaligned subtree");
     }
 }

@@ -19,7 +19,7 @@ use crate::codec::ByteReader;
 use crate::error::Result;
 use crate::frame::{self, FrameEnd, TAG_FOOTER};
 use crate::layout::{Layout, display_relative};
-use crate::merkle::{Frontier, Hash};
+use crate::merkle::{self, Frontier, Hash};
 use crate::segment::{self, BlockView, Footer, SegmentHeader, TAG_BLOCK};
 use crate::signer::{EpochKeyProof, VerificationKey};
 use crate::store::{list_group_files, list_groups};
@@ -603,6 +603,11 @@ fn verify_group(
     }
     let segment_count = files.segments.len();
     let mut broken = false;
+    let cuts: Vec<u64> = expectations
+        .iter()
+        .map(|expectation| expectation.size)
+        .collect();
+    let cuts = cuts.as_slice();
     let workers = std::thread::available_parallelism()
         .map_or(1, |count| count.get())
         .clamp(1, 4);
@@ -615,7 +620,7 @@ fn verify_group(
         let scans: Vec<SegmentScan> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(_, path)| scope.spawn(move || scan_segment(path)))
+                .map(|(_, path)| scope.spawn(move || scan_segment(path, cuts)))
                 .collect();
             handles
                 .into_iter()
@@ -671,6 +676,8 @@ fn verify_group(
                 );
             }
             let mut footer_seen = false;
+            let mut next_in_segment = first;
+            let mut pieces = scan.pieces.iter().peekable();
             for item in &scan.items {
                 match item {
                     ScanItem::AfterFooter { offset } => {
@@ -702,23 +709,36 @@ fn verify_group(
                         offset,
                         first_seq,
                         end_seq,
-                        leaves,
                     } => {
-                        if *first_seq != frontier.size() {
+                        if *first_seq != next_in_segment {
                             verifier.find(
                                 group,
                                 path,
                                 Some((*first_seq, *end_seq)),
                                 format!(
-                                    "block at byte {offset} holds records {first_seq}.. where {} was expected (reordered or duplicated)",
-                                    frontier.size()
+                                    "block at byte {offset} holds records {first_seq}.. where {next_in_segment} was expected (reordered or duplicated)"
                                 ),
                             );
                             broken = true;
                             break;
                         }
-                        for leaf in scan.leaves.get(leaves.clone()).unwrap_or_default() {
-                            frontier.push(*leaf);
+                        next_in_segment = *end_seq;
+                        // Pieces are aligned subtrees cut at every checkpoint size; push those
+                        // this block completes, checking each checkpoint as its size is reached.
+                        while let Some(piece) =
+                            pieces.peek().filter(|piece| piece.end <= next_in_segment)
+                        {
+                            if frontier.push_subtree(piece.height, piece.root).is_err() {
+                                verifier.find(
+                                    group,
+                                    path,
+                                    None,
+                                    "internal error: misaligned tree piece",
+                                );
+                                broken = true;
+                                break;
+                            }
+                            pieces.next();
                             for (checkpoint, source, ok) in check_at(&frontier, &mut pending) {
                                 if ok {
                                     if !mismatch_reported {
@@ -878,8 +898,50 @@ struct SegmentScan {
     header_digest: Hash,
     header: Result<SegmentHeader, String>,
     items: Vec<ScanItem>,
-    leaves: Vec<Hash>,
+    /// The segment's tree leaves as aligned subtrees, cut at every checkpoint size.
+    pieces: Vec<TreePiece>,
     end: FrameEnd,
+}
+
+/// A perfect subtree of `2^height` leaves ending at leaf `end`.
+struct TreePiece {
+    end: u64,
+    height: u32,
+    root: Hash,
+}
+
+/// Cuts `leaves` (starting at leaf `first`) into aligned perfect subtrees from the left, so that
+/// every size in `cuts` falls on a piece boundary, and hashes each piece.
+fn tree_pieces(first: u64, leaves: &[Hash], cuts: &[u64]) -> Vec<TreePiece> {
+    let end = first + leaves.len() as u64;
+    let mut pieces = Vec::new();
+    let mut position = first;
+    let mut next_cut = cuts.iter().copied().filter(|cut| *cut > first).peekable();
+    while position < end {
+        while next_cut.peek().is_some_and(|cut| *cut <= position) {
+            next_cut.next();
+        }
+        let limit = next_cut.peek().copied().unwrap_or(end).min(end);
+        let mut height = 0u32;
+        while height < 62 {
+            let wider = 1u64 << (height + 1);
+            if !position.is_multiple_of(wider) || position + wider > limit {
+                break;
+            }
+            height += 1;
+        }
+        let start = (position - first) as usize;
+        let slice = leaves
+            .get(start..start + (1usize << height))
+            .unwrap_or_default();
+        position += 1u64 << height;
+        pieces.push(TreePiece {
+            end: position,
+            height,
+            root: merkle::root_of(slice),
+        });
+    }
+    pieces
 }
 
 enum ScanItem {
@@ -887,7 +949,6 @@ enum ScanItem {
         offset: usize,
         first_seq: u64,
         end_seq: u64,
-        leaves: std::ops::Range<usize>,
     },
     BadBlock {
         offset: usize,
@@ -912,13 +973,13 @@ impl SegmentScan {
             header_digest: [0; 32],
             header: Err(reason.to_string()),
             items: Vec::new(),
-            leaves: Vec::new(),
+            pieces: Vec::new(),
             end: FrameEnd::Clean,
         }
     }
 }
 
-fn scan_segment(path: &Path) -> SegmentScan {
+fn scan_segment(path: &Path, cuts: &[u64]) -> SegmentScan {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) => return SegmentScan::failed(&format!("cannot read: {error}")),
@@ -932,9 +993,13 @@ fn scan_segment(path: &Path) -> SegmentScan {
             return scan;
         }
     };
+    let first = header.first_seq;
     scan.header = Ok(header);
     let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
     scan.header_digest = header_digest;
+    // Leaves are kept only while blocks follow each other; the ordered check reports the break.
+    let mut leaves = Vec::new();
+    let mut contiguous = true;
     let mut footer_seen = false;
     let mut frames = frame::frames(&bytes, header_len);
     for frame in frames.by_ref() {
@@ -947,13 +1012,14 @@ fn scan_segment(path: &Path) -> SegmentScan {
         match frame.tag {
             TAG_BLOCK => match BlockView::parse(frame.payload) {
                 Ok(block) => {
-                    let start = scan.leaves.len();
-                    block.leaves(&header_digest, &mut scan.leaves);
+                    contiguous &= block.first_seq == first + leaves.len() as u64;
+                    if contiguous {
+                        block.leaves(&header_digest, &mut leaves);
+                    }
                     scan.items.push(ScanItem::Block {
                         offset: frame.offset,
                         first_seq: block.first_seq,
                         end_seq: block.end_seq(),
-                        leaves: start..scan.leaves.len(),
                     });
                 }
                 Err(reason) => {
@@ -961,7 +1027,7 @@ fn scan_segment(path: &Path) -> SegmentScan {
                         offset: frame.offset,
                         reason,
                     });
-                    return scan;
+                    break;
                 }
             },
             TAG_FOOTER => {
@@ -977,5 +1043,6 @@ fn scan_segment(path: &Path) -> SegmentScan {
         }
     }
     scan.end = frames.end();
+    scan.pieces = tree_pieces(first, &leaves, cuts);
     scan
 }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use seclog_model::{GroupName, Timestamp};
+use sha2::{Digest, Sha256};
 
 use crate::codec::{ByteReader, crc32};
 use crate::crypto::sha256;
@@ -296,8 +297,9 @@ pub struct CheckpointLog {
     dir: PathBuf,
     file: Option<(fs::File, PathBuf, u32)>,
     file_count: u64,
-    file_hasher: Vec<u8>,
+    file_hasher: Sha256,
     last: Option<SignedCheckpoint>,
+    poisoned: Option<String>,
 }
 
 impl CheckpointLog {
@@ -310,7 +312,8 @@ impl CheckpointLog {
             dir: dir.clone(),
             file: None,
             file_count: 0,
-            file_hasher: Vec::new(),
+            file_hasher: Sha256::new(),
+            poisoned: None,
             last: None,
         };
         let mut logs = list_logs(&dir)?;
@@ -412,7 +415,7 @@ impl CheckpointLog {
                 .append(true)
                 .open(&path)
                 .map_err(JournalError::io("open", &path))?;
-            log.file_hasher = bytes.get(..valid_len).unwrap_or_default().to_vec();
+            log.file_hasher = Sha256::new_with_prefix(bytes.get(..valid_len).unwrap_or_default());
             log.file = Some((file, path, header.epoch));
             log.file_count = count;
         }
@@ -431,13 +434,32 @@ impl CheckpointLog {
         now: Timestamp,
         groups: BTreeMap<GroupName, GroupHead>,
     ) -> Result<SignedCheckpoint> {
+        if let Some(reason) = &self.poisoned {
+            return Err(JournalError::Poisoned(reason.clone()));
+        }
+        let result = self.append_inner(signer, now, groups);
+        if let Err(error) = &result {
+            // The file's state after a failed write or sync is unknown: write nothing more.
+            self.poisoned = Some(error.to_string());
+        }
+        result
+    }
+
+    fn append_inner(
+        &mut self,
+        signer: &mut Signer,
+        now: Timestamp,
+        groups: BTreeMap<GroupName, GroupHead>,
+    ) -> Result<SignedCheckpoint> {
         signer.advance_for(now)?;
         let seq = self.last.as_ref().map_or(0, |last| last.body.seq + 1);
-        // Never sign a time earlier than the previous checkpoint's (a clock stepping back).
-        let time = match &self.last {
-            Some(last) if last.body.time > now => last.body.time,
-            _ => now,
-        };
+        // Never sign a time earlier than the previous checkpoint's or than the signer's epoch
+        // (a clock stepping back): it would be outside the epoch whose key signs it.
+        let time = self
+            .last
+            .as_ref()
+            .map_or(now, |last| last.body.time.max(now))
+            .max(signer.epoch_start());
         let body = CheckpointBody {
             seq,
             time,
@@ -454,6 +476,16 @@ impl CheckpointLog {
         }
         let body_text = body.to_text();
         let signature = signer.sign(body_text.as_bytes());
+        let signed = SignedCheckpoint {
+            body,
+            epoch_key: signer.epoch_proof().clone(),
+            signature,
+        };
+        // Check what an auditor will check before it is written (a damaged epoch key list or a
+        // clock problem must not produce checkpoints that never verify).
+        signed.verify(signer.verification_key()).map_err(|reason| {
+            JournalError::Signing(format!("refusing to write checkpoint #{seq}: {reason}"))
+        })?;
         let mut bytes = Vec::new();
         encode_frame(
             TAG_CHECKPOINT,
@@ -462,11 +494,6 @@ impl CheckpointLog {
         );
         self.write(&bytes)?;
         self.file_count += 1;
-        let signed = SignedCheckpoint {
-            body,
-            epoch_key: signer.epoch_proof().clone(),
-            signature,
-        };
         self.last = Some(signed.clone());
         Ok(signed)
     }
@@ -479,7 +506,7 @@ impl CheckpointLog {
             .map_err(JournalError::io("append", path.as_path()))?;
         file.sync_data()
             .map_err(JournalError::io("sync", path.as_path()))?;
-        self.file_hasher.extend_from_slice(bytes);
+        self.file_hasher.update(bytes);
         Ok(())
     }
 
@@ -493,7 +520,7 @@ impl CheckpointLog {
             fsutil::remove_durable(&path)?;
         }
         if self.file.is_some() {
-            let digest = sha256(&[&self.file_hasher]);
+            let digest: Hash = self.file_hasher.clone().finalize().into();
             let mut footer = Vec::new();
             encode_frame(
                 TAG_FOOTER,
@@ -515,7 +542,7 @@ impl CheckpointLog {
         file.sync_all().map_err(JournalError::io("sync", &path))?;
         fsutil::sync_dir(&self.dir)?;
         self.file = Some((file, path, epoch_key.epoch));
-        self.file_hasher = bytes;
+        self.file_hasher = Sha256::new_with_prefix(&bytes);
         self.file_count = 0;
         Ok(())
     }
@@ -553,6 +580,45 @@ pub fn latest_checkpoint(layout: &Layout) -> Result<Option<SignedCheckpoint>> {
     for (path, _) in list_logs(&layout.checkpoints_dir())?.iter().rev() {
         if let Some(found) = last_in_file(path)? {
             return Ok(Some(found));
+        }
+    }
+    Ok(None)
+}
+
+/// Time of the first checkpoint whose tree for `group` holds at least `size` records.
+/// Binary search over the logs (group sizes never shrink along the chain).
+pub fn first_covering(layout: &Layout, group: &GroupName, size: u64) -> Result<Option<Timestamp>> {
+    let logs = list_logs(&layout.checkpoints_dir())?;
+    let covers = |checkpoint: &SignedCheckpoint| {
+        checkpoint
+            .body
+            .groups
+            .get(group)
+            .is_some_and(|head| head.size >= size)
+    };
+    // Find the first log whose last checkpoint covers `size`.
+    let (mut low, mut high) = (0usize, logs.len());
+    while low < high {
+        let middle = low + (high - low) / 2;
+        let covered = match logs.get(middle) {
+            Some((path, _)) => last_in_file(path)?.is_some_and(|last| covers(&last)),
+            None => false,
+        };
+        if covered {
+            high = middle
+        } else {
+            low = middle + 1
+        }
+    }
+    let Some((path, _)) = logs.get(low) else {
+        return Ok(None);
+    };
+    let bytes = fs::read(path).map_err(JournalError::io("read", path))?;
+    for frame in frame::frames(&bytes, LOG_HEADER_LEN).filter(|frame| frame.tag == TAG_CHECKPOINT) {
+        if let Ok((body, _)) = decode_checkpoint_payload(frame.payload)
+            && body.groups.get(group).is_some_and(|head| head.size >= size)
+        {
+            return Ok(Some(body.time));
         }
     }
     Ok(None)

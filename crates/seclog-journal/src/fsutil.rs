@@ -7,13 +7,26 @@ use std::path::Path;
 
 use crate::error::{JournalError, Result};
 
-/// Creates a directory tree with mode 0700 for any new directory.
+/// Creates a directory tree with mode 0700 for any new directory, durably: each new directory's
+/// entry is fsynced in its parent, so a crash cannot lose a directory that data was put in.
 pub(crate) fn create_dir_all_private(path: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(path)
-        .map_err(JournalError::io("create directory", path))
+    let mut missing = Vec::new();
+    let mut current = Some(path);
+    while let Some(dir) = current {
+        if dir.as_os_str().is_empty() || fs::metadata(dir).is_ok() {
+            break;
+        }
+        missing.push(dir);
+        current = dir.parent();
+    }
+    for dir in missing.into_iter().rev() {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => sync_parent(dir)?,
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(JournalError::io("create directory", dir)(error)),
+        }
+    }
+    Ok(())
 }
 
 /// Fsyncs a directory so that entries created, renamed or removed in it are durable.

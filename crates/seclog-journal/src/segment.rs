@@ -155,7 +155,7 @@ impl<'a> BlockView<'a> {
 
     /// Sequence number after the last record.
     pub fn end_seq(&self) -> u64 {
-        self.first_seq + u64::from(self.count)
+        self.first_seq.saturating_add(u64::from(self.count))
     }
 
     /// Digest of everything stored in the block except the commitment root.
@@ -175,7 +175,7 @@ impl<'a> BlockView<'a> {
     pub(crate) fn leaves(&self, header_digest: &Hash, out: &mut Vec<Hash>) {
         let block_digest = block_digest(&self.body_digest(header_digest), &self.commit_root);
         for index in 0..u64::from(self.count) {
-            out.push(leaf_hash(self.first_seq + index, &block_digest));
+            out.push(leaf_hash(self.first_seq.wrapping_add(index), &block_digest));
         }
     }
 
@@ -195,10 +195,18 @@ impl<'a> BlockView<'a> {
         let compressed = key
             .open_with_nonce(&self.nonce, self.ciphertext, &aad)
             .map_err(|error| format!("block {}: {error}", self.first_seq))?;
-        let limit = compressed
-            .len()
-            .saturating_mul(64)
-            .clamp(1 << 20, crate::frame::MAX_PAYLOAD);
+        // The plaintext is authenticated, so its size is trusted: the frame records it.
+        let limit = zstd::zstd_safe::get_frame_content_size(&compressed)
+            .ok()
+            .flatten()
+            .and_then(|size| usize::try_from(size).ok())
+            .filter(|size| *size <= crate::frame::MAX_PAYLOAD)
+            .ok_or_else(|| {
+                format!(
+                    "block {}: plaintext size missing or too large",
+                    self.first_seq
+                )
+            })?;
         let payload = zstd::bulk::decompress(&compressed, limit)
             .map_err(|error| format!("decompress: {error}"))?;
         let mut reader = ByteReader::new(&payload);
@@ -211,7 +219,7 @@ impl<'a> BlockView<'a> {
             let record = reader.take(len).map_err(truncated)?;
             let salt = record_salt(&salt_key, index);
             commitments.push(record_commitment(
-                self.first_seq + u64::from(index),
+                self.first_seq.wrapping_add(u64::from(index)),
                 &salt,
                 record,
             ));

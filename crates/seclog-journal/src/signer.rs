@@ -334,6 +334,16 @@ impl Signer {
                 "wrong number of epoch public keys",
             ));
         }
+        let mut tree = Frontier::new();
+        for (epoch, key) in pubkeys.iter().enumerate() {
+            tree.push(epoch_leaf(epoch as u32, key));
+        }
+        if tree.root() != verification_key.root {
+            return Err(JournalError::corrupt(
+                layout.epoch_pubkeys(),
+                "epoch public keys do not match the verification key",
+            ));
+        }
         let state_path = layout.signing_state();
         let state = fs::read(&state_path).map_err(JournalError::io("read", &state_path))?;
         let mut best: Option<(u64, u32, Zeroizing<[u8; 32]>)> = None;
@@ -387,6 +397,16 @@ impl Signer {
     /// The current epoch.
     pub fn epoch(&self) -> u32 {
         self.epoch
+    }
+
+    /// When the current epoch began: nothing signed now may be dated earlier.
+    pub fn epoch_start(&self) -> Timestamp {
+        let params = self.verification_key.params;
+        let seconds = params.start_unix.saturating_add(
+            i64::from(self.epoch)
+                .saturating_mul(i64::try_from(params.epoch_secs).unwrap_or(i64::MAX)),
+        );
+        Timestamp::from_unix_nanos(seconds.saturating_mul(NANOS))
     }
 
     /// The current epoch's public key and path.

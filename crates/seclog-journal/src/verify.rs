@@ -92,16 +92,26 @@ impl VerifyReport {
     }
 }
 
+/// Records hashed beyond the newest checkpoint before `verify` gives up on a group's tail.
+const UNSEALED_LEAF_LIMIT: u64 = 1 << 22;
+
+const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+
+/// How far in the future (by the verifier's clock) a signed time may be.
+const CLOCK_SLACK_NANOS: i64 = 300 * 1_000_000_000;
+
 struct Verifier<'a> {
     layout: &'a Layout,
     key: &'a VerificationKey,
     report: VerifyReport,
+    latest_allowed: Timestamp,
 }
 
 struct Expectation {
     size: u64,
     root: Hash,
     checkpoint: u64,
+    time: Timestamp,
     source: String,
 }
 
@@ -141,10 +151,25 @@ pub fn verify(
     key: &VerificationKey,
     pinned: Option<&SignedCheckpoint>,
 ) -> Result<VerifyReport> {
+    verify_at(layout, key, pinned, Timestamp::now())
+}
+
+/// [`verify`] with the verifier's clock given: anything signed more than five minutes after
+/// `now` is a finding (whoever holds today's key can date signatures in the future, so a
+/// forward-dated tombstone or checkpoint must not pass).
+pub fn verify_at(
+    layout: &Layout,
+    key: &VerificationKey,
+    pinned: Option<&SignedCheckpoint>,
+    now: Timestamp,
+) -> Result<VerifyReport> {
     let mut verifier = Verifier {
         layout,
         key,
         report: VerifyReport::default(),
+        latest_allowed: Timestamp::from_unix_nanos(
+            now.unix_nanos().saturating_add(CLOCK_SLACK_NANOS),
+        ),
     };
     let journal = layout.journal_dir();
     match fs::read_dir(&journal) {
@@ -324,6 +349,14 @@ fn verify_checkpoints(verifier: &mut Verifier<'_>) -> Result<Vec<(String, Signed
                         verifier.find(None, path, None, format!("checkpoint #{seq}: {reason}"));
                         continue;
                     }
+                    if signed.body.time > verifier.latest_allowed {
+                        verifier.find(
+                            None,
+                            path,
+                            None,
+                            format!("checkpoint #{seq} is dated {}, in the future of this verifier's clock", signed.body.time),
+                        );
+                    }
                     if seq != next_seq {
                         verifier.find(None, path, None, format!("checkpoint #{seq} found where #{next_seq} was expected (missing or reordered)"));
                     }
@@ -480,6 +513,7 @@ fn add_expectations(
                 size: head.size,
                 root: head.root,
                 checkpoint: body.seq,
+                time: body.time,
                 source: source.to_string(),
             });
     }
@@ -514,6 +548,17 @@ fn verify_group(
         let text = String::from_utf8_lossy(&bytes);
         match Tombstone::parse_and_verify(&text, verifier.key) {
             Ok(tombstone) => {
+                if tombstone.deleted_at > verifier.latest_allowed {
+                    verifier.find(
+                        group,
+                        path,
+                        Some((tombstone.first_seq, tombstone.next_seq)),
+                        format!(
+                            "tombstone is dated {}, in the future of this verifier's clock",
+                            tombstone.deleted_at
+                        ),
+                    );
+                }
                 if tombstone.group != name.as_str()
                     || tombstone.first_seq != *name_seq
                     || tombstone.first_seq != retained_from
@@ -525,17 +570,37 @@ fn verify_group(
                         "tombstone does not continue the expired range",
                     );
                 }
-                let expiry = tombstone
-                    .last_written
-                    .unix_nanos()
-                    .saturating_add(i64::from(tombstone.retention_days) * 86_400_000_000_000);
-                if expiry > tombstone.deleted_at.unix_nanos() {
-                    verifier.find(
+                // The retention period runs from the signed checkpoint that first covered the
+                // deleted records: a time a later key holder cannot move.
+                let first_cover = expectations
+                    .iter()
+                    .filter(|expectation| expectation.size >= tombstone.next_seq)
+                    .min_by_key(|expectation| expectation.checkpoint);
+                match first_cover {
+                    None => verifier.find(
                         group,
                         path,
                         Some((tombstone.first_seq, tombstone.next_seq)),
-                        "tombstone deletes records before their retention period ended",
-                    );
+                        "tombstone deletes records that no signed checkpoint ever covered",
+                    ),
+                    Some(cover) => {
+                        let expiry = cover.time.unix_nanos().saturating_add(
+                            i64::from(tombstone.retention_days).saturating_mul(NANOS_PER_DAY),
+                        );
+                        if tombstone.retention_days == 0
+                            || expiry > tombstone.deleted_at.unix_nanos()
+                        {
+                            verifier.find(
+                                group,
+                                path,
+                                Some((tombstone.first_seq, tombstone.next_seq)),
+                                format!(
+                                    "tombstone deletes records sealed at {} (checkpoint #{}) before their {}-day retention ended",
+                                    cover.time, cover.checkpoint, tombstone.retention_days
+                                ),
+                            );
+                        }
+                    }
                 }
                 match Frontier::from_parts(tombstone.next_seq, tombstone.frontier.clone()) {
                     Ok(frontier) => base = frontier,
@@ -608,6 +673,13 @@ fn verify_group(
         .map(|expectation| expectation.size)
         .collect();
     let cuts = cuts.as_slice();
+    // Leaves are hashed only this far beyond the newest checkpoint: forged block counts must not
+    // make the verifier do unbounded work (anything beyond is a finding anyway).
+    let leaf_limit = cuts
+        .last()
+        .copied()
+        .unwrap_or(retained_from)
+        .saturating_add(UNSEALED_LEAF_LIMIT);
     let workers = std::thread::available_parallelism()
         .map_or(1, |count| count.get())
         .clamp(1, 4);
@@ -620,7 +692,7 @@ fn verify_group(
         let scans: Vec<SegmentScan> = std::thread::scope(|scope| {
             let handles: Vec<_> = chunk
                 .iter()
-                .map(|(_, path)| scope.spawn(move || scan_segment(path, cuts)))
+                .map(|(_, path)| scope.spawn(move || scan_segment(path, cuts, leaf_limit)))
                 .collect();
             handles
                 .into_iter()
@@ -979,7 +1051,7 @@ impl SegmentScan {
     }
 }
 
-fn scan_segment(path: &Path, cuts: &[u64]) -> SegmentScan {
+fn scan_segment(path: &Path, cuts: &[u64], leaf_limit: u64) -> SegmentScan {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(error) => return SegmentScan::failed(&format!("cannot read: {error}")),
@@ -1011,6 +1083,17 @@ fn scan_segment(path: &Path, cuts: &[u64]) -> SegmentScan {
         }
         match frame.tag {
             TAG_BLOCK => match BlockView::parse(frame.payload) {
+                Ok(block) if block.end_seq() > leaf_limit => {
+                    scan.items.push(ScanItem::BadBlock {
+                        offset: frame.offset,
+                        reason: format!(
+                            "records {}..{} lie more than {UNSEALED_LEAF_LIMIT} records beyond every checkpoint; not verified",
+                            block.first_seq,
+                            block.end_seq()
+                        ),
+                    });
+                    break;
+                }
                 Ok(block) => {
                     contiguous &= block.first_seq == first + leaves.len() as u64;
                     if contiguous {

@@ -301,11 +301,13 @@ impl JournalWriter {
         let valid_len = frames.offset();
         match frames.end() {
             FrameEnd::Clean => {}
-            FrameEnd::Torn { offset, reason } => {
+            // After a power loss the unsynced tail of the last commit can come back torn, zeroed
+            // or out of order, so a bad frame may be followed by more bytes. None of it was
+            // acknowledged as long as no checkpoint covers it: quarantine and cut it.
+            FrameEnd::Torn { offset, reason } | FrameEnd::Corrupt { offset, reason } => {
                 let kept = state.frontier.size() + leaves.len() as u64;
-                let sealed = self
-                    .checkpoints
-                    .last()
+                let last = self.checkpoints.last();
+                let sealed = last
                     .and_then(|last| last.body.groups.get(group))
                     .map_or(0, |head| head.size);
                 if kept < sealed {
@@ -315,22 +317,22 @@ impl JournalWriter {
                         &last_path,
                         format!(
                             "at byte {offset}: {reason}; records {kept}.. are covered by signed checkpoint #{}; run `seclog verify`",
-                            self.checkpoints.last().map_or(0, |last| last.body.seq)
+                            last.map_or(0, |last| last.body.seq)
                         ),
                     ));
                 }
+                let quarantine = self.quarantine(
+                    group,
+                    header.first_seq,
+                    bytes.get(offset..).unwrap_or_default(),
+                )?;
                 notes.push(format!(
-                    "recovery: truncated {} bytes of an unacknowledged, interrupted append at the end of {} ({reason})",
+                    "recovery: truncated {} bytes of an unacknowledged, interrupted append at the end of {} ({reason}); a copy is kept in {}",
                     bytes.len() - offset,
-                    display_relative(&self.layout, &last_path)
+                    display_relative(&self.layout, &last_path),
+                    display_relative(&self.layout, &quarantine)
                 ));
                 fsutil::truncate_durable(&last_path, offset as u64)?;
-            }
-            FrameEnd::Corrupt { offset, reason } => {
-                return Err(JournalError::corrupt(
-                    &last_path,
-                    format!("at byte {offset}: {reason}; run `seclog verify`"),
-                ));
             }
         }
         for leaf in leaves {
@@ -356,6 +358,20 @@ impl JournalWriter {
             last_written,
         });
         Ok(state)
+    }
+
+    /// Saves bytes that recovery cuts (encrypted blocks, never plaintext) outside `journal/`.
+    fn quarantine(&self, group: &GroupName, first_seq: u64, bytes: &[u8]) -> Result<PathBuf> {
+        let dir = self.layout.root().join("quarantine");
+        fsutil::create_dir_all_private(&dir)?;
+        let name = format!(
+            "{}-{first_seq:020}-{}.bin",
+            group.to_dir_name(),
+            Timestamp::now().unix_nanos()
+        );
+        let path = dir.join(name);
+        fsutil::write_atomic(&path, bytes, 0o600)?;
+        Ok(path)
     }
 
     fn key_context(group: &GroupName, first_seq: u64) -> Vec<u8> {
@@ -638,7 +654,12 @@ impl JournalWriter {
                 )
             })
             .collect();
-        self.checkpoints.append(&mut self.signer, now, groups)
+        let result = self.checkpoints.append(&mut self.signer, now, groups);
+        if let Err(error) = &result {
+            // Acknowledging what cannot be sealed would break the promise: stop accepting writes.
+            self.poisoned = Some(format!("sealing failed: {error}"));
+        }
+        result
     }
 
     /// Deletes `group`'s segments whose newest record is older than `days`, writing a signed
@@ -686,6 +707,16 @@ impl JournalWriter {
             if last_written.unix_nanos() >= cutoff {
                 break;
             }
+            // Retention runs from the checkpoint that first sealed the records (what `verify`
+            // checks), not from the unsigned write time.
+            let Some(sealed_at) =
+                crate::checkpoint::first_covering(&self.layout, group, footer.next_seq)?
+            else {
+                break;
+            };
+            if sealed_at.unix_nanos() >= cutoff {
+                break;
+            }
             self.delete_segment(
                 group,
                 first_seq,
@@ -717,6 +748,7 @@ impl JournalWriter {
             .last()
             .map_or(now, |last| last.body.time.max(now));
         self.signer.advance_for(now)?;
+        let now = now.max(self.signer.epoch_start());
         let tombstone = Tombstone {
             group: group.to_string(),
             first_seq,

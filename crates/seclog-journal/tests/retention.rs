@@ -265,3 +265,50 @@ fn retention_after_the_clock_steps_back_keeps_the_store_verifiable() {
     );
     assert!(reopened.is_ok(), "{:?}", reopened.err());
 }
+
+/// Whoever holds today's signing key can run retention with any policy and date it in the
+/// future. A tombstone dated after the verifier's clock is reported: records sealed on days 1-8,
+/// a 30-day pass run on day 12 but dated day 39, is caught on day 12, and the same store is
+/// accepted once day 39 has really come.
+#[test]
+fn forward_dated_retention_is_reported() {
+    let mut store = Store::init(daily_epochs());
+    let (mut writer, _) = store.writer();
+    for number in 1..=8 {
+        store.append(&mut writer, &app_x(), 10, day(number));
+        writer.seal(day(number)).expect("seal");
+    }
+    writer.close(day(8)).expect("close");
+    let (mut writer, _) = store.writer();
+    let notes = writer
+        .apply_retention(&app_x(), 30, day(39))
+        .expect("retention");
+    assert_eq!(
+        notes.len(),
+        8,
+        "records sealed on days 1-8 expire by day 38: {notes:?}"
+    );
+    drop(writer);
+    let early = seclog_journal::verify::verify_at(&store.layout, &store.key, None, day(12))
+        .expect("verify");
+    assert_finding(&early, "forward-dated tombstone", |finding| {
+        finding.message.contains("in the future") && finding.file.ends_with(".tomb")
+    });
+    let later = seclog_journal::verify::verify_at(&store.layout, &store.key, None, day(39))
+        .expect("verify");
+    assert!(later.is_intact(), "{}", show(&later));
+}
+
+/// Retention runs from the checkpoint that sealed the records: a 30-day pass on day 41 deletes
+/// the segments sealed on days 1-8 and keeps the one sealed on day 40, and the tombstones
+/// record the policy that expired them.
+#[test]
+fn retention_counts_from_the_sealing_checkpoint() {
+    let store = expired_store();
+    let x_segments = store.segments(&app_x());
+    assert_eq!(x_segments.len(), 1, "only the day-40 segment is kept");
+    let tomb = tombstones(&store).pop().expect("a tombstone");
+    let text = fs::read_to_string(&tomb).expect("read");
+    assert!(text.contains("retention-days 30"), "{text}");
+    assert!(store.verify().is_intact());
+}

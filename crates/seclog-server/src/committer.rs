@@ -43,8 +43,8 @@ pub struct CommitSettings {
     pub heartbeat: Duration,
     /// How often retention policies are applied.
     pub retention_sweep: Duration,
-    /// Requests that may wait for the commit thread at once (more get 503).
-    pub max_pending: usize,
+    /// Plaintext bytes that may wait for the commit thread at once (more wait, then get 503).
+    pub max_pending_bytes: usize,
 }
 
 impl Default for CommitSettings {
@@ -54,7 +54,7 @@ impl Default for CommitSettings {
             seal_delay: Duration::from_millis(500),
             heartbeat: Duration::from_secs(30),
             retention_sweep: Duration::from_secs(300),
-            max_pending: 256,
+            max_pending_bytes: 512 << 20,
         }
     }
 }
@@ -176,8 +176,15 @@ impl CommitHandle {
         batches: Vec<GroupBatch>,
         wait: Duration,
     ) -> Result<Assigned, SubmitError> {
+        // Permits are KiB of plaintext waiting for the commit thread: memory stays bounded
+        // however many clients send at once.
+        let budget = self.settings.max_pending_bytes >> 10;
+        let kib = u32::try_from((batch_bytes(&batches) >> 10).clamp(1, budget.max(1)))
+            .unwrap_or(u32::MAX);
         let permit =
-            match tokio::time::timeout(wait, Arc::clone(&self.permits).acquire_owned()).await {
+            match tokio::time::timeout(wait, Arc::clone(&self.permits).acquire_many_owned(kib))
+                .await
+            {
                 Ok(Ok(permit)) => permit,
                 Ok(Err(_)) => return Err(SubmitError::Closed),
                 Err(_) => return Err(SubmitError::Busy),
@@ -216,7 +223,9 @@ impl Committer {
         let thread = std::thread::Builder::new()
             .name("seclog-commit".into())
             .spawn(move || run(writer, meta, receiver, thread_settings, thread_stats))?;
-        let permits = Arc::new(Semaphore::new(settings.max_pending));
+        let permits = Arc::new(Semaphore::new(
+            (settings.max_pending_bytes >> 10).clamp(1, Semaphore::MAX_PERMITS),
+        ));
         Ok(Committer {
             handle: CommitHandle {
                 sender,
@@ -272,14 +281,19 @@ fn run(
         match receiver.recv_timeout(wait) {
             Ok(message) => {
                 let first_at = Instant::now();
+                let mut pending_bytes = 0usize;
                 let mut next = Some(message);
                 while let Some(message) = next.take() {
                     match message {
-                        Message::Append { batches, reply } => pending.push((batches, reply)),
+                        Message::Append { batches, reply } => {
+                            pending_bytes += batch_bytes(&batches);
+                            pending.push((batches, reply));
+                        }
                         Message::Sweep => sweep_requested = true,
                         Message::Shutdown => shutdown = true,
                     }
-                    if shutdown {
+                    // A bounded commit keeps the seal delay: a checkpoint is due between commits.
+                    if shutdown || pending_bytes >= MAX_COMMIT_BYTES {
                         break;
                     }
                     let remaining = settings.commit_interval.saturating_sub(first_at.elapsed());
@@ -315,6 +329,17 @@ fn run(
             sweep_requested = false;
         }
     }
+}
+
+/// Plaintext bytes one group commit takes at most (more waits for the next commit).
+const MAX_COMMIT_BYTES: usize = 64 << 20;
+
+fn batch_bytes(batches: &[GroupBatch]) -> usize {
+    batches
+        .iter()
+        .flat_map(|batch| &batch.records)
+        .map(Vec::len)
+        .sum()
 }
 
 type Pending = Vec<(Vec<GroupBatch>, oneshot::Sender<Result<Assigned, String>>)>;
@@ -396,8 +421,10 @@ fn seal(writer: &mut JournalWriter, stats: &CommitStats, unsealed_acks: &mut Vec
     match writer.seal(Timestamp::now()) {
         Ok(checkpoint) => record_seal(stats, &checkpoint, unsealed_acks),
         Err(error) => {
-            tracing::error!(error = %error, "signing a checkpoint failed");
+            // The writer is now poisoned (ingest gets 503); retry only at the heartbeat.
+            tracing::error!(error = %error, "signing a checkpoint failed; refusing further writes");
             stats.update(|inner| inner.last_error = Some(error.to_string()));
+            unsealed_acks.clear();
         }
     }
 }

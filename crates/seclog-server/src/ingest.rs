@@ -74,11 +74,19 @@ pub(crate) async fn ingest(
         .map(|info| info.0.ip().to_string());
     let source = format!("http:{}", peer.as_deref().unwrap_or("unknown"));
     let limits = state.limits.clone();
+    // Decompression and parsing hold up to a decompressed body and its records in memory: only a
+    // few run at once, whatever the number of connections.
+    let slot = state
+        .decode_slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("seclog is shutting down", 5))?;
     let prepared = tokio::task::spawn_blocking(move || {
         prepare(&group, encoding, &body, &limits, received_at, &source)
     })
     .await
     .map_err(|_| ApiError::internal("ingest worker failed"))?;
+    drop(slot);
     let (batches, outcome) = prepared;
     let assigned = match state.commit.submit(batches, state.submit_wait).await {
         Ok(assigned) => assigned,
@@ -310,7 +318,7 @@ fn prepare(
     (batches, outcome)
 }
 
-fn percent_decode(text: &str) -> Option<String> {
+pub(crate) fn percent_decode(text: &str) -> Option<String> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;

@@ -55,6 +55,7 @@ pub struct AppState {
     layout: Layout,
     limits: IngestLimits,
     submit_wait: Duration,
+    decode_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// Everything `serve` needs besides the opened stores.
@@ -89,8 +90,14 @@ async fn not_found() -> ApiError {
 }
 
 async fn status(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    auth::authenticate(&state, request.headers())?;
-    let stats = state.commit.stats.snapshot();
+    let token = auth::authenticate(&state, request.headers())?;
+    let mut stats = state.commit.stats.snapshot();
+    if !matches!(token.role, Role::Admin | Role::Auditor) {
+        // Error details may name files; only operators see them.
+        stats.last_error = stats
+            .last_error
+            .map(|_| "the journal reported an error".to_string());
+    }
     let settings = &state.commit.settings;
     Ok(axum::Json(json!({
         "commit_interval_ms": settings.commit_interval.as_secs_f64() * 1000.0,
@@ -112,7 +119,10 @@ async fn checkpoint(State(state): State<AppState>, request: Request) -> Result<R
     let latest = tokio::task::spawn_blocking(move || latest_checkpoint(&layout))
         .await
         .map_err(|_| ApiError::internal("checkpoint reader failed"))?
-        .map_err(|error| ApiError::internal(error.to_string()))?;
+        .map_err(|error| {
+            tracing::error!(error = %error, "reading the newest checkpoint failed");
+            ApiError::internal("the checkpoint log cannot be read")
+        })?;
     match latest {
         Some(signed) => Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -145,8 +155,8 @@ async fn set_retention(
         .uri()
         .path()
         .strip_prefix("/api/v1/retention/")
-        .unwrap_or_default()
-        .to_string();
+        .and_then(ingest::percent_decode)
+        .unwrap_or_default();
     let group = GroupName::parse(&group_text)
         .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
     let body = axum::body::to_bytes(request.into_body(), 4096)
@@ -161,7 +171,15 @@ async fn set_retention(
     state
         .meta
         .set_retention(group.as_str(), wanted.days)
-        .map_err(|error| ApiError::bad_request("invalid_retention", error.to_string()))?;
+        .map_err(|error| match error {
+            seclog_meta::MetaError::Invalid(reason) => {
+                ApiError::bad_request("invalid_retention", reason)
+            }
+            other => {
+                tracing::error!(error = %other, "storing a retention policy failed");
+                ApiError::internal("the retention policy could not be stored")
+            }
+        })?;
     tracing::info!(group = %group, days = wanted.days, token = %token.id, "retention set");
     state.commit.sweep();
     Ok(axum::Json(json!({ "group": group.as_str(), "days": wanted.days })).into_response())
@@ -188,6 +206,9 @@ impl Server {
             layout,
             limits: config.limits.clone(),
             submit_wait: Duration::from_secs(10),
+            decode_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |count| count.get()),
+            )),
         };
         Ok(Server { committer, state })
     }

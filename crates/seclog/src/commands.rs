@@ -96,7 +96,13 @@ fn open_meta(layout: &Layout) -> Result<MetaStore> {
 fn initialize(layout: &Layout, epochs: &EpochArgs) -> Result<()> {
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("creating {}", layout.root().display()))?;
-    let master = MasterKey::create(layout.master_key())?;
+    // An existing master key is used: one kept elsewhere (--master-key-file), or one left by an
+    // initialization that was interrupted before the verification key was written.
+    let master = if layout.master_key().is_file() {
+        load_master(layout)?
+    } else {
+        MasterKey::create(layout.master_key())?
+    };
     let params = EpochParams {
         start_unix: Timestamp::now().unix_seconds(),
         epoch_secs: epochs.epoch_secs,

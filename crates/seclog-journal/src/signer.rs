@@ -316,6 +316,14 @@ impl Signer {
             verification_key.to_text().as_bytes(),
             0o644,
         )?;
+        // The genesis checkpoint: #0, empty, signed in epoch 0. `verify` requires it, so a store
+        // rebuilt later by whoever holds a later epoch's key cannot pass for this one.
+        let mut signer = Signer::open(layout, master)?;
+        let start = Timestamp::from_unix_nanos(params.start_unix.saturating_mul(NANOS));
+        let (mut log, _) = crate::checkpoint::CheckpointLog::open(layout)?;
+        if log.last().is_none() {
+            log.append(&mut signer, start, std::collections::BTreeMap::new())?;
+        }
         Ok(verification_key)
     }
 

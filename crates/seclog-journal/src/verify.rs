@@ -92,6 +92,9 @@ impl VerifyReport {
     }
 }
 
+/// A silence between checkpoints longer than this is told (heartbeats come every minute at most).
+const SILENCE_NOTE_NANOS: i64 = 5 * 60 * 1_000_000_000;
+
 /// Records hashed beyond the newest checkpoint before `verify` gives up on a group's tail.
 const UNSEALED_LEAF_LIMIT: u64 = 1 << 22;
 
@@ -360,6 +363,16 @@ fn verify_checkpoints(verifier: &mut Verifier<'_>) -> Result<Vec<(String, Signed
                     if seq != next_seq {
                         verifier.find(None, path, None, format!("checkpoint #{seq} found where #{next_seq} was expected (missing or reordered)"));
                     }
+                    if seq == 0 && (signed.body.epoch != 0 || !signed.body.groups.is_empty()) {
+                        // `init` signs an empty #0 in epoch 0; a chain started later (by a key
+                        // holder who replaced the whole store) cannot.
+                        verifier.find(
+                            None,
+                            path,
+                            None,
+                            format!("checkpoint #0 is not the genesis checkpoint (signed in epoch {}): the history was replaced", signed.body.epoch),
+                        );
+                    }
                     let expected_prev = prev.as_ref().map(SignedCheckpoint::digest);
                     if signed.body.prev != expected_prev {
                         verifier.find(
@@ -370,6 +383,17 @@ fn verify_checkpoints(verifier: &mut Verifier<'_>) -> Result<Vec<(String, Signed
                         );
                     }
                     if let Some(previous) = &prev {
+                        let gap = signed
+                            .body
+                            .time
+                            .unix_nanos()
+                            .saturating_sub(previous.body.time.unix_nanos());
+                        if gap > SILENCE_NOTE_NANOS && previous.body.seq > 0 {
+                            verifier.report.notes.push(format!(
+                                "no checkpoint between #{} ({}) and #{seq} ({}): seclog was not running, or checkpoints were removed",
+                                previous.body.seq, previous.body.time, signed.body.time
+                            ));
+                        }
                         if signed.body.time < previous.body.time {
                             verifier.find(
                                 None,

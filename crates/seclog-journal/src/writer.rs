@@ -141,7 +141,15 @@ impl JournalWriter {
         config: JournalConfig,
     ) -> Result<(Self, Vec<String>)> {
         let signer = Signer::open(layout, &master)?;
-        let (checkpoints, mut notes) = CheckpointLog::open(layout)?;
+        let (mut checkpoints, mut notes) = CheckpointLog::open(layout)?;
+        let mut signer = signer;
+        if checkpoints.last().is_none() && signer.epoch() == 0 {
+            // `init` signs the genesis checkpoint; a crash right after it wrote the verification
+            // key leaves none, and it can still be signed while epoch 0's key exists.
+            let genesis_time = signer.epoch_start();
+            checkpoints.append(&mut signer, genesis_time, BTreeMap::new())?;
+            notes.push("recovery: signed the missing genesis checkpoint".to_string());
+        }
         fsutil::create_dir_all_private(&layout.groups_dir())?;
         let mut writer = JournalWriter {
             layout: layout.clone(),

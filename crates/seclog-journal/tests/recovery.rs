@@ -204,9 +204,11 @@ fn crash_during_the_first_checkpoint_of_an_epoch_keeps_the_chain() {
         let mut store = Store::init(default_epochs());
         let (mut writer, _) = store.writer();
         store.append(&mut writer, &app_x(), 10, at(1));
-        writer.seal(at(1)).expect("seal #0 in epoch 0");
+        writer
+            .seal(at(1))
+            .expect("seal #1 in epoch 0 (#0 is the genesis)");
         store.append(&mut writer, &app_x(), 10, at(12));
-        writer.seal(at(12)).expect("seal #1 in epoch 1");
+        writer.seal(at(12)).expect("seal #2 in epoch 1");
         drop(writer);
         let newest = store.checkpoint_logs().pop().expect("a log");
         let bytes = fs::read(&newest).expect("read");
@@ -217,7 +219,7 @@ fn crash_during_the_first_checkpoint_of_an_epoch_keeps_the_chain() {
         let (mut writer, _) = store.writer();
         let sealed = writer.seal(at(seal_at));
         assert!(sealed.is_ok(), "{case}: {:?}", sealed.err());
-        assert_eq!(sealed.expect("sealed").body.seq, 1, "{case}");
+        assert_eq!(sealed.expect("sealed").body.seq, 2, "{case}");
         drop(writer);
         let report = store.verify();
         assert!(report.is_intact(), "{case}\n{}", show(&report));

@@ -47,7 +47,15 @@ fn acknowledged_records_are_sealed_within_the_seal_delay() {
     let token = store.init();
     // A long heartbeat: only the seal delay can produce these checkpoints.
     let mut server = store.serve(&["--seal-delay-ms", "500", "--heartbeat-secs", "60"]);
-    assert_eq!(store.checkpoint(), None, "nothing to seal yet");
+    let genesis = store
+        .checkpoint()
+        .expect("init signs the genesis checkpoint");
+    assert!(
+        genesis.contains("seq 0\n")
+            && genesis.contains("epoch 0\n")
+            && !genesis.contains("\ngroup "),
+        "only the empty genesis checkpoint before any ingest: {genesis}"
+    );
 
     server.ingest_ok(&token, "app/seal", b"a\nb\nc\nd\ne\n");
     let (first_wait, first_seq) = wait_for_seal(&store, &server, "app/seal", 5);

@@ -338,3 +338,32 @@ fn removed_or_reordered_checkpoint_logs_are_reported() {
         finding.file == base.rel(&logs[1]) && finding.message.contains("file name says checkpoint")
     });
 }
+
+/// Whoever holds a later epoch's key removes every checkpoint log and lets the writer start a
+/// new chain over the same (or rewritten) data. The new #0 cannot be the empty genesis signed
+/// in epoch 0, so `verify` reports the replaced history even without a pin.
+#[test]
+fn a_chain_restarted_with_a_later_key_is_not_the_genesis() {
+    let mut store = Store::init(common::default_epochs());
+    let (mut writer, _) = store.writer();
+    store.append(&mut writer, &app_x(), 20, at(25));
+    writer.seal(at(25)).expect("seal in epoch 2");
+    drop(writer);
+    assert!(store.verify().is_intact());
+    for log in store.checkpoint_logs() {
+        fs::remove_file(log).expect("remove checkpoint log");
+    }
+    let (mut writer, notes) = store.writer();
+    assert!(
+        !notes.iter().any(|note| note.contains("genesis")),
+        "epoch 0 is gone: {notes:?}"
+    );
+    let restarted = writer.seal(at(35)).expect("a new chain in epoch 3");
+    assert_eq!((restarted.body.seq, restarted.body.epoch), (0, 3));
+    drop(writer);
+    let report = store.verify();
+    assert_finding(&report, "restarted chain", |finding| {
+        finding.message.contains("not the genesis checkpoint")
+    });
+    assert!(!report.is_intact(), "{}", show(&report));
+}

@@ -199,6 +199,22 @@ impl Frontier {
                 size: self.size,
             });
         }
+        self.merge_in(height, root);
+        self.size = new_size;
+        Ok(())
+    }
+
+    /// Appends one leaf hash. Equal-size subtrees merge as in a binary counter increment, so this
+    /// is amortised O(1) hashes and allocates only when the node vector grows (at most 64 nodes).
+    pub fn push(&mut self, leaf: Hash) {
+        self.merge_in(0, leaf);
+        // Cannot overflow: from_parts caps the size at 2^63, so this needs 2^63 pushes.
+        self.size += 1;
+    }
+
+    /// Adds the aligned subtree of `2^height` leaves with root `root` to the nodes (not the size):
+    /// each one bit of `size >> height` is a subtree as large as the merged one, absorbed in turn.
+    fn merge_in(&mut self, height: u32, root: Hash) {
         let mut merged = root;
         let mut trailing_subtrees = self.size >> height;
         while trailing_subtrees & 1 == 1 {
@@ -213,30 +229,6 @@ impl Frontier {
             trailing_subtrees >>= 1;
         }
         self.nodes.push(merged);
-        self.size = new_size;
-        Ok(())
-    }
-
-    /// Appends one leaf hash. Equal-size subtrees merge as in a binary counter increment, so this
-    /// is amortised O(1) hashes and allocates only when the node vector grows (at most 64 nodes).
-    pub fn push(&mut self, leaf: Hash) {
-        let mut merged = leaf;
-        // Each trailing one bit of `size` is a subtree as large as `merged`: absorb it.
-        let mut trailing_subtrees = self.size;
-        while trailing_subtrees & 1 == 1 {
-            let Some(left) = self.nodes.pop() else {
-                debug_assert!(
-                    false,
-                    "frontier invariant broken: fewer nodes than set bits"
-                );
-                break;
-            };
-            merged = node_hash(&left, &merged);
-            trailing_subtrees >>= 1;
-        }
-        self.nodes.push(merged);
-        // Cannot overflow: from_parts caps the size at 2^63, so this needs 2^63 pushes.
-        self.size += 1;
     }
 
     /// Root of the summarised tree; [`empty_root`] for size 0.

@@ -72,6 +72,8 @@ struct StatsInner {
     checkpoints: u64,
     seal_latencies_us: VecDeque<u64>,
     last_checkpoint: Option<(u64, Timestamp)>,
+    /// The newest checkpoint known to be durable (set only after its fsync).
+    durable_checkpoint: Option<SignedCheckpoint>,
     last_error: Option<String>,
 }
 
@@ -103,6 +105,14 @@ pub struct StatsSnapshot {
 }
 
 impl CommitStats {
+    /// The newest checkpoint whose append was fsynced (what a witness may safely pin).
+    pub fn durable_checkpoint(&self) -> Option<SignedCheckpoint> {
+        self.inner
+            .lock()
+            .ok()
+            .and_then(|inner| inner.durable_checkpoint.clone())
+    }
+
     /// Current values.
     pub fn snapshot(&self) -> StatsSnapshot {
         let Ok(inner) = self.inner.lock() else {
@@ -218,6 +228,8 @@ impl Committer {
     ) -> std::io::Result<Self> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let stats = Arc::new(CommitStats::default());
+        let recovered = writer.last_checkpoint().cloned();
+        stats.update(|inner| inner.durable_checkpoint = recovered);
         let thread_stats = Arc::clone(&stats);
         let thread_settings = settings.clone();
         let thread = std::thread::Builder::new()
@@ -438,6 +450,7 @@ fn record_seal(
     stats.update(|inner| {
         inner.checkpoints += 1;
         inner.last_checkpoint = Some((checkpoint.body.seq, checkpoint.body.time));
+        inner.durable_checkpoint = Some(checkpoint.clone());
         for acked in unsealed_acks.drain(..) {
             if inner.seal_latencies_us.len() == LATENCY_SAMPLES {
                 inner.seal_latencies_us.pop_front();

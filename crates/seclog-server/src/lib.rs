@@ -35,7 +35,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use seclog_journal::{JournalWriter, Layout, latest_checkpoint};
+use seclog_journal::JournalWriter;
 use seclog_meta::{MetaStore, Role};
 use seclog_model::GroupName;
 use serde_json::json;
@@ -52,7 +52,6 @@ use committer::{CommitHandle, Committer};
 pub struct AppState {
     meta: Arc<MetaStore>,
     commit: CommitHandle,
-    layout: Layout,
     limits: IngestLimits,
     submit_wait: Duration,
     decode_slots: Arc<tokio::sync::Semaphore>,
@@ -115,14 +114,9 @@ async fn checkpoint(State(state): State<AppState>, request: Request) -> Result<R
             "checkpoints are for auditor and admin tokens",
         ));
     }
-    let layout = state.layout.clone();
-    let latest = tokio::task::spawn_blocking(move || latest_checkpoint(&layout))
-        .await
-        .map_err(|_| ApiError::internal("checkpoint reader failed"))?
-        .map_err(|error| {
-            tracing::error!(error = %error, "reading the newest checkpoint failed");
-            ApiError::internal("the checkpoint log cannot be read")
-        })?;
+    // Served from memory: the commit thread records a checkpoint only after its fsync, so a
+    // witness never pins one that a crash could still take back.
+    let latest = state.commit.stats.durable_checkpoint();
     match latest {
         Some(signed) => Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -196,14 +190,12 @@ impl Server {
     pub fn start(
         writer: JournalWriter,
         meta: Arc<MetaStore>,
-        layout: Layout,
         config: &ServerConfig,
     ) -> std::io::Result<Self> {
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
         let state = AppState {
             meta,
             commit: committer.handle(),
-            layout,
             limits: config.limits.clone(),
             submit_wait: Duration::from_secs(10),
             decode_slots: Arc::new(tokio::sync::Semaphore::new(

@@ -166,7 +166,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             heartbeat_secs = args.heartbeat_secs,
             "seclog listening"
         );
-        let server = Server::start(writer, meta, layout, &config)?;
+        let server = Server::start(writer, meta, &config)?;
         server.serve(listener, shutdown_signal()).await?;
         tracing::info!("seclog stopped; journal sealed");
         anyhow::Ok(())

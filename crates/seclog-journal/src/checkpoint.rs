@@ -7,7 +7,7 @@
 //! time 2026-11-27T15:41:33.123456789Z
 //! epoch 7
 //! prev <hex SHA-256 of the previous checkpoint's digest input> | none
-//! group <name> <size> <hex root>
+//! group <name> <size> <hex root> <retention days | ->
 //! ```
 //! The body is signed with the forward-secure key of its epoch. Checkpoints form a hash chain
 //! (`prev`), so removing or reordering one is visible. The log keeps one file per epoch:
@@ -47,6 +47,8 @@ pub struct GroupHead {
     pub size: u64,
     /// Merkle root over them.
     pub root: Hash,
+    /// The group's retention policy in days when this was signed (`None`: keep forever).
+    pub retention_days: Option<u32>,
 }
 
 /// The signed content of a checkpoint.
@@ -75,11 +77,15 @@ impl CheckpointBody {
             self.prev.map_or_else(|| "none".to_string(), hex::encode)
         );
         for (name, head) in &self.groups {
+            let retention = head
+                .retention_days
+                .map_or_else(|| "-".to_string(), |days| days.to_string());
             text.push_str(&format!(
-                "group {} {} {}\n",
+                "group {} {} {} {}\n",
                 name,
                 head.size,
-                hex::encode(head.root)
+                hex::encode(head.root),
+                retention
             ));
         }
         text
@@ -101,7 +107,8 @@ impl CheckpointBody {
         let mut groups = BTreeMap::new();
         for line in fields.rest() {
             let mut words = line.split(' ');
-            let (Some("group"), Some(name), Some(size), Some(root), None) = (
+            let (Some("group"), Some(name), Some(size), Some(root), Some(retention), None) = (
+                words.next(),
                 words.next(),
                 words.next(),
                 words.next(),
@@ -116,6 +123,13 @@ impl CheckpointBody {
                     .parse()
                     .map_err(|_| format!("invalid size in {line:?}"))?,
                 root: parse_hash(root).ok_or_else(|| format!("invalid root in {line:?}"))?,
+                retention_days: match retention {
+                    "-" => None,
+                    days => Some(
+                        days.parse()
+                            .map_err(|_| format!("invalid retention in {line:?}"))?,
+                    ),
+                },
             };
             if groups.insert(name, head).is_some() {
                 return Err(format!("duplicate group in {line:?}"));

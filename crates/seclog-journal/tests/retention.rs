@@ -312,3 +312,39 @@ fn retention_counts_from_the_sealing_checkpoint() {
     assert!(text.contains("retention-days 30"), "{text}");
     assert!(store.verify().is_intact());
 }
+
+/// Every retention policy is signed in the checkpoints before a deletion under it, and
+/// shortening a policy (as whoever holds today's key could, to delete old records early) shows
+/// in the report's notes with its checkpoint.
+#[test]
+fn retention_policies_are_signed_and_shortening_is_told() {
+    let store = expired_store();
+    let report = store.verify();
+    assert!(report.is_intact(), "{}", show(&report));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|note| note.contains("retention set to 30 days (was keep forever)")),
+        "{:?}",
+        report.notes
+    );
+
+    // Shortened to 1 day on day 42: the day-40 segment goes too, and the change is told.
+    let (mut writer, _) = store.writer();
+    let notes = writer
+        .apply_retention(&app_x(), 1, day(42))
+        .expect("retention");
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    writer.close(day(42)).expect("close");
+    let report = store.verify();
+    assert!(report.is_intact(), "{}", show(&report));
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|note| note.contains("retention set to 1 days (was 30 days)")),
+        "{:?}",
+        report.notes
+    );
+}

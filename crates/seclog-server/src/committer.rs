@@ -336,7 +336,7 @@ fn run(
             return;
         }
         if sweep_requested || now >= sweep_due {
-            sweep(&mut writer, &meta, &stats);
+            sweep(&mut writer, &meta, &stats, &mut unsealed_acks);
             last_sweep = Instant::now();
             sweep_requested = false;
         }
@@ -462,7 +462,12 @@ fn record_seal(
     });
 }
 
-fn sweep(writer: &mut JournalWriter, meta: &MetaStore, stats: &CommitStats) {
+fn sweep(
+    writer: &mut JournalWriter,
+    meta: &MetaStore,
+    stats: &CommitStats,
+    unsealed_acks: &mut Vec<Instant>,
+) {
     let policies = match meta.retention_policies() {
         Ok(policies) => policies,
         Err(error) => {
@@ -470,14 +475,24 @@ fn sweep(writer: &mut JournalWriter, meta: &MetaStore, stats: &CommitStats) {
             return;
         }
     };
-    for policy in policies {
-        let Ok(group) = GroupName::parse(&policy.group) else {
-            continue;
-        };
+    let policies: BTreeMap<GroupName, u32> = policies
+        .into_iter()
+        .filter_map(|policy| {
+            GroupName::parse(&policy.group)
+                .ok()
+                .map(|group| (group, policy.days))
+        })
+        .collect();
+    // A changed policy is signed before anything is deleted under it.
+    writer.set_retention_policies(policies.clone());
+    if writer.has_unsealed() {
+        seal(writer, stats, unsealed_acks);
+    }
+    for (group, days) in policies {
         if !writer.sizes().contains_key(&group) {
             continue;
         }
-        match writer.apply_retention(&group, policy.days, Timestamp::now()) {
+        match writer.apply_retention(&group, days, Timestamp::now()) {
             Ok(notes) => notes.iter().for_each(|note| tracing::info!("{note}")),
             Err(error) => {
                 tracing::error!(error = %error, group = %group, "retention sweep failed");

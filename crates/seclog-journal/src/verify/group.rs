@@ -32,6 +32,7 @@ pub(super) fn verify_group(
     for path in &files.unexpected {
         verifier.find(group, path, None, "unexpected file in the group directory");
     }
+    note_policy_changes(verifier, name, &expectations);
     // Tombstones: a contiguous signed prefix of expired records.
     let mut base = Frontier::new();
     let mut expected_prev: Option<Hash> = Some([0; 32]);
@@ -71,6 +72,27 @@ pub(super) fn verify_group(
                     .iter()
                     .filter(|expectation| expectation.size >= tombstone.next_seq)
                     .min_by_key(|expectation| expectation.checkpoint);
+                // The policy the deletion followed must be the one signed before it.
+                let signed_policy = expectations
+                    .iter()
+                    .filter(|expectation| expectation.time <= tombstone.deleted_at)
+                    .max_by_key(|expectation| expectation.checkpoint)
+                    .and_then(|expectation| expectation.retention_days);
+                if signed_policy != Some(tombstone.retention_days) {
+                    verifier.find(
+                        group,
+                        path,
+                        Some((tombstone.first_seq, tombstone.next_seq)),
+                        format!(
+                            "tombstone applies {} days but the signed retention policy then was {}",
+                            tombstone.retention_days,
+                            signed_policy.map_or_else(
+                                || "none (keep forever)".to_string(),
+                                |days| format!("{days} days")
+                            )
+                        ),
+                    );
+                }
                 match first_cover {
                     None => verifier.find(
                         group,
@@ -452,4 +474,34 @@ pub(super) fn verify_group(
         sealed: sealed.unwrap_or(0),
     });
     Ok(())
+}
+
+/// Tells every change of the group's signed retention policy that shortens it (from "keep
+/// forever" or from a longer period): who can sign today can shorten retention, so it must show.
+fn note_policy_changes(
+    verifier: &mut Verifier<'_>,
+    name: &GroupName,
+    expectations: &[Expectation],
+) {
+    let mut by_checkpoint: Vec<&Expectation> = expectations.iter().collect();
+    by_checkpoint.sort_by_key(|expectation| expectation.checkpoint);
+    let mut previous: Option<Option<u32>> = None;
+    for expectation in by_checkpoint {
+        let current = expectation.retention_days;
+        if let Some(before) = previous
+            && let Some(days) = current
+            && before.is_none_or(|before| days < before)
+        {
+            verifier.report.notes.push(format!(
+                "group {name}: retention set to {days} days (was {}) at checkpoint #{} ({})",
+                before.map_or_else(
+                    || "keep forever".to_string(),
+                    |before| format!("{before} days")
+                ),
+                expectation.checkpoint,
+                expectation.time
+            ));
+        }
+        previous = Some(current);
+    }
 }

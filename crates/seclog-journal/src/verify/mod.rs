@@ -116,6 +116,7 @@ struct Expectation {
     root: Hash,
     checkpoint: u64,
     time: Timestamp,
+    retention_days: Option<u32>,
     source: String,
 }
 
@@ -249,6 +250,7 @@ fn add_expectations(
                 root: head.root,
                 checkpoint: body.seq,
                 time: body.time,
+                retention_days: head.retention_days,
                 source: source.to_string(),
             });
     }

@@ -119,6 +119,8 @@ pub struct JournalWriter {
     groups: BTreeMap<GroupName, GroupState>,
     heads: Arc<DurableHeads>,
     poisoned: Option<String>,
+    /// Retention policies, recorded in every checkpoint so that a change is signed evidence.
+    retention: BTreeMap<GroupName, u32>,
 }
 
 impl std::fmt::Debug for JournalWriter {
@@ -158,6 +160,7 @@ impl JournalWriter {
             groups: BTreeMap::new(),
             heads: Arc::new(DurableHeads::default()),
             poisoned: None,
+            retention: BTreeMap::new(),
         };
         let (groups, _) = list_groups(layout)?;
         for (name, _) in groups {
@@ -199,6 +202,12 @@ impl JournalWriter {
         let wrapped = fs::read(&path).map_err(JournalError::io("read data key", &path))?;
         self.master
             .unwrap_key(&wrapped, &Self::key_context(group, first_seq))
+    }
+
+    /// Sets the retention policies that the next checkpoints record (and that `apply_retention`
+    /// callers use). A change is signed with the next checkpoint.
+    pub fn set_retention_policies(&mut self, policies: BTreeMap<GroupName, u32>) {
+        self.retention = policies;
     }
 
     /// Shared durable sizes, for readers and followers.
@@ -447,10 +456,9 @@ impl JournalWriter {
     pub fn has_unsealed(&self) -> bool {
         let sealed = self.checkpoints.last().map(|last| &last.body.groups);
         self.groups.iter().any(|(name, state)| {
-            sealed
-                .and_then(|groups| groups.get(name))
-                .map_or(0, |head| head.size)
-                != state.frontier.size()
+            let head = sealed.and_then(|groups| groups.get(name));
+            head.map_or(0, |head| head.size) != state.frontier.size()
+                || head.and_then(|head| head.retention_days) != self.retention.get(name).copied()
         })
     }
 
@@ -466,6 +474,7 @@ impl JournalWriter {
                     GroupHead {
                         size: state.frontier.size(),
                         root: state.frontier.root(),
+                        retention_days: self.retention.get(name).copied(),
                     },
                 )
             })

@@ -24,6 +24,16 @@ impl JournalWriter {
         now: Timestamp,
     ) -> Result<Vec<String>> {
         self.check_poison()?;
+        // The policy a deletion follows must be signed first: `verify` checks each tombstone
+        // against the policy recorded by the checkpoints before it.
+        self.retention.insert(group.clone(), days);
+        let signed_policy = self
+            .last_checkpoint()
+            .and_then(|last| last.body.groups.get(group))
+            .and_then(|head| head.retention_days);
+        if self.groups.contains_key(group) && signed_policy != Some(days) {
+            self.seal(now)?;
+        }
         let cutoff = now
             .unix_nanos()
             .saturating_sub(i64::from(days).saturating_mul(86_400 * 1_000_000_000));

@@ -245,7 +245,7 @@ pub fn checkpoint_seq_and_size(text: &str, group: &str) -> (u64, Option<u64>) {
             seq = Some(value.parse().expect("numeric checkpoint seq"));
         }
         let fields: Vec<&str> = line.split(' ').collect();
-        if let ["group", name, count, _root] = fields.as_slice()
+        if let ["group", name, count, _root, _retention] = fields.as_slice()
             && *name == group
         {
             size = Some(count.parse().expect("numeric group size"));

@@ -221,6 +221,38 @@ pub(crate) fn find_footer(bytes: &[u8]) -> Option<Footer> {
         .and_then(|frame| Footer::parse(frame.payload).ok())
 }
 
+/// The footer of a sealed segment, read from the file's last bytes only (the frame's CRC tells
+/// the footer's length among the few possible ones).
+pub(super) fn read_tail_footer(path: &std::path::Path) -> Result<Option<Footer>> {
+    use std::io::{Read, Seek, SeekFrom};
+    const FIXED: usize = 1 + 4 + 8 + 1 + 32 + 4;
+    let mut file = fs::File::open(path).map_err(JournalError::io("open", path))?;
+    let len = file
+        .metadata()
+        .map_err(JournalError::io("stat", path))?
+        .len();
+    let want = (FIXED + 64 * 32).min(usize::try_from(len).unwrap_or(usize::MAX));
+    let mut tail = vec![0u8; want];
+    file.seek(SeekFrom::End(-(want as i64)))
+        .map_err(JournalError::io("seek", path))?;
+    file.read_exact(&mut tail)
+        .map_err(JournalError::io("read", path))?;
+    for nodes in 0..=64usize {
+        let footer_len = FIXED + 32 * nodes;
+        let Some(offset) = tail.len().checked_sub(footer_len) else {
+            break;
+        };
+        if let Ok(frame) = frame::read_frame(&tail, offset)
+            && frame.tag == TAG_FOOTER
+            && frame.len == footer_len
+            && let Ok(footer) = Footer::parse(frame.payload)
+        {
+            return Ok(Some(footer));
+        }
+    }
+    Ok(None)
+}
+
 pub(super) fn last_block_time(bytes: &[u8]) -> Option<Timestamp> {
     let (_, header_len) = SegmentHeader::parse(bytes).ok()?;
     frame::frames(bytes, header_len)

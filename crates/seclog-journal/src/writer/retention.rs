@@ -6,7 +6,7 @@ use std::fs;
 use seclog_model::{GroupName, Timestamp};
 
 use super::JournalWriter;
-use super::recovery::{find_footer, last_block_time};
+use super::recovery::{last_block_time, read_tail_footer};
 use crate::error::{JournalError, Result};
 use crate::fsutil;
 use crate::layout::display_relative;
@@ -60,16 +60,10 @@ impl JournalWriter {
             if Some(first_seq) == open_first {
                 break;
             }
-            let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
-            let Some(footer) = find_footer(&bytes) else {
+            // Only the footer is read to decide; the whole file only for a segment that goes.
+            let Some(footer) = read_tail_footer(&path)? else {
                 break;
             };
-            let Some(last_written) = last_block_time(&bytes) else {
-                break;
-            };
-            if last_written.unix_nanos() >= cutoff {
-                break;
-            }
             // Retention runs from the checkpoint that first sealed the records (what `verify`
             // checks), not from the unsigned write time.
             let Some(sealed_at) =
@@ -80,6 +74,10 @@ impl JournalWriter {
             if sealed_at.unix_nanos() >= cutoff {
                 break;
             }
+            let bytes = fs::read(&path).map_err(JournalError::io("read", &path))?;
+            let Some(last_written) = last_block_time(&bytes) else {
+                break;
+            };
             self.delete_segment(
                 group,
                 first_seq,

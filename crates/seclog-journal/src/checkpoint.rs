@@ -546,15 +546,7 @@ impl CheckpointLog {
         let path = self.dir.join(checkpoint_file_name(first_seq));
         let mut bytes = encode_header(first_seq, epoch_key.epoch);
         encode_frame(TAG_EPOCH_KEY, &epoch_key.encode(), &mut bytes);
-        let mut file = fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(JournalError::io("create", &path))?;
-        file.write_all(&bytes)
-            .map_err(JournalError::io("write", &path))?;
-        file.sync_all().map_err(JournalError::io("sync", &path))?;
-        fsutil::sync_dir(&self.dir)?;
+        let file = fsutil::create_append_durable(&path, &bytes)?;
         self.file = Some((file, path, epoch_key.epoch));
         self.file_hasher = Sha256::new_with_prefix(&bytes);
         self.file_count = 0;

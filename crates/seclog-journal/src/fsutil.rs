@@ -29,6 +29,21 @@ pub(crate) fn create_dir_all_private(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates a new file (never replacing one) holding `bytes`, durably (file and directory entry
+/// fsynced), and returns it open for appending.
+pub(crate) fn create_append_durable(path: &Path, bytes: &[u8]) -> Result<fs::File> {
+    let mut file = fs::OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path)
+        .map_err(JournalError::io("create", path))?;
+    file.write_all(bytes)
+        .map_err(JournalError::io("write", path))?;
+    file.sync_all().map_err(JournalError::io("sync", path))?;
+    sync_parent(path)?;
+    Ok(file)
+}
+
 /// Fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub(crate) fn sync_dir(path: &Path) -> Result<()> {
     fs::File::open(path)

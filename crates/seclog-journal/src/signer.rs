@@ -260,6 +260,7 @@ pub struct Signer {
     master: MasterKey,
     verification_key: VerificationKey,
     pubkeys: Vec<[u8; 32]>,
+    epoch_leaves: Vec<Hash>,
     epoch: u32,
     active_slot: u64,
     seed: Zeroizing<[u8; 32]>,
@@ -342,11 +343,13 @@ impl Signer {
                 "wrong number of epoch public keys",
             ));
         }
-        let mut tree = Frontier::new();
-        for (epoch, key) in pubkeys.iter().enumerate() {
-            tree.push(epoch_leaf(epoch as u32, key));
-        }
-        if tree.root() != verification_key.root {
+        // Hashed once: the root check here, and every later epoch's key path, use these leaves.
+        let epoch_leaves: Vec<Hash> = pubkeys
+            .iter()
+            .enumerate()
+            .map(|(epoch, key)| epoch_leaf(epoch as u32, key))
+            .collect();
+        if merkle::root_of(&epoch_leaves) != verification_key.root {
             return Err(JournalError::corrupt(
                 layout.epoch_pubkeys(),
                 "epoch public keys do not match the verification key",
@@ -375,7 +378,7 @@ impl Signer {
             ))
         })?;
         let key = signing_key(&seed);
-        let proof = epoch_proof(&pubkeys, epoch)?;
+        let proof = epoch_proof(&pubkeys, &epoch_leaves, epoch)?;
         if proof.public_key != key.verifying_key().to_bytes() {
             return Err(JournalError::Signing(
                 "signing seed does not match the epoch public keys".into(),
@@ -386,6 +389,7 @@ impl Signer {
             master: master.clone(),
             verification_key,
             pubkeys,
+            epoch_leaves,
             epoch,
             active_slot,
             seed,
@@ -440,7 +444,7 @@ impl Signer {
         self.write_slot(new_slot, &encode_slot(&self.master, target, &seed)?)?;
         self.erase_slot(self.active_slot)?;
         self.key = signing_key(&seed);
-        self.proof = epoch_proof(&self.pubkeys, target)?;
+        self.proof = epoch_proof(&self.pubkeys, &self.epoch_leaves, target)?;
         self.seed = seed;
         self.epoch = target;
         self.active_slot = new_slot;
@@ -514,17 +518,12 @@ fn decode_slot(master: &MasterKey, bytes: &[u8]) -> Option<(u32, Zeroizing<[u8; 
     Some((epoch, Zeroizing::new(seed)))
 }
 
-fn epoch_proof(pubkeys: &[[u8; 32]], epoch: u32) -> Result<EpochKeyProof> {
+fn epoch_proof(pubkeys: &[[u8; 32]], leaves: &[Hash], epoch: u32) -> Result<EpochKeyProof> {
     let public_key = *pubkeys
         .get(epoch as usize)
         .ok_or_else(|| JournalError::Signing(format!("no public key for epoch {epoch}")))?;
-    let leaves: Vec<Hash> = pubkeys
-        .iter()
-        .enumerate()
-        .map(|(index, key)| epoch_leaf(index as u32, key))
-        .collect();
     let base = Frontier::new();
-    let path = TreeView::new(&base, &leaves)
+    let path = TreeView::new(&base, leaves)
         .inclusion_proof(u64::from(epoch), leaves.len() as u64)
         .map_err(|error| JournalError::Signing(format!("epoch key path: {error}")))?;
     Ok(EpochKeyProof {

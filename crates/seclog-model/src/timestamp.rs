@@ -16,9 +16,6 @@ pub struct Timestamp(i64);
 pub struct TimestampError(String);
 
 impl Timestamp {
-    /// The earliest representable instant (1677-09-21).
-    pub const MIN: Timestamp = Timestamp(i64::MIN);
-
     /// Builds a timestamp from nanoseconds since the Unix epoch.
     pub const fn from_unix_nanos(nanos: i64) -> Self {
         Timestamp(nanos)

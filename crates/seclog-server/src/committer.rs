@@ -488,8 +488,9 @@ fn sweep(
     if writer.has_unsealed() {
         seal(writer, stats, unsealed_acks);
     }
+    let groups = writer.sizes();
     for (group, days) in policies {
-        if !writer.sizes().contains_key(&group) {
+        if !groups.contains_key(&group) {
             continue;
         }
         match writer.apply_retention(&group, days, Timestamp::now()) {

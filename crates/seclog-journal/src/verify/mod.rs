@@ -255,8 +255,3 @@ fn add_expectations(
             });
     }
 }
-
-/// Time of the newest checkpoint, for summaries.
-pub fn latest_time(report: &VerifyReport) -> Option<Timestamp> {
-    report.latest.as_ref().map(|body| body.time)
-}

@@ -405,15 +405,7 @@ impl JournalWriter {
         };
         let header_bytes = header.encode();
         let path = self.layout.segment(group, first_seq);
-        let mut file = fs::OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(&path)
-            .map_err(JournalError::io("create", &path))?;
-        file.write_all(&header_bytes)
-            .map_err(JournalError::io("write", &path))?;
-        file.sync_all().map_err(JournalError::io("sync", &path))?;
-        fsutil::sync_parent(&path)?;
+        let file = fsutil::create_append_durable(&path, &header_bytes)?;
         let segment = OpenSegment {
             file,
             path,

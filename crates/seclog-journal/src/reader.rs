@@ -81,6 +81,86 @@ impl JournalReader {
         Ok(events)
     }
 
+    /// Reads the events at `seqs` (sorted ascending) of `group`, reading each segment at most
+    /// once and decrypting only the blocks that hold a wanted record. Missing sequence numbers
+    /// (removed by retention, or not yet written) are skipped.
+    pub fn fetch(
+        &self,
+        group: &GroupName,
+        seqs: &[u64],
+        mut visit: impl FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        let Some(&first) = seqs.first() else {
+            return Ok(());
+        };
+        debug_assert!(seqs.windows(2).all(|pair| pair[0] <= pair[1]));
+        let dir = self.layout.group_dir(group);
+        let files = list_group_files(&dir)?;
+        let mut wanted = seqs.iter().copied().peekable();
+        let start_index = files
+            .segments
+            .iter()
+            .rposition(|(segment_first, _)| *segment_first <= first)
+            .unwrap_or(0);
+        let segments = files.segments.get(start_index..).unwrap_or_default();
+        for (index, (segment_first, path)) in segments.iter().enumerate() {
+            let segment_end = segments.get(index + 1).map(|(next, _)| *next);
+            while wanted.next_if(|seq| seq < segment_first).is_some() {}
+            match wanted.peek() {
+                None => return Ok(()),
+                Some(seq) if segment_end.is_some_and(|end| *seq >= end) => continue,
+                Some(_) => {}
+            }
+            let bytes = fs::read(path).map_err(JournalError::io("read", path))?;
+            let (header, header_len) = SegmentHeader::parse(&bytes)
+                .map_err(|reason| JournalError::corrupt(path, reason))?;
+            let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
+            let key_path = self.layout.data_key(group, header.first_seq);
+            let wrapped =
+                fs::read(&key_path).map_err(JournalError::io("read data key", &key_path))?;
+            let key = self
+                .master
+                .unwrap_key(&wrapped, format!("{group}/{}", header.first_seq).as_bytes())?;
+            for frame in frame::frames(&bytes, header_len) {
+                if frame.tag != TAG_BLOCK {
+                    continue;
+                }
+                let block = BlockView::parse(frame.payload)
+                    .map_err(|reason| JournalError::corrupt(path, reason))?;
+                while wanted.next_if(|seq| *seq < block.first_seq).is_some() {}
+                let Some(next) = wanted.peek().copied() else {
+                    return Ok(());
+                };
+                if next >= block.end_seq() {
+                    continue;
+                }
+                let opened = block
+                    .open(&key, &header_digest)
+                    .map_err(|reason| JournalError::corrupt(path, reason))?;
+                let mut records = opened.records.into_iter().map(|(_, record)| record);
+                let mut at = block.first_seq;
+                while let Some(seq) = wanted.next_if(|seq| *seq < block.end_seq()) {
+                    let skip = usize::try_from(seq - at).unwrap_or(usize::MAX);
+                    let Some(bytes) = records.nth(skip) else {
+                        break;
+                    };
+                    at = seq + 1;
+                    let record = Record::decode(&bytes).map_err(|reason| {
+                        JournalError::Invalid(format!("record {seq}: {reason}"))
+                    })?;
+                    visit(StoredEvent {
+                        group: group.clone(),
+                        seq,
+                        record,
+                    })?;
+                    // Duplicate requests for one record are served once.
+                    while wanted.next_if(|next| *next == seq).is_some() {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Decrypts records from `from_seq`, calling `visit` until it returns `Ok(false)`.
     pub(crate) fn visit(
         &self,

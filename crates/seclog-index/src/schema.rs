@@ -1,0 +1,159 @@
+//! The tantivy schema of a piece and how a journal record becomes a document.
+
+use seclog_journal::{Record, RecordKind};
+use tantivy::schema::{
+    Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
+    TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::{Index, TantivyDocument};
+
+use crate::fields::{Scalar, flatten};
+
+/// Name of the full-text tokenizer (words, lower-cased).
+pub const TEXT_TOKENIZER: &str = "seclog_text";
+/// Longest word kept in the full-text index; longer runs are found by `like` over `@message`.
+pub const MAX_WORD_LEN: usize = 128;
+
+/// Field handles of the schema.
+#[derive(Debug, Clone)]
+pub struct IndexSchema {
+    /// The schema itself.
+    pub schema: Schema,
+    /// Journal sequence number (fast).
+    pub seq: Field,
+    /// Event time, Unix nanoseconds (fast).
+    pub time: Field,
+    /// Receipt time, Unix nanoseconds (fast).
+    pub observed: Field,
+    /// `@logStream`: where the event came from (exact, fast).
+    pub stream: Field,
+    /// Every event field by its flattened path (exact terms, fast columns).
+    pub fields: Field,
+    /// `@message` words (lower-cased, doc ids only; phrases are checked on the message itself).
+    pub text: Field,
+}
+
+/// Schema field names (also the prefixes of fast-field column names).
+pub mod names {
+    /// Sequence number.
+    pub const SEQ: &str = "seq";
+    /// Event time.
+    pub const TIME: &str = "time";
+    /// Receipt time.
+    pub const OBSERVED: &str = "observed";
+    /// Log stream.
+    pub const STREAM: &str = "stream";
+    /// Event fields (JSON).
+    pub const FIELDS: &str = "f";
+    /// Message words.
+    pub const TEXT: &str = "text";
+}
+
+impl IndexSchema {
+    /// The schema every piece uses.
+    pub fn new() -> Self {
+        let mut builder = Schema::builder();
+        let fast = NumericOptions::default().set_fast();
+        let seq = builder.add_u64_field(names::SEQ, fast.clone());
+        let time = builder.add_i64_field(names::TIME, fast.clone());
+        let observed = builder.add_i64_field(names::OBSERVED, fast);
+        let exact = TextFieldIndexing::default()
+            .set_tokenizer("raw")
+            .set_index_option(IndexRecordOption::Basic);
+        let stream = builder.add_text_field(
+            names::STREAM,
+            TextOptions::default()
+                .set_indexing_options(exact.clone())
+                .set_fast("raw"),
+        );
+        let fields = builder.add_json_field(
+            names::FIELDS,
+            JsonObjectOptions::default()
+                .set_indexing_options(exact)
+                .set_fast("raw")
+                .set_expand_dots_enabled(),
+        );
+        let text = builder.add_text_field(
+            names::TEXT,
+            TextOptions::default().set_indexing_options(
+                TextFieldIndexing::default()
+                    .set_tokenizer(TEXT_TOKENIZER)
+                    .set_index_option(IndexRecordOption::Basic),
+            ),
+        );
+        IndexSchema {
+            schema: builder.build(),
+            seq,
+            time,
+            observed,
+            stream,
+            fields,
+            text,
+        }
+    }
+
+    /// Registers the tokenizers the schema names on `index`.
+    pub fn register_tokenizers(index: &Index) {
+        index.tokenizers().register(TEXT_TOKENIZER, text_analyzer());
+    }
+
+    /// The document for one journal record.
+    pub fn document(&self, seq: u64, record: &Record) -> TantivyDocument {
+        let mut doc = TantivyDocument::new();
+        doc.add_u64(self.seq, seq);
+        doc.add_i64(self.time, record.time.unix_nanos());
+        doc.add_i64(self.observed, record.observed_time.unix_nanos());
+        doc.add_text(self.stream, &record.source);
+        let message = String::from_utf8_lossy(&record.raw);
+        let mut object = Vec::new();
+        if record.kind == RecordKind::Json
+            && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&record.raw)
+        {
+            collect(&json, &mut object);
+        }
+        if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&record.attrs)
+            && attrs.as_object().is_some_and(|map| !map.is_empty())
+        {
+            let mut extra = Vec::new();
+            collect(&attrs, &mut extra);
+            object.extend(
+                extra
+                    .into_iter()
+                    .map(|(path, value)| (format!("@attrs.{path}"), value)),
+            );
+        }
+        if !object.is_empty() {
+            doc.add_field_value(self.fields, &OwnedValue::Object(object));
+        }
+        doc.add_text(self.text, &message);
+        doc
+    }
+}
+
+impl Default for IndexSchema {
+    fn default() -> Self {
+        IndexSchema::new()
+    }
+}
+
+fn collect(json: &serde_json::Value, object: &mut Vec<(String, OwnedValue)>) {
+    flatten(json, &mut |path, value| {
+        let value = match value {
+            Scalar::Str(text) => OwnedValue::Str(text.to_string()),
+            Scalar::Int(int) => OwnedValue::I64(int),
+            Scalar::UInt(uint) => OwnedValue::U64(uint),
+            Scalar::Float(float) => OwnedValue::F64(float),
+            Scalar::Bool(flag) => OwnedValue::Bool(flag),
+        };
+        object.push((path.to_string(), value));
+    });
+}
+
+/// The full-text analyzer: alphanumeric words, lower-cased, overlong words dropped.
+pub fn text_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(MAX_WORD_LEN))
+        .filter(LowerCaser)
+        .build()
+}

@@ -1,0 +1,1256 @@
+//! Running a query: plan (slots, pushdown, stages), scan the pieces, run the pipeline, and
+//! fetch from the journal only what the index does not hold (`@message`, phrase checks).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use seclog_index::schema::{names, text_analyzer};
+use seclog_index::{Catalog, IndexSchema};
+use seclog_journal::{JournalReader, RecordKind, StoredEvent};
+use seclog_model::{GroupName, Timestamp};
+use tantivy::columnar::{DynamicColumn, StrColumn};
+use tantivy::query::EnableScoring;
+use tantivy::{DocId, SegmentReader};
+
+use crate::ast::{Command, Expr, ExprKind, Query, SearchTerm};
+use crate::error::QueryError;
+use crate::eval::{AggSpec, CExpr, Compiler, Matcher, Slots, eval};
+use crate::parser::parse;
+use crate::push::{Push, field_paths, to_query, translate};
+use crate::value::{GroupKey, Value};
+
+/// Rows an answer holds when the query sets no `limit`.
+pub const DEFAULT_LIMIT: usize = 10_000;
+const TIMESTAMP: usize = 0;
+const MESSAGE: usize = 1;
+const LOG: usize = 2;
+const STREAM: usize = 3;
+
+/// Bounds on one query.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Stop scanning after this long and answer with what was found (partial).
+    pub timeout: Duration,
+    /// Most rows held in memory at once (sort, dedup, journal reads) and most stats groups.
+    pub max_working_rows: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            max_working_rows: 2_000_000,
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct QueryRequest {
+    /// The query text.
+    pub query: String,
+    /// Inclusive start of the event-time range.
+    pub start: Timestamp,
+    /// Exclusive end of the event-time range.
+    pub end: Timestamp,
+    /// Groups to search.
+    pub groups: Vec<GroupName>,
+    /// Bounds.
+    pub limits: Limits,
+}
+
+/// The answer.
+#[derive(Debug, Clone)]
+pub struct QueryAnswer {
+    /// Column names.
+    pub fields: Vec<String>,
+    /// Rows, one value per column.
+    pub rows: Vec<Vec<Value>>,
+    /// Events that passed every filter.
+    pub matched: u64,
+    /// Events in the searched pieces and time range that were examined.
+    pub scanned: u64,
+    /// Wall time.
+    pub took: Duration,
+    /// Why the answer is incomplete, when it is.
+    pub partial: Option<String>,
+}
+
+/// A row: slot values plus where it came from.
+#[derive(Debug, Clone)]
+struct Row {
+    values: Vec<Value>,
+    group: u32,
+    seq: u64,
+}
+
+#[derive(Debug)]
+enum Stage {
+    Filter(CExpr),
+    Assign(Vec<(usize, CExpr)>),
+    Parse {
+        source: CExpr,
+        regex: regex::Regex,
+        outputs: Vec<usize>,
+    },
+    Stats(StatsPlan),
+    Sort {
+        keys: Vec<(CExpr, bool)>,
+        keep: Option<usize>,
+    },
+    Limit(usize),
+    Dedup(Vec<usize>),
+}
+
+#[derive(Debug)]
+struct StatsPlan {
+    keys: Vec<(usize, CExpr)>,
+    aggs: Vec<AggSpec>,
+    outputs: Vec<(usize, CExpr)>,
+}
+
+impl Stage {
+    fn is_barrier(&self) -> bool {
+        matches!(self, Stage::Stats(_) | Stage::Sort { .. })
+    }
+}
+
+/// A compiled query.
+struct Plan {
+    slots: Slots,
+    /// Slots filled from the event, with the paths each reads.
+    sources: Vec<(usize, Vec<String>)>,
+    push: Push,
+    stages: Vec<Stage>,
+    /// Stages after which only assignments and limits follow; they are re-run once `@message`
+    /// is fetched for the final rows.
+    tail_from: usize,
+    outputs: Vec<(String, usize)>,
+    /// Every row needs the journal record (a stage before the tail reads `@message`).
+    early_journal: bool,
+    /// The final rows need `@message`.
+    late_journal: bool,
+    has_stats: bool,
+}
+
+fn contains_ci(needle: &str) -> Matcher {
+    Matcher::Regex(Arc::new(
+        regex::RegexBuilder::new(&regex::escape(needle))
+            .case_insensitive(true)
+            .build()
+            .expect("an escaped literal is a valid regex"),
+    ))
+}
+
+fn words(text: &str) -> Vec<String> {
+    let mut analyzer = text_analyzer();
+    let mut stream = analyzer.token_stream(text);
+    let mut words = Vec::new();
+    while stream.advance() {
+        words.push(stream.token().text.clone());
+    }
+    words
+}
+
+fn search_push(term: &SearchTerm) -> (Option<Push>, Option<CExpr>) {
+    let tokens = words(&term.text);
+    let exact_word = !term.phrase && tokens.len() == 1 && tokens[0].len() == term.text.len();
+    let all_words = Push::And(tokens.into_iter().map(Push::Word).collect());
+    let check = || {
+        CExpr::Like(
+            Box::new(CExpr::Slot(MESSAGE)),
+            contains_ci(&term.text),
+            term.negated,
+        )
+    };
+    match (term.negated, exact_word) {
+        (false, true) => (Some(all_words), None),
+        (true, true) => (Some(Push::Not(Box::new(all_words))), None),
+        // The words narrow the candidates; the message itself confirms the phrase.
+        (false, false) => (Some(all_words), Some(check())),
+        (true, false) => (None, Some(check())),
+    }
+}
+
+fn split_and(expr: &Expr, out: &mut Vec<Expr>) {
+    match &expr.kind {
+        ExprKind::Binary(crate::ast::BinaryOp::And, left, right) => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        _ => out.push(expr.clone()),
+    }
+}
+
+fn join_and(mut parts: Vec<Expr>) -> Option<Expr> {
+    let first = parts.pop()?;
+    Some(parts.into_iter().rev().fold(first, |acc, part| {
+        let span = part.span.start..acc.span.end;
+        Expr {
+            kind: ExprKind::Binary(crate::ast::BinaryOp::And, Box::new(part), Box::new(acc)),
+            span,
+        }
+    }))
+}
+
+fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryError> {
+    let mut slots = Slots::default();
+    for name in ["@timestamp", "@message", "@log", "@logStream"] {
+        slots.slot(name);
+    }
+    let now_secs = Timestamp::now().unix_seconds();
+
+    // Pushdown: search terms, the time range, and filters on event fields before anything
+    // reshapes the rows.
+    let mut push = vec![Push::Time(Bound::Included(start), Bound::Excluded(end))];
+    let mut residual_search = Vec::new();
+    for term in &query.search {
+        let (pushed, check) = search_push(term);
+        push.extend(pushed);
+        residual_search.extend(check);
+    }
+    let mut commands = query.commands.clone();
+    let mut written: HashSet<String> = HashSet::new();
+    for command in commands.iter_mut() {
+        match command {
+            Command::Filter(expr) => {
+                let derived = |name: &str| written.contains(name);
+                let mut conjuncts = Vec::new();
+                split_and(expr, &mut conjuncts);
+                let mut kept = Vec::new();
+                for conjunct in conjuncts {
+                    match translate(&conjunct, &derived) {
+                        Some(pushed) => push.push(pushed),
+                        None => kept.push(conjunct),
+                    }
+                }
+                *expr = join_and(kept).unwrap_or(Expr {
+                    kind: ExprKind::Number(1.0),
+                    span: expr.span.clone(),
+                });
+            }
+            Command::Fields(_) | Command::Display(_) | Command::Parse { .. } => {
+                written.extend(command.writes());
+            }
+            _ => break,
+        }
+    }
+
+    // Which names come from the event: read before anything writes them (and before stats).
+    let mut sources: Vec<String> = Vec::new();
+    let mut written: HashSet<String> = HashSet::new();
+    let mut after_stats = false;
+    let note = |name: &str, written: &HashSet<String>, sources: &mut Vec<String>| {
+        if !written.contains(name) && !sources.iter().any(|known| known == name) {
+            sources.push(name.to_string());
+        }
+    };
+    for command in &commands {
+        if !after_stats {
+            command.reads(&mut |name| note(name, &written, &mut sources));
+        }
+        if matches!(command, Command::Stats { .. }) {
+            after_stats = true;
+        }
+        written.extend(command.writes());
+    }
+    if !residual_search.is_empty() {
+        note("@message", &written, &mut sources);
+    }
+
+    let mut stages = Vec::new();
+    if !residual_search.is_empty() {
+        for check in residual_search {
+            stages.push(Stage::Filter(check));
+        }
+    }
+    let mut outputs_fields: Vec<(String, usize)> = Vec::new();
+    let mut display: Option<Vec<(String, usize)>> = None;
+    let mut has_stats = false;
+    let mut has_sort = false;
+    let mut stats_outputs: Vec<(String, usize)> = Vec::new();
+    for command in &commands {
+        let mut compiler = Compiler {
+            slots: &mut slots,
+            text,
+            aggs: None,
+            now_secs,
+        };
+        match command {
+            Command::Filter(expr) => {
+                if !matches!(expr.kind, ExprKind::Number(n) if n == 1.0) {
+                    stages.push(Stage::Filter(compiler.compile(expr)?));
+                }
+            }
+            Command::Fields(items) | Command::Display(items) => {
+                let mut assigns = Vec::new();
+                let mut names = Vec::new();
+                for item in items {
+                    let compiled = compiler.compile(&item.expr)?;
+                    let slot = compiler.slots.slot(&item.name);
+                    if !matches!(compiled, CExpr::Slot(source) if source == slot) {
+                        assigns.push((slot, compiled));
+                    }
+                    names.push((item.name.clone(), slot));
+                }
+                if !assigns.is_empty() {
+                    stages.push(Stage::Assign(assigns));
+                }
+                if matches!(command, Command::Display(_)) {
+                    display = Some(names);
+                } else {
+                    for name in names {
+                        if !outputs_fields.iter().any(|(known, _)| *known == name.0) {
+                            outputs_fields.push(name);
+                        }
+                    }
+                }
+            }
+            Command::Parse { source, pattern } => {
+                let source = compiler.compile(source)?;
+                let outputs = pattern
+                    .outputs
+                    .iter()
+                    .map(|name| compiler.slots.slot(name))
+                    .collect();
+                stages.push(Stage::Parse {
+                    source,
+                    regex: pattern.regex.clone(),
+                    outputs,
+                });
+            }
+            Command::Stats { aggs, by } => {
+                if has_stats && stats_outputs.is_empty() {
+                    return Err(QueryError::Invalid("at most two stats commands".into()));
+                }
+                let mut keys = Vec::new();
+                for key in by {
+                    let compiled = compiler.compile(&key.expr)?;
+                    keys.push((compiler.slots.slot(&key.name), compiled));
+                }
+                let mut specs = Vec::new();
+                let mut outputs = Vec::new();
+                for item in aggs {
+                    let mut agg_compiler = Compiler {
+                        slots: compiler.slots,
+                        text,
+                        aggs: Some(&mut specs),
+                        now_secs,
+                    };
+                    let compiled = agg_compiler.compile(&item.expr)?;
+                    outputs.push((compiler.slots.slot(&item.name), compiled));
+                }
+                stats_outputs = by
+                    .iter()
+                    .map(|key| (key.name.clone(), compiler.slots.get(&key.name).unwrap_or(0)))
+                    .chain(aggs.iter().map(|item| {
+                        (
+                            item.name.clone(),
+                            compiler.slots.get(&item.name).unwrap_or(0),
+                        )
+                    }))
+                    .collect();
+                outputs_fields.clear();
+                display = None;
+                has_stats = true;
+                stages.push(Stage::Stats(StatsPlan {
+                    keys,
+                    aggs: specs,
+                    outputs,
+                }));
+            }
+            Command::Sort(keys) => {
+                has_sort = true;
+                let keys = keys
+                    .iter()
+                    .map(|key| Ok((compiler.compile(&key.expr)?, key.descending)))
+                    .collect::<Result<Vec<_>, QueryError>>()?;
+                stages.push(Stage::Sort { keys, keep: None });
+            }
+            Command::Limit(limit) => stages.push(Stage::Limit(*limit)),
+            Command::Dedup(names) => {
+                if !has_sort && !has_stats {
+                    stages.push(Stage::Sort {
+                        keys: vec![(CExpr::Slot(TIMESTAMP), true)],
+                        keep: None,
+                    });
+                    has_sort = true;
+                }
+                stages.push(Stage::Dedup(
+                    names.iter().map(|name| compiler.slots.slot(name)).collect(),
+                ));
+            }
+        }
+    }
+    // Without an explicit order, events come newest first.
+    if !has_sort && !has_stats {
+        let insert_at = stages
+            .iter()
+            .position(|stage| matches!(stage, Stage::Limit(_)))
+            .unwrap_or(stages.len());
+        stages.insert(
+            insert_at,
+            Stage::Sort {
+                keys: vec![(CExpr::Slot(TIMESTAMP), true)],
+                keep: None,
+            },
+        );
+    }
+    if !stages.iter().any(|stage| matches!(stage, Stage::Limit(_))) {
+        stages.push(Stage::Limit(DEFAULT_LIMIT));
+    }
+    // A sort followed only by assignments and a limit keeps just the top rows.
+    for index in 0..stages.len() {
+        if !matches!(stages[index], Stage::Sort { .. }) {
+            continue;
+        }
+        let mut keep = None;
+        for later in &stages[index + 1..] {
+            match later {
+                Stage::Assign(_) => continue,
+                Stage::Limit(limit) => {
+                    keep = Some(*limit);
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if let Stage::Sort { keep: slot, .. } = &mut stages[index] {
+            *slot = keep;
+        }
+    }
+
+    let outputs = if let Some(display) = display {
+        display
+    } else if !outputs_fields.is_empty() {
+        outputs_fields
+    } else if has_stats {
+        stats_outputs
+    } else {
+        vec![
+            ("@timestamp".to_string(), TIMESTAMP),
+            ("@message".to_string(), MESSAGE),
+        ]
+    };
+
+    let tail_from = stages
+        .iter()
+        .rposition(|stage| !matches!(stage, Stage::Assign(_) | Stage::Limit(_)))
+        .map_or(0, |index| index + 1);
+    let reads_message = |stage: &Stage| stage_reads(stage, MESSAGE);
+    let early_journal = stages[..tail_from].iter().any(reads_message);
+    let late_journal = !early_journal
+        && (outputs.iter().any(|(_, slot)| *slot == MESSAGE)
+            || stages[tail_from..].iter().any(reads_message));
+    if (early_journal || late_journal) && !sources.iter().any(|name| name == "@message") {
+        sources.push("@message".into());
+    }
+    let sources = sources
+        .into_iter()
+        .filter_map(|name| {
+            let slot = slots.get(&name)?;
+            Some((
+                slot,
+                if name.starts_with('@') {
+                    Vec::new()
+                } else {
+                    field_paths(&name)
+                },
+            ))
+        })
+        .collect();
+    Ok(Plan {
+        slots,
+        sources,
+        push: Push::And(push),
+        stages,
+        tail_from,
+        outputs,
+        early_journal,
+        late_journal,
+        has_stats,
+    })
+}
+
+fn cexpr_reads(expr: &CExpr, slot: usize) -> bool {
+    match expr {
+        CExpr::Slot(read) => *read == slot,
+        CExpr::Const(_) | CExpr::Agg(_) => false,
+        CExpr::Not(inner) | CExpr::Neg(inner) => cexpr_reads(inner, slot),
+        CExpr::And(a, b) | CExpr::Or(a, b) | CExpr::Binary(_, a, b) => {
+            cexpr_reads(a, slot) || cexpr_reads(b, slot)
+        }
+        CExpr::Like(inner, ..) => cexpr_reads(inner, slot),
+        CExpr::In(inner, items, _) => {
+            cexpr_reads(inner, slot) || items.iter().any(|item| cexpr_reads(item, slot))
+        }
+        CExpr::Call(_, args) => args.iter().any(|arg| cexpr_reads(arg, slot)),
+    }
+}
+
+fn stage_reads(stage: &Stage, slot: usize) -> bool {
+    match stage {
+        Stage::Filter(expr) => cexpr_reads(expr, slot),
+        Stage::Assign(assigns) => assigns.iter().any(|(_, expr)| cexpr_reads(expr, slot)),
+        Stage::Parse { source, .. } => cexpr_reads(source, slot),
+        Stage::Stats(stats) => {
+            stats.keys.iter().any(|(_, expr)| cexpr_reads(expr, slot))
+                || stats
+                    .aggs
+                    .iter()
+                    .any(|agg| agg.arg.as_ref().is_some_and(|arg| cexpr_reads(arg, slot)))
+        }
+        Stage::Sort { keys, .. } => keys.iter().any(|(expr, _)| cexpr_reads(expr, slot)),
+        Stage::Limit(_) => false,
+        Stage::Dedup(slots) => slots.contains(&slot),
+    }
+}
+
+/// Runs queries against an index and its journal.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    catalog: Arc<Catalog>,
+    reader: JournalReader,
+}
+
+/// Per-segment column readers for the source slots.
+struct Columns {
+    seq: tantivy::columnar::Column<u64>,
+    time: tantivy::columnar::Column<i64>,
+    stream: Option<StrColumn>,
+    fields: Vec<(usize, Vec<DynamicColumn>)>,
+    memo: Vec<HashMap<(usize, u64), Value>>,
+    need_stream: bool,
+}
+
+impl Columns {
+    fn open(segment: &SegmentReader, sources: &[(usize, Vec<String>)]) -> tantivy::Result<Columns> {
+        let fast = segment.fast_fields();
+        let mut fields = Vec::new();
+        let mut need_stream = false;
+        for (slot, paths) in sources {
+            if *slot == STREAM {
+                need_stream = true;
+            }
+            if paths.is_empty() {
+                continue;
+            }
+            let mut columns = Vec::new();
+            for path in paths {
+                for handle in fast.dynamic_column_handles(&format!("{}.{path}", names::FIELDS))? {
+                    columns.push(handle.open()?);
+                }
+            }
+            fields.push((*slot, columns));
+        }
+        let memo = fields.iter().map(|_| HashMap::new()).collect();
+        Ok(Columns {
+            seq: fast.u64(names::SEQ)?,
+            time: fast.i64(names::TIME)?,
+            stream: if need_stream {
+                fast.str(names::STREAM)?
+            } else {
+                None
+            },
+            fields,
+            memo,
+            need_stream,
+        })
+    }
+
+    fn fill(&mut self, doc: DocId, values: &mut [Value]) {
+        if let Some(time) = self.time.first(doc) {
+            values[TIMESTAMP] = Value::Time(time);
+        }
+        if self.need_stream
+            && let Some(stream) = &self.stream
+            && let Some(ord) = stream.term_ords(doc).next()
+        {
+            let mut text = String::new();
+            if stream.ord_to_str(ord, &mut text).unwrap_or(false) {
+                values[STREAM] = Value::str(&text);
+            }
+        }
+        for (index, (slot, columns)) in self.fields.iter().enumerate() {
+            let mut found = Value::Null;
+            for (column_index, column) in columns.iter().enumerate() {
+                found = match column {
+                    DynamicColumn::Str(column) => match column.term_ords(doc).next() {
+                        Some(ord) => {
+                            let memo = &mut self.memo[index];
+                            memo.entry((column_index, ord))
+                                .or_insert_with(|| {
+                                    let mut text = String::new();
+                                    if column.ord_to_str(ord, &mut text).unwrap_or(false) {
+                                        Value::str(&text)
+                                    } else {
+                                        Value::Null
+                                    }
+                                })
+                                .clone()
+                        }
+                        None => Value::Null,
+                    },
+                    DynamicColumn::I64(column) => column.first(doc).map_or(Value::Null, Value::Int),
+                    DynamicColumn::U64(column) => column.first(doc).map_or(Value::Null, |v| {
+                        i64::try_from(v).map_or(Value::Float(v as f64), Value::Int)
+                    }),
+                    DynamicColumn::F64(column) => {
+                        column.first(doc).map_or(Value::Null, Value::Float)
+                    }
+                    DynamicColumn::Bool(column) => {
+                        column.first(doc).map_or(Value::Null, Value::Bool)
+                    }
+                    DynamicColumn::DateTime(column) => column
+                        .first(doc)
+                        .map_or(Value::Null, |date| Value::Time(date.into_timestamp_nanos())),
+                    DynamicColumn::IpAddr(_) | DynamicColumn::Bytes(_) => Value::Null,
+                };
+                if !found.is_null() {
+                    break;
+                }
+            }
+            values[*slot] = found;
+        }
+    }
+}
+
+/// Fills source slots from a journal record.
+fn fill_from_record(event: &StoredEvent, sources: &[(usize, Vec<String>)], values: &mut [Value]) {
+    values[TIMESTAMP] = Value::Time(event.record.time.unix_nanos());
+    values[STREAM] = Value::str(&event.record.source);
+    values[MESSAGE] = Value::str(&String::from_utf8_lossy(&event.record.raw));
+    let wanted: HashMap<&str, (usize, usize)> = sources
+        .iter()
+        .flat_map(|(slot, paths)| {
+            paths
+                .iter()
+                .enumerate()
+                .map(move |(rank, path)| (path.as_str(), (*slot, rank)))
+        })
+        .collect();
+    if wanted.is_empty() {
+        return;
+    }
+    let mut best: HashMap<usize, usize> = HashMap::new();
+    let mut visit = |json: &serde_json::Value, prefix: &str| {
+        seclog_index::fields::flatten(json, &mut |path, scalar| {
+            let full;
+            let path = if prefix.is_empty() {
+                path
+            } else {
+                full = format!("{prefix}{path}");
+                &full
+            };
+            if let Some((slot, rank)) = wanted.get(path) {
+                if best.get(slot).is_some_and(|known| *known <= *rank) {
+                    return;
+                }
+                best.insert(*slot, *rank);
+                values[*slot] = match scalar {
+                    seclog_index::fields::Scalar::Str(text) => Value::str(text),
+                    seclog_index::fields::Scalar::Int(int) => Value::Int(int),
+                    seclog_index::fields::Scalar::UInt(uint) => {
+                        i64::try_from(uint).map_or(Value::Float(uint as f64), Value::Int)
+                    }
+                    seclog_index::fields::Scalar::Float(float) => {
+                        if float.fract() == 0.0 && float.abs() < 9e15 {
+                            Value::Int(float as i64)
+                        } else {
+                            Value::Float(float)
+                        }
+                    }
+                    seclog_index::fields::Scalar::Bool(flag) => Value::Bool(flag),
+                };
+            }
+        });
+    };
+    if event.record.kind == RecordKind::Json
+        && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&event.record.raw)
+    {
+        visit(&json, "");
+    }
+    if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&event.record.attrs) {
+        visit(&attrs, "@attrs.");
+    }
+}
+
+struct Run<'a> {
+    plan: &'a Plan,
+    /// Rows that passed every filter before the first stage that reshapes rows.
+    matched: u64,
+    match_boundary: usize,
+    states: Vec<StageState>,
+    limits: Limits,
+    partial: Option<String>,
+    output: Vec<Row>,
+}
+
+enum StageState {
+    None,
+    Stats(HashMap<Vec<GroupKey>, (Vec<Value>, Vec<crate::eval::Acc>)>),
+    Sort(Vec<Row>),
+    Limit(usize),
+    Dedup(HashSet<Vec<GroupKey>>),
+}
+
+impl<'a> Run<'a> {
+    fn new(plan: &'a Plan, limits: Limits) -> Self {
+        let states = plan
+            .stages
+            .iter()
+            .map(|stage| match stage {
+                Stage::Stats(_) => StageState::Stats(HashMap::new()),
+                Stage::Sort { .. } => StageState::Sort(Vec::new()),
+                Stage::Limit(_) => StageState::Limit(0),
+                Stage::Dedup(_) => StageState::Dedup(HashSet::new()),
+                _ => StageState::None,
+            })
+            .collect();
+        let match_boundary = plan
+            .stages
+            .iter()
+            .position(|stage| {
+                !matches!(
+                    stage,
+                    Stage::Filter(_) | Stage::Assign(_) | Stage::Parse { .. }
+                )
+            })
+            .unwrap_or(plan.stages.len());
+        Run {
+            plan,
+            matched: 0,
+            match_boundary,
+            states,
+            limits,
+            partial: None,
+            output: Vec::new(),
+        }
+    }
+
+    /// Pushes a row through stages from `from`; returns false once no more rows can change
+    /// the answer.
+    fn push(&mut self, from: usize, mut row: Row) -> bool {
+        let mut index = from;
+        if from == 0 && self.match_boundary == 0 {
+            self.matched += 1;
+        }
+        while let Some(stage) = self.plan.stages.get(index) {
+            if from == 0 && index == self.match_boundary && index > 0 {
+                self.matched += 1;
+            }
+            match stage {
+                Stage::Filter(expr) => {
+                    if !eval(expr, &row.values, &[]).truthy() {
+                        return true;
+                    }
+                }
+                Stage::Assign(assigns) => {
+                    let computed: Vec<(usize, Value)> = assigns
+                        .iter()
+                        .map(|(slot, expr)| (*slot, eval(expr, &row.values, &[])))
+                        .collect();
+                    for (slot, value) in computed {
+                        row.values[slot] = value;
+                    }
+                }
+                Stage::Parse {
+                    source,
+                    regex,
+                    outputs,
+                } => {
+                    let value = eval(source, &row.values, &[]);
+                    if let Some(text) = value.to_text()
+                        && let Some(captures) = regex.captures(&text)
+                    {
+                        let found: Vec<(usize, Value)> = outputs
+                            .iter()
+                            .enumerate()
+                            .map(|(group, slot)| {
+                                (
+                                    *slot,
+                                    captures
+                                        .get(group + 1)
+                                        .map_or(Value::Null, |m| Value::str(m.as_str())),
+                                )
+                            })
+                            .collect();
+                        for (slot, value) in found {
+                            row.values[slot] = value;
+                        }
+                    }
+                }
+                Stage::Stats(stats) => {
+                    let StageState::Stats(groups) = &mut self.states[index] else {
+                        return true;
+                    };
+                    let key_values: Vec<Value> = stats
+                        .keys
+                        .iter()
+                        .map(|(_, expr)| eval(expr, &row.values, &[]))
+                        .collect();
+                    let key: Vec<GroupKey> = key_values.iter().map(Value::group_key).collect();
+                    let time = row.values[TIMESTAMP].as_time().unwrap_or(0);
+                    if !groups.contains_key(&key) && groups.len() >= self.limits.max_working_rows {
+                        self.partial.get_or_insert_with(|| {
+                            "too many stats groups; some were left out".into()
+                        });
+                        return true;
+                    }
+                    let entry = groups.entry(key).or_insert_with(|| {
+                        (key_values, stats.aggs.iter().map(AggSpec::start).collect())
+                    });
+                    for (spec, acc) in stats.aggs.iter().zip(entry.1.iter_mut()) {
+                        spec.add(acc, &row.values, time);
+                    }
+                    return true;
+                }
+                Stage::Sort { keys, keep } => {
+                    let StageState::Sort(rows) = &mut self.states[index] else {
+                        return true;
+                    };
+                    rows.push(row);
+                    let cap = keep.unwrap_or(self.limits.max_working_rows);
+                    if rows.len() >= cap.saturating_mul(2).max(1024) {
+                        sort_rows(rows, keys);
+                        rows.truncate(cap);
+                        if keep.is_none() {
+                            self.partial.get_or_insert_with(|| {
+                                "too many rows to sort; the answer holds the first of them".into()
+                            });
+                        }
+                    }
+                    return true;
+                }
+                Stage::Limit(limit) => {
+                    let StageState::Limit(seen) = &mut self.states[index] else {
+                        return true;
+                    };
+                    if *seen >= *limit {
+                        return false;
+                    }
+                    *seen += 1;
+                }
+                Stage::Dedup(slots) => {
+                    let StageState::Dedup(seen) = &mut self.states[index] else {
+                        return true;
+                    };
+                    if slots.iter().all(|slot| !row.values[*slot].is_null()) {
+                        let key: Vec<GroupKey> = slots
+                            .iter()
+                            .map(|slot| row.values[*slot].group_key())
+                            .collect();
+                        if !seen.insert(key) {
+                            return true;
+                        }
+                    }
+                }
+            }
+            index += 1;
+        }
+        if from == 0 && index == self.match_boundary && index > 0 {
+            self.matched += 1;
+        }
+        self.output.push(row);
+        true
+    }
+
+    /// Flushes barriers in order.
+    fn finish(&mut self) {
+        for index in 0..self.plan.stages.len() {
+            let stage = &self.plan.stages[index];
+            if !stage.is_barrier() {
+                continue;
+            }
+            let state = std::mem::replace(&mut self.states[index], StageState::None);
+            let rows: Vec<Row> = match (stage, state) {
+                (Stage::Stats(stats), StageState::Stats(groups)) => {
+                    let width = self.plan.slots.len();
+                    let mut rows: Vec<Row> = groups
+                        .into_values()
+                        .map(|(key_values, accs)| {
+                            let mut values = vec![Value::Null; width];
+                            for ((slot, _), value) in stats.keys.iter().zip(key_values) {
+                                values[*slot] = value;
+                            }
+                            let results: Vec<Value> = stats
+                                .aggs
+                                .iter()
+                                .zip(accs)
+                                .map(|(spec, acc)| spec.finish(acc))
+                                .collect();
+                            for (slot, expr) in &stats.outputs {
+                                values[*slot] = eval(expr, &values, &results);
+                            }
+                            Row {
+                                values,
+                                group: 0,
+                                seq: 0,
+                            }
+                        })
+                        .collect();
+                    // Groups in key order, for a stable answer.
+                    let key_slots: Vec<usize> = stats.keys.iter().map(|(slot, _)| *slot).collect();
+                    rows.sort_by(|a, b| {
+                        key_slots
+                            .iter()
+                            .map(|slot| a.values[*slot].sort_cmp(&b.values[*slot]))
+                            .find(|order| order.is_ne())
+                            .unwrap_or(std::cmp::Ordering::Equal)
+                    });
+                    rows
+                }
+                (Stage::Sort { keys, keep }, StageState::Sort(mut rows)) => {
+                    sort_rows(&mut rows, keys);
+                    if let Some(keep) = keep {
+                        rows.truncate(*keep);
+                    }
+                    rows
+                }
+                _ => Vec::new(),
+            };
+            for row in rows {
+                if !self.push(index + 1, row) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn sort_rows(rows: &mut [Row], keys: &[(CExpr, bool)]) {
+    let mut keyed: Vec<(Vec<Value>, usize)> = rows
+        .iter()
+        .enumerate()
+        .map(|(index, row)| {
+            (
+                keys.iter()
+                    .map(|(expr, _)| eval(expr, &row.values, &[]))
+                    .collect(),
+                index,
+            )
+        })
+        .collect();
+    keyed.sort_by(|(a, ai), (b, bi)| {
+        for ((left, right), (_, descending)) in a.iter().zip(b).zip(keys) {
+            let order = left.sort_cmp(right);
+            let order = if *descending { order.reverse() } else { order };
+            if order.is_ne() {
+                return order;
+            }
+        }
+        ai.cmp(bi)
+    });
+    let order: Vec<usize> = keyed.into_iter().map(|(_, index)| index).collect();
+    let mut taken: Vec<Option<Row>> = rows
+        .iter_mut()
+        .map(|row| {
+            Some(std::mem::replace(
+                row,
+                Row {
+                    values: Vec::new(),
+                    group: 0,
+                    seq: 0,
+                },
+            ))
+        })
+        .collect();
+    for (position, index) in order.into_iter().enumerate() {
+        if let Some(row) = taken[index].take() {
+            rows[position] = row;
+        }
+    }
+}
+
+impl Engine {
+    /// An engine over `catalog`, reading event content with `reader`.
+    pub fn new(catalog: Arc<Catalog>, reader: JournalReader) -> Self {
+        Engine { catalog, reader }
+    }
+
+    /// The catalog searched.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// Runs a query.
+    pub fn run(&self, request: &QueryRequest) -> Result<QueryAnswer, QueryError> {
+        let started = Instant::now();
+        let query = parse(&request.query)?;
+        let (start, end) = (request.start.unix_nanos(), request.end.unix_nanos());
+        if end <= start {
+            return Err(QueryError::Invalid(
+                "the end of the time range must be after its start".into(),
+            ));
+        }
+        let plan = plan(&query, &request.query, start, end)?;
+        let mut run = Run::new(&plan, request.limits);
+        let (matched, scanned) = self.scan(&plan, request, started, &mut run)?;
+        run.finish();
+        let mut rows = std::mem::take(&mut run.output);
+        if plan.late_journal {
+            self.fill_messages(&plan, request, &mut rows)?;
+        }
+        let fields: Vec<String> = plan.outputs.iter().map(|(name, _)| name.clone()).collect();
+        let rows = rows
+            .into_iter()
+            .map(|row| {
+                plan.outputs
+                    .iter()
+                    .map(|(_, slot)| row.values[*slot].clone())
+                    .collect()
+            })
+            .collect();
+        Ok(QueryAnswer {
+            fields,
+            rows,
+            matched,
+            scanned,
+            took: started.elapsed(),
+            partial: run.partial,
+        })
+    }
+
+    /// Counts matching events per time bucket (the stages before the first `stats`, `sort`,
+    /// `dedup` or `limit` decide what matches).
+    pub fn histogram(
+        &self,
+        request: &QueryRequest,
+        bucket: Duration,
+    ) -> Result<(Vec<(i64, u64)>, QueryAnswer), QueryError> {
+        let started = Instant::now();
+        let mut query = parse(&request.query)?;
+        let cut = query
+            .commands
+            .iter()
+            .position(|command| {
+                !matches!(
+                    command,
+                    Command::Filter(_)
+                        | Command::Fields(_)
+                        | Command::Parse { .. }
+                        | Command::Display(_)
+                )
+            })
+            .unwrap_or(query.commands.len());
+        query.commands.truncate(cut);
+        let bucket_nanos = i64::try_from(bucket.as_nanos()).unwrap_or(i64::MAX).max(1);
+        let bin = Expr {
+            kind: ExprKind::Call(
+                "datefloor".into(),
+                vec![
+                    Expr {
+                        kind: ExprKind::Field("@timestamp".into()),
+                        span: 0..0,
+                    },
+                    Expr {
+                        kind: ExprKind::Duration(bucket_nanos),
+                        span: 0..0,
+                    },
+                ],
+            ),
+            span: 0..0,
+        };
+        query.commands.push(Command::Stats {
+            aggs: vec![crate::ast::Projection {
+                expr: Expr {
+                    kind: ExprKind::Call("count".into(), vec![]),
+                    span: 0..0,
+                },
+                name: "count".into(),
+            }],
+            by: vec![crate::ast::Projection {
+                expr: bin,
+                name: "bucket".into(),
+            }],
+        });
+        let (start, end) = (request.start.unix_nanos(), request.end.unix_nanos());
+        if end <= start {
+            return Err(QueryError::Invalid(
+                "the end of the time range must be after its start".into(),
+            ));
+        }
+        let plan = plan(&query, &request.query, start, end)?;
+        let mut run = Run::new(&plan, request.limits);
+        let (matched, scanned) = self.scan(&plan, request, started, &mut run)?;
+        run.finish();
+        let counts = run
+            .output
+            .iter()
+            .filter_map(|row| {
+                let time = row.values[plan.outputs[0].1].as_time()?;
+                let count = row.values[plan.outputs[1].1].as_f64()? as u64;
+                Some((time, count))
+            })
+            .collect();
+        Ok((
+            counts,
+            QueryAnswer {
+                fields: vec!["bucket".into(), "count".into()],
+                rows: Vec::new(),
+                matched,
+                scanned,
+                took: started.elapsed(),
+                partial: run.partial,
+            },
+        ))
+    }
+
+    fn scan(
+        &self,
+        plan: &Plan,
+        request: &QueryRequest,
+        started: Instant,
+        run: &mut Run<'_>,
+    ) -> Result<(u64, u64), QueryError> {
+        let (start, end) = (request.start.unix_nanos(), request.end.unix_nanos());
+        let schema: &IndexSchema = self.catalog.schema();
+        let width = plan.slots.len();
+        let mut scanned = 0u64;
+        let mut stopped = false;
+        'groups: for (group_index, group) in request.groups.iter().enumerate() {
+            let group_value = Value::str(group.as_str());
+            let mut pending: Vec<(u64, Vec<Value>)> = Vec::new();
+            for piece in self.catalog.pieces(group) {
+                if !piece.meta().overlaps(start, end) {
+                    continue;
+                }
+                let searcher = piece.searcher();
+                let query = to_query(&plan.push, schema, &searcher)?;
+                let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+                for segment in searcher.segment_readers() {
+                    if started.elapsed() >= request.limits.timeout {
+                        run.partial.get_or_insert_with(|| {
+                            "the query timed out; the answer covers part of the range".into()
+                        });
+                        break 'groups;
+                    }
+                    scanned += u64::from(segment.num_docs());
+                    let mut columns = Columns::open(segment, &plan.sources)?;
+                    let mut error = None;
+                    let mut count = 0usize;
+                    weight.for_each_no_score(segment, &mut |docs| {
+                        if stopped || error.is_some() {
+                            return;
+                        }
+                        for &doc in docs {
+                            count += 1;
+                            if count % 4096 == 0 && started.elapsed() >= request.limits.timeout {
+                                run.partial.get_or_insert_with(|| "the query timed out; the answer covers part of the range".into());
+                                stopped = true;
+                                return;
+                            }
+                            let mut values = vec![Value::Null; width];
+                            values[LOG] = group_value.clone();
+                            columns.fill(doc, &mut values);
+                            let Some(seq) = columns.seq.first(doc) else { continue };
+                            if plan.early_journal {
+                                if pending.len() >= request.limits.max_working_rows {
+                                    run.partial.get_or_insert_with(|| "too many events need their message read; the answer covers the first of them".into());
+                                    stopped = true;
+                                    return;
+                                }
+                                pending.push((seq, values));
+                                continue;
+                            }
+                            if !run.push(0, Row { values, group: group_index as u32, seq }) {
+                                stopped = true;
+                                return;
+                            }
+                        }
+                        let _ = &mut error;
+                    })?;
+                    if let Some(error) = error {
+                        return Err(error);
+                    }
+                    if stopped {
+                        break 'groups;
+                    }
+                }
+            }
+            if plan.early_journal && !pending.is_empty() {
+                pending.sort_by_key(|(seq, _)| *seq);
+                let seqs: Vec<u64> = pending.iter().map(|(seq, _)| *seq).collect();
+                let mut by_seq: BTreeMap<u64, Vec<Value>> = pending.into_iter().collect();
+                let mut keep_going = true;
+                self.reader.fetch(group, &seqs, |event| {
+                    if !keep_going {
+                        return Ok(());
+                    }
+                    if let Some(mut values) = by_seq.remove(&event.seq) {
+                        fill_from_record(&event, &plan.sources, &mut values);
+                        keep_going = run.push(
+                            0,
+                            Row {
+                                values,
+                                group: group_index as u32,
+                                seq: event.seq,
+                            },
+                        );
+                    }
+                    Ok(())
+                })?;
+                if started.elapsed() >= request.limits.timeout {
+                    run.partial.get_or_insert_with(|| {
+                        "the query timed out; the answer covers part of the range".into()
+                    });
+                    break;
+                }
+            }
+        }
+        Ok((run.matched, scanned))
+    }
+
+    fn fill_messages(
+        &self,
+        plan: &Plan,
+        request: &QueryRequest,
+        rows: &mut [Row],
+    ) -> Result<(), QueryError> {
+        let mut by_group: BTreeMap<u32, Vec<(u64, usize)>> = BTreeMap::new();
+        for (index, row) in rows.iter().enumerate() {
+            by_group
+                .entry(row.group)
+                .or_default()
+                .push((row.seq, index));
+        }
+        for (group_index, mut wanted) in by_group {
+            let Some(group) = request.groups.get(group_index as usize) else {
+                continue;
+            };
+            wanted.sort();
+            let seqs: Vec<u64> = wanted.iter().map(|(seq, _)| *seq).collect();
+            let mut positions: HashMap<u64, Vec<usize>> = HashMap::new();
+            for (seq, index) in wanted {
+                positions.entry(seq).or_default().push(index);
+            }
+            self.reader.fetch(group, &seqs, |event| {
+                for index in positions.get(&event.seq).into_iter().flatten() {
+                    if let Some(row) = rows.get_mut(*index) {
+                        row.values[MESSAGE] =
+                            Value::str(&String::from_utf8_lossy(&event.record.raw));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        // Re-run the trailing assignments now that the message is known.
+        for row in rows.iter_mut() {
+            for stage in &plan.stages[plan.tail_from..] {
+                if let Stage::Assign(assigns) = stage {
+                    let computed: Vec<(usize, Value)> = assigns
+                        .iter()
+                        .map(|(slot, expr)| (*slot, eval(expr, &row.values, &[])))
+                        .collect();
+                    for (slot, value) in computed {
+                        row.values[slot] = value;
+                    }
+                }
+            }
+        }
+        let _ = plan.has_stats;
+        Ok(())
+    }
+}

@@ -1,0 +1,345 @@
+//! The part of a filter the index answers exactly: terms, ranges, existence and value scans.
+
+use std::ops::Bound;
+
+use seclog_index::IndexSchema;
+use seclog_index::fields::alias_targets;
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, TermQuery,
+    TermSetQuery,
+};
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Searcher, Term};
+
+use crate::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
+use crate::eval::Matcher;
+use crate::value::Value;
+
+/// An index-side filter. Every form is exact: a document matches it if and only if the
+/// corresponding query expression is true for the event.
+#[derive(Debug, Clone)]
+pub enum Push {
+    /// Every document.
+    All,
+    /// All must match.
+    And(Vec<Push>),
+    /// Any may match.
+    Or(Vec<Push>),
+    /// Must not match.
+    Not(Box<Push>),
+    /// Field (any of the paths) equals the value.
+    Equals(Vec<String>, Value),
+    /// Field is present.
+    Exists(Vec<String>),
+    /// Field's string value matches (scanned in the term dictionary, not per event).
+    Matches(Vec<String>, Matcher),
+    /// `@logStream` equals.
+    Stream(String),
+    /// Event time in range (Unix ns).
+    Time(Bound<i64>, Bound<i64>),
+    /// `@message` contains the word.
+    Word(String),
+}
+
+/// Paths a query field name reads: itself, then its aliases.
+pub fn field_paths(name: &str) -> Vec<String> {
+    let mut paths = vec![name.to_string()];
+    paths.extend(alias_targets(name).iter().map(|target| target.to_string()));
+    paths
+}
+
+fn literal(expr: &Expr) -> Option<Value> {
+    match &expr.kind {
+        ExprKind::Str(text) => Some(Value::str(text)),
+        ExprKind::Number(n) if n.fract() == 0.0 && n.abs() < 9e15 => Some(Value::Int(*n as i64)),
+        ExprKind::Number(n) => Some(Value::Float(*n)),
+        ExprKind::Unary(UnaryOp::Neg, inner) => match literal(inner)? {
+            Value::Int(int) => Some(Value::Int(-int)),
+            Value::Float(float) => Some(Value::Float(-float)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn plain_field(expr: &Expr) -> Option<&str> {
+    match &expr.kind {
+        ExprKind::Field(name) => Some(name),
+        _ => None,
+    }
+}
+
+/// Translates `expr` when the index can answer it exactly; `derived` says whether a name is
+/// computed by the query (then it is not in the index).
+pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
+    fn source_field<'e>(expr: &'e Expr, derived: &dyn Fn(&str) -> bool) -> Option<&'e str> {
+        plain_field(expr).filter(|name| !derived(name))
+    }
+    let field = |expr| source_field(expr, derived);
+    match &expr.kind {
+        ExprKind::Binary(BinaryOp::And, left, right) => Some(Push::And(vec![
+            translate(left, derived)?,
+            translate(right, derived)?,
+        ])),
+        ExprKind::Binary(BinaryOp::Or, left, right) => Some(Push::Or(vec![
+            translate(left, derived)?,
+            translate(right, derived)?,
+        ])),
+        ExprKind::Unary(UnaryOp::Not, inner) => {
+            Some(Push::Not(Box::new(translate(inner, derived)?)))
+        }
+        ExprKind::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), left, right) => {
+            let (name, value) = match (field(left), literal(right), field(right), literal(left)) {
+                (Some(name), Some(value), ..) | (_, _, Some(name), Some(value)) => (name, value),
+                _ => return None,
+            };
+            let equals = equals(name, value)?;
+            Some(if *op == BinaryOp::Eq {
+                equals
+            } else {
+                Push::Not(Box::new(equals))
+            })
+        }
+        ExprKind::Binary(op @ (BinaryOp::In | BinaryOp::NotIn), left, right) => {
+            let name = field(left)?;
+            let ExprKind::List(items) = &right.kind else {
+                return None;
+            };
+            let any = Push::Or(
+                items
+                    .iter()
+                    .map(|item| equals(name, literal(item)?))
+                    .collect::<Option<Vec<_>>>()?,
+            );
+            Some(if *op == BinaryOp::In {
+                any
+            } else {
+                Push::Not(Box::new(any))
+            })
+        }
+        ExprKind::Binary(op @ (BinaryOp::Like | BinaryOp::NotLike), left, right) => {
+            let name = field(left)?;
+            if name.starts_with('@') {
+                return None;
+            }
+            let matcher = match &right.kind {
+                ExprKind::Str(text) => Matcher::Substr(text.clone()),
+                ExprKind::Regex(regex) => Matcher::Regex(std::sync::Arc::new(regex.0.clone())),
+                _ => return None,
+            };
+            let matches = Push::Matches(field_paths(name), matcher);
+            Some(if *op == BinaryOp::Like {
+                matches
+            } else {
+                Push::Not(Box::new(matches))
+            })
+        }
+        ExprKind::Binary(
+            op @ (BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge),
+            left,
+            right,
+        ) => {
+            // Only event time ranges: other fields may hold numbers as text, which the
+            // index keeps apart from numbers.
+            let (op, value) = match (field(left), literal(right), field(right), literal(left)) {
+                (Some("@timestamp"), Some(value), ..) => (*op, value),
+                (_, _, Some("@timestamp"), Some(value)) => (flip(*op), value),
+                _ => return None,
+            };
+            let time = value.as_time()?;
+            Some(match op {
+                BinaryOp::Lt => Push::Time(Bound::Unbounded, Bound::Excluded(time)),
+                BinaryOp::Le => Push::Time(Bound::Unbounded, Bound::Included(time)),
+                BinaryOp::Gt => Push::Time(Bound::Excluded(time), Bound::Unbounded),
+                _ => Push::Time(Bound::Included(time), Bound::Unbounded),
+            })
+        }
+        ExprKind::Call(name, args) if name == "ispresent" => {
+            let name = field(args.first()?)?;
+            match name {
+                "@timestamp" | "@message" | "@log" | "@logStream" => Some(Push::All),
+                _ if name.starts_with('@') => None,
+                _ => Some(Push::Exists(field_paths(name))),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn flip(op: BinaryOp) -> BinaryOp {
+    match op {
+        BinaryOp::Lt => BinaryOp::Gt,
+        BinaryOp::Le => BinaryOp::Ge,
+        BinaryOp::Gt => BinaryOp::Lt,
+        BinaryOp::Ge => BinaryOp::Le,
+        other => other,
+    }
+}
+
+fn equals(name: &str, value: Value) -> Option<Push> {
+    match name {
+        "@logStream" => match value {
+            Value::Str(text) => Some(Push::Stream(text.to_string())),
+            other => Some(Push::Stream(other.to_text()?.into_owned())),
+        },
+        _ if name.starts_with('@') => None,
+        _ => Some(Push::Equals(field_paths(name), value)),
+    }
+}
+
+/// Builds the tantivy query for one piece (value scans read that piece's dictionaries).
+pub fn to_query(
+    push: &Push,
+    schema: &IndexSchema,
+    searcher: &Searcher,
+) -> tantivy::Result<Box<dyn Query>> {
+    Ok(match push {
+        Push::All => Box::new(AllQuery),
+        Push::And(parts) => {
+            let mut clauses = Vec::new();
+            for part in parts {
+                clauses.push((Occur::Must, to_query(part, schema, searcher)?));
+            }
+            Box::new(BooleanQuery::new(clauses))
+        }
+        Push::Or(parts) => {
+            if parts.is_empty() {
+                return Ok(Box::new(EmptyQuery));
+            }
+            let mut clauses = Vec::new();
+            for part in parts {
+                clauses.push((Occur::Should, to_query(part, schema, searcher)?));
+            }
+            Box::new(BooleanQuery::new(clauses))
+        }
+        Push::Not(inner) => Box::new(BooleanQuery::new(vec![
+            (Occur::Must, Box::new(AllQuery) as Box<dyn Query>),
+            (Occur::MustNot, to_query(inner, schema, searcher)?),
+        ])),
+        Push::Equals(paths, value) => {
+            let mut terms = Vec::new();
+            for path in paths {
+                equal_terms(schema, path, value, &mut terms);
+            }
+            Box::new(TermSetQuery::new(terms))
+        }
+        Push::Exists(paths) => {
+            let clauses = paths
+                .iter()
+                .map(|path| {
+                    (
+                        Occur::Should,
+                        Box::new(ExistsQuery::new(
+                            format!("{}.{path}", seclog_index::schema::names::FIELDS),
+                            false,
+                        )) as Box<dyn Query>,
+                    )
+                })
+                .collect();
+            Box::new(BooleanQuery::new(clauses))
+        }
+        Push::Matches(paths, matcher) => {
+            let mut terms = Vec::new();
+            for path in paths {
+                matching_terms(schema, searcher, path, matcher, &mut terms)?;
+            }
+            Box::new(TermSetQuery::new(terms))
+        }
+        Push::Stream(stream) => Box::new(TermQuery::new(
+            Term::from_field_text(schema.stream, stream),
+            IndexRecordOption::Basic,
+        )),
+        Push::Time(lower, upper) => {
+            let term = |value: &i64| Term::from_field_i64(schema.time, *value);
+            Box::new(RangeQuery::new(
+                lower.as_ref().map(term),
+                upper.as_ref().map(term),
+            ))
+        }
+        Push::Word(word) => Box::new(TermQuery::new(
+            Term::from_field_text(schema.text, word),
+            IndexRecordOption::Basic,
+        )),
+    })
+}
+
+fn json_term(schema: &IndexSchema, path: &str) -> Term {
+    Term::from_field_json_path(schema.fields, path, true)
+}
+
+/// Every indexed form of `value` at `path` that `Value::equals` would accept.
+fn equal_terms(schema: &IndexSchema, path: &str, value: &Value, terms: &mut Vec<Term>) {
+    let text = value.to_text().map(|text| text.into_owned());
+    if let Some(text) = &text {
+        let mut term = json_term(schema, path);
+        term.append_type_and_str(text);
+        terms.push(term);
+    }
+    let number = match value {
+        Value::Str(text) => text.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
+        other => other.as_f64(),
+    };
+    if let Some(number) = number {
+        if number.fract() == 0.0 && number.abs() < 9.2e18 {
+            let mut term = json_term(schema, path);
+            term.append_type_and_fast_value(number as i64);
+            terms.push(term);
+            if number >= 0.0 {
+                let mut term = json_term(schema, path);
+                term.append_type_and_fast_value(number as u64);
+                terms.push(term);
+            }
+        }
+        let mut term = json_term(schema, path);
+        term.append_type_and_fast_value(number);
+        terms.push(term);
+    }
+    if let Some(text) = &text
+        && let Ok(flag) = text.parse::<bool>()
+    {
+        let mut term = json_term(schema, path);
+        term.append_type_and_fast_value(flag);
+        terms.push(term);
+    }
+}
+
+/// The string terms at `path` whose value `matcher` accepts, in every segment of the piece.
+fn matching_terms(
+    schema: &IndexSchema,
+    searcher: &Searcher,
+    path: &str,
+    matcher: &Matcher,
+    terms: &mut Vec<Term>,
+) -> tantivy::Result<()> {
+    let mut prefix_term = json_term(schema, path);
+    prefix_term.append_type_and_str("");
+    let prefix = prefix_term.serialized_value_bytes().to_vec();
+    let mut end = prefix.clone();
+    if let Some(last) = end.last_mut() {
+        *last += 1;
+    }
+    let mut seen = std::collections::HashSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(schema.fields)?;
+        let mut stream = inverted
+            .terms()
+            .range()
+            .ge(&prefix)
+            .lt(&end)
+            .into_stream()?;
+        while stream.advance() {
+            let Some(value) = stream.key().get(prefix.len()..) else {
+                continue;
+            };
+            let Ok(text) = std::str::from_utf8(value) else {
+                continue;
+            };
+            if matcher.is_match(text) && seen.insert(text.to_string()) {
+                let mut term = json_term(schema, path);
+                term.append_type_and_str(text);
+                terms.push(term);
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! Small end-to-end queries over hand-written events.
+
+mod common;
+
+use common::{Fixture, rows_json};
+use serde_json::json;
+
+fn fixture() -> Fixture {
+    let events = vec![
+        json!({"eventTime":"2024-01-01T00:00:00Z","eventName":"GetObject","eventSource":"s3.amazonaws.com","sourceIPAddress":"10.0.0.1","userIdentity":{"arn":"arn:aws:iam::1:user/alice","accessKeyId":"AKIA1"},"bytes":100,"resources":[{"ARN":"arn:aws:s3:::b1"}]}),
+        json!({"eventTime":"2024-01-01T00:10:00Z","eventName":"PutObject","eventSource":"s3.amazonaws.com","sourceIPAddress":"10.0.0.2","userIdentity":{"arn":"arn:aws:iam::1:user/bob","accessKeyId":"AKIA2"},"bytes":250,"errorCode":"AccessDenied"}),
+        json!({"eventTime":"2024-01-01T01:05:00Z","eventName":"GetObject","eventSource":"s3.amazonaws.com","sourceIPAddress":"192.168.1.9","userIdentity":{"arn":"arn:aws:iam::1:user/alice","accessKeyId":"AKIA1"},"bytes":"75"}),
+        json!({"eventTime":"2024-01-01T02:00:00Z","eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com","sourceIPAddress":"203.0.113.7","userIdentity":{"arn":"arn:aws:iam::1:user/carol"},"responseElements":{"ConsoleLogin":"Failure"}}),
+    ];
+    Fixture::new(vec![("aws/cloudtrail", events)])
+}
+
+#[test]
+fn filters_stats_sorts_and_parses() {
+    let fx = fixture();
+    let answer = fx.query(
+        "filter eventName = \"GetObject\" | fields userIdentity.arn, bytes | sort @timestamp asc",
+    );
+    assert_eq!(answer.fields, vec!["userIdentity.arn", "bytes"]);
+    assert_eq!(
+        rows_json(&answer),
+        vec![
+            vec![json!("arn:aws:iam::1:user/alice"), json!(100)],
+            vec![json!("arn:aws:iam::1:user/alice"), json!("75")]
+        ]
+    );
+    assert_eq!(answer.matched, 2);
+
+    let answer = fx.query("stats count(*) as n, sum(bytes) as total by eventSource | sort n desc");
+    assert_eq!(
+        rows_json(&answer),
+        vec![
+            vec![json!("s3.amazonaws.com"), json!(3), json!(425)],
+            vec![
+                json!("signin.amazonaws.com"),
+                json!(1),
+                serde_json::Value::Null
+            ]
+        ]
+    );
+
+    let answer = fx.query("stats count() by bin(1h)");
+    assert_eq!(
+        rows_json(&answer),
+        vec![
+            vec![json!("2024-01-01T00:00:00.000000000Z"), json!(2)],
+            vec![json!("2024-01-01T01:00:00.000000000Z"), json!(1)],
+            vec![json!("2024-01-01T02:00:00.000000000Z"), json!(1)],
+        ]
+    );
+
+    let answer = fx.query("filter sourceIPAddress like /^10\\./ and bytes > 99 | fields eventName");
+    assert_eq!(
+        rows_json(&answer),
+        vec![vec![json!("PutObject")], vec![json!("GetObject")]]
+    );
+
+    let answer = fx.query("filter isIpv4InSubnet(sourceIPAddress, \"192.168.0.0/16\") | fields userIdentity.accessKeyId");
+    assert_eq!(rows_json(&answer), vec![vec![json!("AKIA1")]]);
+
+    let answer = fx.query("fields @message | parse @message '\"arn\":\"arn:aws:iam::1:user/*\"' as user | stats count(*) by user");
+    assert_eq!(
+        rows_json(&answer),
+        vec![
+            vec![json!("alice"), json!(2)],
+            vec![json!("bob"), json!(1)],
+            vec![json!("carol"), json!(1)]
+        ]
+    );
+
+    let answer = fx.query("filter errorCode != \"AccessDenied\" | stats count(*) as n");
+    assert_eq!(rows_json(&answer), vec![vec![json!(3)]]);
+
+    let answer = fx.query("filter api.operation in [\"ConsoleLogin\", \"PutObject\"] | fields src_endpoint.ip | sort src_endpoint.ip");
+    assert_eq!(
+        rows_json(&answer),
+        vec![vec![json!("10.0.0.2")], vec![json!("203.0.113.7")]]
+    );
+
+    let answer = fx.query("filter resources.0.ARN = \"arn:aws:s3:::b1\" | fields eventName");
+    assert_eq!(rows_json(&answer), vec![vec![json!("GetObject")]]);
+
+    let answer = fx.query("AKIA2");
+    assert_eq!(answer.fields, vec!["@timestamp", "@message"]);
+    assert_eq!(answer.rows.len(), 1);
+    assert!(
+        answer.rows[0][1]
+            .to_text()
+            .is_some_and(|text| text.contains("PutObject"))
+    );
+
+    let answer = fx.query("\"user/carol\" | fields eventName");
+    assert_eq!(rows_json(&answer), vec![vec![json!("ConsoleLogin")]]);
+
+    let answer = fx.query("fields userIdentity.arn as who | dedup who | sort who");
+    assert_eq!(answer.rows.len(), 3);
+}
+
+#[test]
+fn errors_point_at_the_problem() {
+    let fx = fixture();
+    for (query, offset) in [
+        ("filter eventName = ", 19),
+        ("stats count(*) by", 17),
+        ("fields a | frobnicate b", 11),
+        ("filter x like 5", 14),
+        ("filter nosuch(x)", 7),
+        ("limit 0", 6),
+    ] {
+        match fx.try_query(query) {
+            Err(seclog_query::QueryError::Parse { offset: at, .. }) => {
+                assert_eq!(at, offset, "{query}")
+            }
+            other => panic!("{query}: expected a parse error, got {other:?}"),
+        }
+    }
+}

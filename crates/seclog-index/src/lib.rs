@@ -11,8 +11,10 @@ mod error;
 pub mod fields;
 pub mod indexer;
 pub mod schema;
+pub mod service;
 
 pub use catalog::{Catalog, Piece, PieceMeta};
 pub use error::{IndexError, Result};
 pub use indexer::Indexer;
 pub use schema::IndexSchema;
+pub use service::{IndexService, IndexStats};

@@ -55,5 +55,5 @@ pub use layout::Layout;
 pub use reader::{CursorStore, Follower, JournalReader, StoredEvent};
 pub use record::{Record, RecordKind};
 pub use signer::{EpochParams, Signer, VerificationKey};
-pub use store::{group_extent, group_names};
+pub use store::{first_retained, group_extent, group_names};
 pub use writer::{DurableHeads, JournalConfig, JournalWriter};

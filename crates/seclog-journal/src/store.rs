@@ -79,6 +79,13 @@ pub fn group_names(layout: &Layout) -> Result<Vec<GroupName>> {
         .collect())
 }
 
+/// The first sequence number `group` still holds (0 when it has no segments). Reads only the
+/// directory listing.
+pub fn first_retained(layout: &Layout, group: &GroupName) -> Result<u64> {
+    let files = list_group_files(&layout.group_dir(group))?;
+    Ok(files.segments.first().map_or(0, |(first, _)| *first))
+}
+
 /// The records a group currently holds: `(first retained, one past the last)`. Needs no key.
 pub fn group_extent(layout: &Layout, group: &GroupName) -> Result<(u64, u64)> {
     let files = list_group_files(&layout.group_dir(group))?;

@@ -25,6 +25,16 @@ pub enum Role {
 }
 
 impl Role {
+    /// The role's name, as [`Role::parse`] reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Ingest => "ingest",
+            Role::Reader => "reader",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Parses a role name.
     pub fn parse(text: &str) -> Result<Self> {
         match text {

@@ -9,6 +9,7 @@ pub mod ast;
 mod error;
 pub mod eval;
 pub mod exec;
+pub mod fields;
 pub mod parser;
 pub mod push;
 pub mod value;

@@ -11,6 +11,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
+    details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -21,6 +22,20 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            details: None,
+        }
+    }
+
+    /// An error reply with machine-readable details (for example where a query is wrong).
+    pub fn with_details(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+        details: serde_json::Value,
+    ) -> Self {
+        ApiError {
+            details: Some(details),
+            ..Self::new(status, code, message)
         }
     }
 
@@ -66,7 +81,11 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::warn!(status = %self.status, code = self.code, error = %self.message, "request failed");
         }
-        let body = json!({ "error": { "code": self.code, "message": self.message } });
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(details) = self.details {
+            error["details"] = details;
+        }
+        let body = json!({ "error": error });
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response

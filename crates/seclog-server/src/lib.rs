@@ -7,6 +7,9 @@
 //! - `GET /api/v1/status` (any token): commit settings, group sizes, seal latency
 //! - `GET /api/v1/checkpoint` (auditor or admin): the newest signed checkpoint, text
 //! - `PUT /api/v1/retention/{group}` with `{"days": N}` (admin)
+//! - `POST /api/v1/query`, `POST /api/v1/query/histogram`, `GET /api/v1/groups/{group}/fields`
+//!   (reader, auditor or admin covering the groups; `seclog/access` is for auditors and admins);
+//!   every one is recorded in `seclog/access` before it answers
 //!
 //! ```no_run
 //! # async fn demo(state: seclog_server::AppState) {
@@ -25,6 +28,7 @@ mod committer;
 mod cursors;
 mod error;
 mod ingest;
+mod search;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,15 +39,18 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use seclog_journal::JournalWriter;
+use seclog_index::{Catalog, IndexService};
+use seclog_journal::{JournalReader, JournalWriter, MasterKey};
 use seclog_meta::{MetaStore, Role};
 use seclog_model::GroupName;
+use seclog_query::Engine;
 use serde_json::json;
 
 pub use committer::{CommitSettings, CommitStats, StatsSnapshot};
 pub use cursors::MetaCursors;
 pub use error::ApiError;
 pub use ingest::IngestLimits;
+pub use search::{ACCESS_GROUP, SearchSettings};
 
 use committer::{CommitHandle, Committer};
 
@@ -55,6 +62,7 @@ pub struct AppState {
     limits: IngestLimits,
     submit_wait: Duration,
     decode_slots: Arc<tokio::sync::Semaphore>,
+    search: Option<search::Search>,
 }
 
 /// Everything `serve` needs besides the opened stores.
@@ -66,6 +74,8 @@ pub struct ServerConfig {
     pub commit: CommitSettings,
     /// Body limits.
     pub limits: IngestLimits,
+    /// Query bounds.
+    pub search: SearchSettings,
 }
 
 /// Builds the router.
@@ -76,6 +86,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/status", get(status))
         .route("/api/v1/checkpoint", get(checkpoint))
         .route("/api/v1/retention/{*group}", put(set_retention))
+        .route("/api/v1/query", post(search::query))
+        .route("/api/v1/query/histogram", post(search::histogram))
+        .route("/api/v1/groups/{*rest}", get(search::fields))
         .fallback(not_found)
         .with_state(state)
 }
@@ -182,16 +195,33 @@ async fn set_retention(
 /// A running server's pieces, for embedding and tests.
 pub struct Server {
     committer: Committer,
+    indexer: Option<IndexService>,
     state: AppState,
 }
 
 impl Server {
-    /// Starts the commit thread over an opened journal.
+    /// Starts the commit thread over an opened journal, and the indexing thread over the
+    /// index next to it (`master` decrypts the journal for indexing and answers).
     pub fn start(
         writer: JournalWriter,
         meta: Arc<MetaStore>,
+        master: MasterKey,
         config: &ServerConfig,
     ) -> std::io::Result<Self> {
+        let layout = writer.layout().clone();
+        let heads = writer.heads();
+        let catalog = Catalog::open(&layout, master.clone()).map_err(std::io::Error::other)?;
+        let reader = JournalReader::new(&layout, master);
+        let indexer =
+            IndexService::start(layout.clone(), Arc::clone(&catalog), reader.clone(), heads)?;
+        let search = search::Search {
+            engine: Engine::new(catalog, reader),
+            settings: config.search,
+            slots: Arc::new(tokio::sync::Semaphore::new(
+                config.search.concurrency.max(1),
+            )),
+            layout,
+        };
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
         let state = AppState {
             meta,
@@ -201,8 +231,13 @@ impl Server {
             decode_slots: Arc::new(tokio::sync::Semaphore::new(
                 std::thread::available_parallelism().map_or(2, |count| count.get()),
             )),
+            search: Some(search),
         };
-        Ok(Server { committer, state })
+        Ok(Server {
+            committer,
+            indexer: Some(indexer),
+            state,
+        })
     }
 
     /// The handler state (for [`router`]).
@@ -222,9 +257,15 @@ impl Server {
             .await;
         drop(self.state);
         let committer = self.committer;
-        tokio::task::spawn_blocking(move || committer.shutdown())
-            .await
-            .map_err(std::io::Error::other)?;
+        let indexer = self.indexer;
+        tokio::task::spawn_blocking(move || {
+            committer.shutdown();
+            if let Some(indexer) = indexer {
+                indexer.shutdown();
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         result
     }
 }

@@ -117,6 +117,64 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Run a CloudWatch Logs Insights query (recorded in seclog/access).
+    Query(Box<QueryArgs>),
+    /// Rebuild the search index from the journal (server stopped).
+    Reindex {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Only this group (default: every group).
+        #[arg(long)]
+        group: Option<String>,
+    },
+}
+
+/// Output format of `seclog query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum OutputFormat {
+    /// Aligned columns.
+    Table,
+    /// One JSON document: fields, rows, stats.
+    Json,
+    /// One JSON object per row.
+    Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct QueryArgs {
+    /// Ask a running server (token from SECLOG_TOKEN).
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    pub(crate) server: Option<String>,
+    /// Query a data directory directly (the server must be stopped).
+    #[arg(long, value_name = "DIR", required_unless_present = "server")]
+    pub(crate) data: Option<PathBuf>,
+    /// Master key file for --data (default DIR/keys/master.key).
+    #[arg(
+        long = "master-key-file",
+        env = "SECLOG_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// Search the last period: 15m, 6h, 7d (default 1h).
+    #[arg(long, value_name = "PERIOD", conflicts_with_all = ["start", "end"])]
+    pub(crate) since: Option<String>,
+    /// Start of the time range (RFC 3339).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// End of the time range (RFC 3339, default now).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) end: Option<String>,
+    /// Group to search (repeat for several; default every group you may read).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub(crate) groups: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub(crate) output: OutputFormat,
+    /// Token for --server.
+    #[arg(long, env = "SECLOG_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// The query, for example: filter eventName = "ConsoleLogin" | stats count(*) by sourceIPAddress
+    pub(crate) query: String,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +208,12 @@ pub(crate) struct ServeArgs {
     /// zstd level for stored blocks.
     #[arg(long, default_value_t = 3)]
     pub(crate) zstd_level: i32,
+    /// A query running longer answers with what it found so far (seconds).
+    #[arg(long, default_value_t = 30)]
+    pub(crate) query_timeout_secs: u64,
+    /// Queries running at once (more wait their turn).
+    #[arg(long, default_value_t = 2)]
+    pub(crate) query_concurrency: usize,
     #[command(flatten)]
     pub(crate) epochs: EpochArgs,
 }

@@ -13,7 +13,7 @@ use seclog_journal::{
 };
 use seclog_meta::{MetaStore, Role};
 use seclog_model::{GroupName, Timestamp};
-use seclog_server::{CommitSettings, IngestLimits, Server, ServerConfig};
+use seclog_server::{CommitSettings, IngestLimits, SearchSettings, Server, ServerConfig};
 
 use crate::cli::{Cli, Command, DataArgs, EpochArgs, RetentionAction, ServeArgs, TokenAction};
 
@@ -72,10 +72,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token { action } => token(action),
+        Command::Query(args) => crate::search::query(*args),
+        Command::Reindex { data, group } => {
+            crate::search::reindex(&layout(&data), group.as_deref())
+        }
     }
 }
 
-fn layout(data: &DataArgs) -> Layout {
+pub(crate) fn layout(data: &DataArgs) -> Layout {
     Layout::new(&data.data, data.master_key_file.clone())
 }
 
@@ -83,12 +87,12 @@ fn is_initialized(layout: &Layout) -> bool {
     layout.verification_key().is_file()
 }
 
-fn load_master(layout: &Layout) -> Result<MasterKey> {
+pub(crate) fn load_master(layout: &Layout) -> Result<MasterKey> {
     MasterKey::load(layout.master_key())
         .with_context(|| format!("loading the master key {}", layout.master_key().display()))
 }
 
-fn open_meta(layout: &Layout) -> Result<MetaStore> {
+pub(crate) fn open_meta(layout: &Layout) -> Result<MetaStore> {
     Ok(MetaStore::open(&layout.meta_dir())?)
 }
 
@@ -132,8 +136,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         segment_max_bytes: args.segment_max_bytes,
         ..JournalConfig::default()
     };
-    let (writer, notes) =
-        JournalWriter::open(&layout, master, journal_config).context("opening the journal")?;
+    let (writer, notes) = JournalWriter::open(&layout, master.clone(), journal_config)
+        .context("opening the journal")?;
     for note in notes {
         tracing::warn!("{note}");
     }
@@ -149,6 +153,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         limits: IngestLimits {
             max_body_bytes: args.max_body_bytes,
             max_decompressed_bytes: args.max_decompressed_bytes,
+        },
+        search: SearchSettings {
+            timeout: Duration::from_secs(args.query_timeout_secs),
+            concurrency: args.query_concurrency.max(1),
+            ..SearchSettings::default()
         },
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -166,7 +175,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             heartbeat_secs = args.heartbeat_secs,
             "seclog listening"
         );
-        let server = Server::start(writer, meta, &config)?;
+        let server = Server::start(writer, meta, master, &config)?;
         server.serve(listener, shutdown_signal()).await?;
         tracing::info!("seclog stopped; journal sealed");
         anyhow::Ok(())

@@ -2,6 +2,7 @@
 
 mod cli;
 mod commands;
+mod search;
 
 use std::process::ExitCode;
 

@@ -82,6 +82,24 @@ impl DurableHeads {
         }
     }
 
+    /// Waits until some group's size differs from `seen` or `timeout` passes; returns the sizes.
+    pub fn wait_changed(
+        &self,
+        seen: &BTreeMap<GroupName, u64>,
+        timeout: Duration,
+    ) -> BTreeMap<GroupName, u64> {
+        let Ok(guard) = self.sizes.lock() else {
+            return BTreeMap::new();
+        };
+        match self
+            .changed
+            .wait_timeout_while(guard, timeout, |sizes| sizes == seen)
+        {
+            Ok((sizes, _)) => sizes.clone(),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
     fn publish(&self, updates: impl IntoIterator<Item = (GroupName, u64)>) {
         if let Ok(mut sizes) = self.sizes.lock() {
             sizes.extend(updates);
@@ -208,6 +226,11 @@ impl JournalWriter {
     /// callers use). A change is signed with the next checkpoint.
     pub fn set_retention_policies(&mut self, policies: BTreeMap<GroupName, u32>) {
         self.retention = policies;
+    }
+
+    /// Where the journal lives.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
     }
 
     /// Shared durable sizes, for readers and followers.

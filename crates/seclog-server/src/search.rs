@@ -1,0 +1,568 @@
+//! Search endpoints: queries, histograms, field discovery and NDJSON export. Every read is
+//! recorded in `seclog/access` before its answer is returned.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use seclog_journal::{Record, RecordKind};
+use seclog_meta::{Role, TokenInfo};
+use seclog_model::{GroupName, Timestamp};
+use seclog_query::{Engine, Limits, QueryAnswer, QueryError, QueryRequest};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json, json};
+
+use crate::committer::GroupBatch;
+use crate::error::ApiError;
+use crate::{AppState, auth};
+
+/// The group every read of log data is recorded in.
+pub const ACCESS_GROUP: &str = "seclog/access";
+/// Largest request body of a search endpoint.
+const MAX_BODY: usize = 64 * 1024;
+
+/// How queries are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct SearchSettings {
+    /// Per-query time limit (answers past it are partial).
+    pub timeout: Duration,
+    /// Rows held in memory per query (sort, dedup, stats groups).
+    pub max_working_rows: usize,
+    /// Queries running at once; more wait.
+    pub concurrency: usize,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        SearchSettings {
+            timeout: Duration::from_secs(30),
+            max_working_rows: 2_000_000,
+            concurrency: 2,
+        }
+    }
+}
+
+/// What the search handlers share.
+#[derive(Clone)]
+pub(crate) struct Search {
+    pub(crate) engine: Engine,
+    pub(crate) settings: SearchSettings,
+    pub(crate) slots: Arc<tokio::sync::Semaphore>,
+    pub(crate) layout: seclog_journal::Layout,
+}
+
+/// A point in time in a request: RFC 3339 text or Unix seconds.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum TimeArg {
+    Seconds(f64),
+    Text(String),
+}
+
+impl TimeArg {
+    fn resolve(&self, what: &str) -> Result<Timestamp, ApiError> {
+        match self {
+            TimeArg::Seconds(seconds) if seconds.is_finite() => {
+                Ok(Timestamp::from_unix_nanos((seconds * 1e9) as i64))
+            }
+            TimeArg::Seconds(_) => Err(ApiError::bad_request(
+                "invalid_time",
+                format!("{what} is not a number of seconds"),
+            )),
+            TimeArg::Text(text) => Timestamp::parse_rfc3339(text).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_time",
+                    format!("{what} must be RFC 3339 (2024-01-31T12:00:00Z) or Unix seconds"),
+                )
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QueryBody {
+    query: String,
+    start: Option<TimeArg>,
+    end: Option<TimeArg>,
+    groups: Option<Vec<String>>,
+    /// `json` (default) or `ndjson` (streamed rows).
+    format: Option<String>,
+    /// Histogram bucket width in seconds (histogram only).
+    interval_secs: Option<f64>,
+}
+
+async fn read_body(request: Request) -> Result<(HeaderMap, QueryBody), ApiError> {
+    let headers = request.headers().clone();
+    let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|_| {
+            ApiError::too_large(format!("a search request is at most {MAX_BODY} bytes"))
+        })?;
+    let body: QueryBody = serde_json::from_slice(&bytes).map_err(|error| {
+        ApiError::bad_request(
+            "malformed_body",
+            format!("expected {{\"query\", \"start\", \"end\", \"groups\"}}: {error}"),
+        )
+    })?;
+    Ok((headers, body))
+}
+
+fn search_state(state: &AppState) -> Result<&Search, ApiError> {
+    state.search.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_index",
+            "search is not enabled on this server",
+        )
+    })
+}
+
+fn may_read(token: &TokenInfo, group: &GroupName) -> bool {
+    if !matches!(token.role, Role::Reader | Role::Auditor | Role::Admin) {
+        return false;
+    }
+    if group.as_str() == ACCESS_GROUP {
+        return matches!(token.role, Role::Auditor | Role::Admin);
+    }
+    token.covers(group.as_str())
+}
+
+/// The groups a request searches: those named (each must exist and be readable), else every
+/// readable group.
+fn resolve_groups(
+    search: &Search,
+    token: &TokenInfo,
+    named: Option<&[String]>,
+) -> Result<Vec<GroupName>, ApiError> {
+    if !matches!(token.role, Role::Reader | Role::Auditor | Role::Admin) {
+        return Err(ApiError::forbidden(
+            "searching needs a reader, auditor or admin token",
+        ));
+    }
+    let known = seclog_journal::group_names(&search.layout).map_err(|error| {
+        tracing::error!(error = %error, "listing groups failed");
+        ApiError::internal("the group list is unavailable")
+    })?;
+    match named {
+        Some(names) if !names.is_empty() => {
+            let mut groups = Vec::new();
+            for name in names {
+                let group = GroupName::parse(name)
+                    .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+                if !may_read(token, &group) {
+                    return Err(ApiError::forbidden(format!(
+                        "this token may not read {group}"
+                    )));
+                }
+                if !known.contains(&group) {
+                    return Err(ApiError::new(
+                        StatusCode::NOT_FOUND,
+                        "no_such_group",
+                        format!("no group named {group}"),
+                    ));
+                }
+                if !groups.contains(&group) {
+                    groups.push(group);
+                }
+            }
+            Ok(groups)
+        }
+        _ => Ok(known
+            .into_iter()
+            .filter(|group| may_read(token, group))
+            .collect()),
+    }
+}
+
+fn time_range(body: &QueryBody) -> Result<(Timestamp, Timestamp), ApiError> {
+    let end = match &body.end {
+        Some(end) => end.resolve("end")?,
+        None => Timestamp::now(),
+    };
+    let start = match &body.start {
+        Some(start) => start.resolve("start")?,
+        None => Timestamp::from_unix_nanos(end.unix_nanos().saturating_sub(3600 * 1_000_000_000)),
+    };
+    if end.unix_nanos() <= start.unix_nanos() {
+        return Err(ApiError::bad_request(
+            "invalid_time",
+            "end must be after start",
+        ));
+    }
+    Ok((start, end))
+}
+
+fn query_error(error: QueryError) -> ApiError {
+    match error {
+        QueryError::Parse {
+            message,
+            offset,
+            line,
+            column,
+        } => ApiError::with_details(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            format!("{message} (line {line}, column {column})"),
+            json!({ "offset": offset, "line": line, "column": column }),
+        ),
+        QueryError::Invalid(message) => ApiError::bad_request("invalid_query", message),
+        other => {
+            tracing::error!(error = %other, "query failed");
+            ApiError::internal("the query failed; see the server log")
+        }
+    }
+}
+
+/// Records a read in `seclog/access`; the answer is returned only once this is durable.
+async fn record_access(state: &AppState, token: &TokenInfo, entry: Json) -> Result<(), ApiError> {
+    let now = Timestamp::now();
+    let mut object = match entry {
+        Json::Object(map) => map,
+        _ => Map::new(),
+    };
+    object.insert("eventTime".into(), json!(now.to_rfc3339()));
+    object.insert(
+        "actor".into(),
+        json!({ "token": token.id, "role": token.role.name() }),
+    );
+    let record = Record {
+        time: now,
+        observed_time: now,
+        kind: RecordKind::Json,
+        source: "seclog".into(),
+        attrs: Vec::new(),
+        raw: Json::Object(object).to_string().into_bytes(),
+    };
+    let group =
+        GroupName::parse(ACCESS_GROUP).map_err(|error| ApiError::internal(error.to_string()))?;
+    state
+        .commit
+        .submit(
+            vec![GroupBatch {
+                group,
+                records: vec![record.encode()],
+            }],
+            state.submit_wait,
+        )
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %error, "recording a read in seclog/access failed");
+            ApiError::unavailable(
+                "the access log could not be written; the answer is withheld",
+                1,
+            )
+        })?;
+    Ok(())
+}
+
+async fn run_blocking<T: Send + 'static>(
+    search: &Search,
+    job: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _slot = Arc::clone(&search.slots)
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::internal("search is shutting down"))?;
+    tokio::task::spawn_blocking(job)
+        .await
+        .map_err(|_| ApiError::internal("the query stopped unexpectedly"))?
+        .map_err(query_error)
+}
+
+fn stats_json(answer: &QueryAnswer, rows: usize) -> Json {
+    json!({
+        "matched": answer.matched,
+        "scanned": answer.scanned,
+        "took_ms": answer.took.as_millis() as u64,
+        "rows": rows,
+    })
+}
+
+/// `POST /api/v1/query`.
+pub(crate) async fn query(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let token = auth::authenticate(&state, request.headers())?;
+    let search = search_state(&state)?.clone();
+    let (headers, body) = read_body(request).await?;
+    let groups = resolve_groups(&search, &token, body.groups.as_deref())?;
+    let (start, end) = time_range(&body)?;
+    let ndjson = body.format.as_deref() == Some("ndjson")
+        || headers
+            .get(header::ACCEPT)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|accept| accept.contains("application/x-ndjson"));
+    let request = QueryRequest {
+        query: body.query.clone(),
+        start,
+        end,
+        groups: groups.clone(),
+        limits: Limits {
+            timeout: search.settings.timeout,
+            max_working_rows: search.settings.max_working_rows,
+        },
+    };
+    let engine = search.engine.clone();
+    let outcome = run_blocking(&search, move || engine.run(&request)).await;
+    let group_names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+    let mut entry = json!({
+        "action": if ndjson { "export" } else { "query" },
+        "query": body.query,
+        "groups": group_names,
+        "start": start.to_rfc3339(),
+        "end": end.to_rfc3339(),
+    });
+    let answer = match outcome {
+        Ok(answer) => answer,
+        Err(error) => {
+            entry["status"] = json!("error");
+            record_access(&state, &token, entry).await?;
+            return Err(error);
+        }
+    };
+    entry["status"] = json!(if answer.partial.is_some() {
+        "partial"
+    } else {
+        "ok"
+    });
+    entry["rows"] = json!(answer.rows.len());
+    entry["matched"] = json!(answer.matched);
+    record_access(&state, &token, entry).await?;
+
+    if ndjson {
+        return Ok(ndjson_response(answer));
+    }
+    let rows: Vec<Json> = answer
+        .rows
+        .iter()
+        .map(|row| {
+            Json::Object(
+                answer
+                    .fields
+                    .iter()
+                    .zip(row)
+                    .map(|(name, value)| (name.clone(), value.to_json()))
+                    .collect(),
+            )
+        })
+        .collect();
+    let stats = stats_json(&answer, rows.len());
+    Ok(axum::Json(json!({
+        "fields": answer.fields,
+        "rows": rows,
+        "stats": stats,
+        "partial": answer.partial.is_some(),
+        "partial_reason": answer.partial,
+    }))
+    .into_response())
+}
+
+fn ndjson_response(answer: QueryAnswer) -> Response {
+    let fields = Arc::new(answer.fields.clone());
+    let matched = answer.matched;
+    let partial = answer.partial.is_some();
+    let rows = answer.rows;
+    let stream = ndjson_stream(rows, fields);
+    let mut response = Response::new(Body::from_stream(stream));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&matched.to_string()) {
+        headers.insert("x-seclog-matched", value);
+    }
+    headers.insert(
+        "x-seclog-partial",
+        HeaderValue::from_static(if partial { "true" } else { "false" }),
+    );
+    response
+}
+
+/// Rows as NDJSON in chunks of about 64 KiB, produced as the client reads.
+fn ndjson_stream(rows: Vec<Vec<seclog_query::Value>>, fields: Arc<Vec<String>>) -> ChunkStream {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
+    tokio::task::spawn_blocking(move || {
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        for row in rows {
+            let object: Map<String, Json> = fields
+                .iter()
+                .zip(&row)
+                .map(|(name, value)| (name.clone(), value.to_json()))
+                .collect();
+            if serde_json::to_writer(&mut chunk, &object).is_err() {
+                break;
+            }
+            chunk.push(b'\n');
+            if chunk.len() >= 64 * 1024 && sender.blocking_send(std::mem::take(&mut chunk)).is_err()
+            {
+                return;
+            }
+        }
+        if !chunk.is_empty() {
+            let _ = sender.blocking_send(chunk);
+        }
+    });
+    ChunkStream(receiver)
+}
+
+/// Chunks from the producer thread as a body stream.
+struct ChunkStream(tokio::sync::mpsc::Receiver<Vec<u8>>);
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Result<Vec<u8>, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        context: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(context).map(|chunk| chunk.map(Ok))
+    }
+}
+
+/// `POST /api/v1/query/histogram`.
+pub(crate) async fn histogram(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let token = auth::authenticate(&state, request.headers())?;
+    let search = search_state(&state)?.clone();
+    let (_, body) = read_body(request).await?;
+    let groups = resolve_groups(&search, &token, body.groups.as_deref())?;
+    let (start, end) = time_range(&body)?;
+    let span_secs = (end.unix_nanos() - start.unix_nanos()) as f64 / 1e9;
+    let interval = match body.interval_secs {
+        Some(seconds) if seconds.is_finite() && seconds >= 0.001 => seconds,
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "invalid_interval",
+                "interval_secs must be at least 0.001",
+            ));
+        }
+        None => nice_interval(span_secs / 60.0),
+    };
+    if span_secs / interval > 10_000.0 {
+        return Err(ApiError::bad_request(
+            "invalid_interval",
+            "at most 10000 buckets",
+        ));
+    }
+    let request = QueryRequest {
+        query: body.query.clone(),
+        start,
+        end,
+        groups: groups.clone(),
+        limits: Limits {
+            timeout: search.settings.timeout,
+            max_working_rows: search.settings.max_working_rows,
+        },
+    };
+    let engine = search.engine.clone();
+    let bucket = Duration::from_secs_f64(interval);
+    let (counts, answer) =
+        run_blocking(&search, move || engine.histogram(&request, bucket)).await?;
+    let group_names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
+    record_access(
+        &state,
+        &token,
+        json!({
+            "action": "histogram",
+            "query": body.query,
+            "groups": group_names,
+            "start": start.to_rfc3339(),
+            "end": end.to_rfc3339(),
+            "rows": counts.len(),
+            "matched": answer.matched,
+            "status": if answer.partial.is_some() { "partial" } else { "ok" },
+        }),
+    )
+    .await?;
+    let buckets: Vec<Json> = counts
+        .iter()
+        .map(|(time, count)| json!({ "start": Timestamp::from_unix_nanos(*time).to_rfc3339(), "count": count }))
+        .collect();
+    Ok(axum::Json(json!({
+        "interval_secs": interval,
+        "buckets": buckets,
+        "stats": stats_json(&answer, counts.len()),
+        "partial": answer.partial.is_some(),
+        "partial_reason": answer.partial,
+    }))
+    .into_response())
+}
+
+/// A round bucket width near `target` seconds.
+fn nice_interval(target: f64) -> f64 {
+    const STEPS: &[f64] = &[
+        1.0,
+        5.0,
+        10.0,
+        30.0,
+        60.0,
+        300.0,
+        600.0,
+        1800.0,
+        3600.0,
+        3.0 * 3600.0,
+        6.0 * 3600.0,
+        12.0 * 3600.0,
+        86400.0,
+        7.0 * 86400.0,
+        30.0 * 86400.0,
+    ];
+    STEPS
+        .iter()
+        .copied()
+        .find(|step| *step >= target)
+        .unwrap_or(365.0 * 86400.0)
+}
+
+/// `GET /api/v1/groups/{group}/fields`.
+pub(crate) async fn fields(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let token = auth::authenticate(&state, request.headers())?;
+    let search = search_state(&state)?.clone();
+    let group_text = request
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/groups/")
+        .and_then(|rest| rest.strip_suffix("/fields"))
+        .and_then(crate::ingest::percent_decode)
+        .unwrap_or_default();
+    let group = GroupName::parse(&group_text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    let groups = resolve_groups(&search, &token, Some(&[group.as_str().to_string()]))?;
+    let catalog = Arc::clone(search.engine.catalog());
+    let target = groups[0].clone();
+    let (summary, docs) = run_blocking(&search, move || {
+        seclog_query::fields::field_summary(&catalog, &target, 3, 5)
+    })
+    .await?;
+    record_access(
+        &state,
+        &token,
+        json!({ "action": "fields", "groups": [group.as_str()], "rows": summary.len(), "status": "ok" }),
+    )
+    .await?;
+    let fields: Vec<Json> = summary
+        .iter()
+        .map(|field| {
+            json!({
+                "name": field.name,
+                "count": field.count,
+                "top": field.top.iter().map(|(value, count)| json!({ "value": value, "count": count })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(
+        axum::Json(json!({ "group": group.as_str(), "events_examined": docs, "fields": fields }))
+            .into_response(),
+    )
+}

@@ -319,7 +319,61 @@ fn no_plaintext_canary_or_token_at_rest_or_in_logs() {
         b"x",
     );
     assert_eq!(reply.status, 415);
+
+    // The index, its merges and the access log: many small commits make tantivy merge
+    // segments; searching for the canary proves the index holds it (and records the query,
+    // canary included, in seclog/access).
+    for n in 0..40 {
+        request(
+            &ingest,
+            "app/canary",
+            &[],
+            format!("{{\"n\":{n},\"note\":\"{canary}\"}}\n").into_bytes(),
+            200,
+        );
+    }
+    let search = serde_json::json!({
+        "query": format!("filter note = \"{canary}\" | stats count(*) as n"),
+        "start": "2000-01-01T00:00:00Z",
+        "groups": ["app/canary"],
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = post(
+            &server.url("/api/v1/query"),
+            Some(&admin),
+            &[],
+            search.to_string().as_bytes(),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        if reply.json()["rows"][0]["n"] == serde_json::json!(40) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the canary never became searchable"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let full_text = serde_json::json!({
+        "query": format!("\"{canary}\" | stats count(*) as n"),
+        "start": "2000-01-01T00:00:00Z",
+        "groups": ["app/canary"],
+    });
+    let reply = post(
+        &server.url("/api/v1/query"),
+        Some(&admin),
+        &[],
+        full_text.to_string().as_bytes(),
+    );
+    assert!(
+        reply.json()["rows"][0]["n"].as_u64().unwrap_or(0) >= 40,
+        "{}",
+        reply.text()
+    );
     server.stop_ok();
+    let index_files = walk_files(&store.data().join("index")).len();
+    assert!(index_files >= 10, "only {index_files} index files");
 
     // The events really are stored (readable with the master key), so the scan is meaningful.
     let stored = store.cat("app/canary");

@@ -5,7 +5,10 @@ use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
     TextFieldIndexing, TextOptions,
 };
-use tantivy::tokenizer::{LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
+use tantivy::tokenizer::{
+    LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer, Token, TokenFilter, TokenStream,
+    Tokenizer,
+};
 use tantivy::{Index, TantivyDocument};
 
 use crate::fields::{Scalar, flatten};
@@ -99,24 +102,29 @@ impl IndexSchema {
     }
 
     /// The document for one journal record.
+    ///
+    /// The words of a JSON event are those of its values (not its keys or punctuation); the
+    /// words of any other record are those of its text.
     pub fn document(&self, seq: u64, record: &Record) -> TantivyDocument {
         let mut doc = TantivyDocument::new();
         doc.add_u64(self.seq, seq);
         doc.add_i64(self.time, record.time.unix_nanos());
         doc.add_i64(self.observed, record.observed_time.unix_nanos());
         doc.add_text(self.stream, &record.source);
-        let message = String::from_utf8_lossy(&record.raw);
         let mut object = Vec::new();
-        if record.kind == RecordKind::Json
-            && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&record.raw)
-        {
-            collect(&json, &mut object);
+        let mut words = String::new();
+        let json = (record.kind == RecordKind::Json)
+            .then(|| serde_json::from_slice::<serde_json::Value>(&record.raw).ok())
+            .flatten();
+        match &json {
+            Some(json) => collect(json, &mut object, &mut words),
+            None => words.push_str(&String::from_utf8_lossy(&record.raw)),
         }
         if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&record.attrs)
             && attrs.as_object().is_some_and(|map| !map.is_empty())
         {
             let mut extra = Vec::new();
-            collect(&attrs, &mut extra);
+            collect(&attrs, &mut extra, &mut words);
             object.extend(
                 extra
                     .into_iter()
@@ -126,7 +134,7 @@ impl IndexSchema {
         if !object.is_empty() {
             doc.add_field_value(self.fields, &OwnedValue::Object(object));
         }
-        doc.add_text(self.text, &message);
+        doc.add_text(self.text, &words);
         doc
     }
 }
@@ -137,8 +145,15 @@ impl Default for IndexSchema {
     }
 }
 
-fn collect(json: &serde_json::Value, object: &mut Vec<(String, OwnedValue)>) {
+fn collect(json: &serde_json::Value, object: &mut Vec<(String, OwnedValue)>, words: &mut String) {
     flatten(json, &mut |path, value| {
+        match value {
+            Scalar::Str(text) => words.push_str(text),
+            Scalar::Int(int) => words.push_str(&int.to_string()),
+            Scalar::UInt(uint) => words.push_str(&uint.to_string()),
+            Scalar::Float(_) | Scalar::Bool(_) => {}
+        }
+        words.push('\n');
         let value = match value {
             Scalar::Str(text) => OwnedValue::Str(text.to_string()),
             Scalar::Int(int) => OwnedValue::I64(int),
@@ -150,10 +165,72 @@ fn collect(json: &serde_json::Value, object: &mut Vec<(String, OwnedValue)>) {
     });
 }
 
-/// The full-text analyzer: alphanumeric words, lower-cased, overlong words dropped.
+/// The full-text analyzer: alphanumeric words, lower-cased; overlong words and fragments of
+/// random hex identifiers (UUID parts, hashes) are left out (a search for them is confirmed on
+/// the message itself instead).
 pub fn text_analyzer() -> TextAnalyzer {
     TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(MAX_WORD_LEN))
         .filter(LowerCaser)
+        .filter(HexFragmentFilter)
         .build()
+}
+
+/// Whether a (lower-cased) word is a fragment of a random hex identifier: four or more hex
+/// digits mixing letters and digits. Such words are nearly all unique, so they would make up
+/// most of the word dictionary while almost never being searched for one by one.
+pub fn is_hex_fragment(word: &str) -> bool {
+    word.len() >= 4
+        && word
+            .bytes()
+            .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+        && word.bytes().any(|byte| byte.is_ascii_digit())
+        && word.bytes().any(|byte| byte.is_ascii_alphabetic())
+}
+
+/// Drops [`is_hex_fragment`] words.
+#[derive(Clone, Copy, Debug)]
+pub struct HexFragmentFilter;
+
+impl TokenFilter for HexFragmentFilter {
+    type Tokenizer<T: Tokenizer> = HexFragmentTokenizer<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> HexFragmentTokenizer<T> {
+        HexFragmentTokenizer(tokenizer)
+    }
+}
+
+/// [`HexFragmentFilter`] applied to a tokenizer.
+#[derive(Clone, Debug)]
+pub struct HexFragmentTokenizer<T>(T);
+
+impl<T: Tokenizer> Tokenizer for HexFragmentTokenizer<T> {
+    type TokenStream<'a> = HexFragmentStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        HexFragmentStream(self.0.token_stream(text))
+    }
+}
+
+/// The token stream of [`HexFragmentTokenizer`].
+#[derive(Debug)]
+pub struct HexFragmentStream<S>(S);
+
+impl<S: TokenStream> TokenStream for HexFragmentStream<S> {
+    fn advance(&mut self) -> bool {
+        while self.0.advance() {
+            if !is_hex_fragment(&self.0.token().text) {
+                return true;
+            }
+        }
+        false
+    }
+
+    fn token(&self) -> &Token {
+        self.0.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.0.token_mut()
+    }
 }

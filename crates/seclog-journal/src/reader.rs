@@ -93,7 +93,7 @@ impl JournalReader {
         let Some(&first) = seqs.first() else {
             return Ok(());
         };
-        debug_assert!(seqs.windows(2).all(|pair| pair[0] <= pair[1]));
+        debug_assert!(seqs.is_sorted());
         let dir = self.layout.group_dir(group);
         let files = list_group_files(&dir)?;
         let mut wanted = seqs.iter().copied().peekable();

@@ -1137,7 +1137,7 @@ impl Engine {
                         }
                         for &doc in docs {
                             count += 1;
-                            if count % 4096 == 0 && started.elapsed() >= request.limits.timeout {
+                            if count.is_multiple_of(4096) && started.elapsed() >= request.limits.timeout {
                                 run.partial.get_or_insert_with(|| "the query timed out; the answer covers part of the range".into());
                                 stopped = true;
                                 return;

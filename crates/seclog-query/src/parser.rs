@@ -89,7 +89,8 @@ fn lex(text: &str, start: usize, end: usize) -> Result<Vec<Token>, QueryError> {
                     | Tok::Sym(")")
                     | Tok::Sym("]")
             )
-        ) && !matches!(tokens.last().map(|token| &token.tok), Some(Tok::Ident(word)) if is_keyword_operator(word));
+        ) && !matches!(tokens.last().map(|token| &token.tok), Some(Tok::Ident(word)) if is_keyword_operator(word))
+            && !parse_pattern_next(&tokens);
         let tok = if c == '"' || c == '\'' {
             let (value, next) = lex_string(text, at, c)?;
             at = next;
@@ -163,6 +164,27 @@ fn lex(text: &str, start: usize, end: usize) -> Result<Vec<Token>, QueryError> {
         span: end..end,
     });
     Ok(tokens)
+}
+
+/// After `parse` or `parse <field>`, a `/` starts the pattern, not a division.
+fn parse_pattern_next(tokens: &[Token]) -> bool {
+    let is_parse = |token: Option<&Token>| matches!(token.map(|token| &token.tok), Some(Tok::Ident(word)) if word.eq_ignore_ascii_case("parse"));
+    let starts_command = |index: usize| {
+        index == 0
+            || matches!(
+                tokens.get(index - 1).map(|token| &token.tok),
+                Some(Tok::Sym("|"))
+            )
+    };
+    let count = tokens.len();
+    (count >= 1 && is_parse(tokens.get(count - 1)) && starts_command(count - 1))
+        || (count >= 2
+            && is_parse(tokens.get(count - 2))
+            && starts_command(count - 2)
+            && matches!(
+                tokens.get(count - 1).map(|token| &token.tok),
+                Some(Tok::Ident(_) | Tok::Quoted(_))
+            ))
 }
 
 fn is_keyword_operator(word: &str) -> bool {
@@ -919,10 +941,7 @@ impl Parser<'_> {
                 return Err(QueryError::parse(
                     self.text,
                     span.start,
-                    format!(
-                        "expected a field or value, found `{}`",
-                        &self.text[span.clone()]
-                    ),
+                    format!("expected a field or value, found `{}`", &self.text[span]),
                 ));
             }
         };

@@ -89,9 +89,10 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
             Some(Push::Not(Box::new(translate(inner, derived)?)))
         }
         ExprKind::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), left, right) => {
-            let (name, value) = match (field(left), literal(right), field(right), literal(left)) {
-                (Some(name), Some(value), ..) | (_, _, Some(name), Some(value)) => (name, value),
-                _ => return None,
+            let ((Some(name), Some(value), ..) | (_, _, Some(name), Some(value))) =
+                (field(left), literal(right), field(right), literal(left))
+            else {
+                return None;
             };
             let equals = equals(name, value)?;
             Some(if *op == BinaryOp::Eq {
@@ -195,6 +196,7 @@ pub fn to_query(
 ) -> tantivy::Result<Box<dyn Query>> {
     Ok(match push {
         Push::All => Box::new(AllQuery),
+        Push::And(parts) if parts.is_empty() => Box::new(AllQuery),
         Push::And(parts) => {
             let mut clauses = Vec::new();
             for part in parts {
@@ -267,17 +269,23 @@ fn json_term(schema: &IndexSchema, path: &str) -> Term {
     Term::from_field_json_path(schema.fields, path, true)
 }
 
-/// Every indexed form of `value` at `path` that `Value::equals` would accept.
+/// Every indexed form of `value` at `path` that `Value::equals` would accept: its text, and
+/// the number (or boolean) that text is the canonical spelling of.
 fn equal_terms(schema: &IndexSchema, path: &str, value: &Value, terms: &mut Vec<Term>) {
-    let text = value.to_text().map(|text| text.into_owned());
-    if let Some(text) = &text {
-        let mut term = json_term(schema, path);
-        term.append_type_and_str(text);
-        terms.push(term);
-    }
+    let Some(text) = value.to_text().map(|text| text.into_owned()) else {
+        return;
+    };
+    let mut term = json_term(schema, path);
+    term.append_type_and_str(&text);
+    terms.push(term);
     let number = match value {
-        Value::Str(text) => text.trim().parse::<f64>().ok().filter(|n| n.is_finite()),
-        other => other.as_f64(),
+        Value::Int(int) => Some(*int as f64),
+        Value::Float(float) => Some(*float),
+        Value::Str(_) => text
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite() && canonical_number_text(*n) == text),
+        _ => None,
     };
     if let Some(number) = number {
         if number.fract() == 0.0 && number.abs() < 9.2e18 {
@@ -294,7 +302,7 @@ fn equal_terms(schema: &IndexSchema, path: &str, value: &Value, terms: &mut Vec<
         term.append_type_and_fast_value(number);
         terms.push(term);
     }
-    if let Some(text) = &text
+    if matches!(value, Value::Str(_) | Value::Bool(_))
         && let Ok(flag) = text.parse::<bool>()
     {
         let mut term = json_term(schema, path);
@@ -303,7 +311,34 @@ fn equal_terms(schema: &IndexSchema, path: &str, value: &Value, terms: &mut Vec<
     }
 }
 
-/// The string terms at `path` whose value `matcher` accepts, in every segment of the piece.
+/// How a number stored in an event prints (whole numbers without a fraction).
+fn canonical_number_text(number: f64) -> String {
+    let value = if number.fract() == 0.0 && number.abs() < 9e15 {
+        Value::Int(number as i64)
+    } else {
+        Value::Float(number)
+    };
+    value
+        .to_text()
+        .map(|text| text.into_owned())
+        .unwrap_or_default()
+}
+
+/// Text of a typed JSON term value (`type byte`, value bytes), as [`Value::to_text`] prints it.
+fn term_value_text(kind: u8, bytes: &[u8]) -> Option<String> {
+    let fixed = || -> Option<u64> { Some(u64::from_be_bytes(bytes.try_into().ok()?)) };
+    match kind {
+        b's' => std::str::from_utf8(bytes).ok().map(str::to_string),
+        b'i' => Some(tantivy::u64_to_i64(fixed()?).to_string()),
+        b'u' => Some(fixed()?.to_string()),
+        b'f' => Some(canonical_number_text(tantivy::u64_to_f64(fixed()?))),
+        b'o' => Some((fixed()? != 0).to_string()),
+        _ => None,
+    }
+}
+
+/// The terms at `path` (of any type) whose text `matcher` accepts, in every segment of the
+/// piece. Only distinct values are tested, not events.
 fn matching_terms(
     schema: &IndexSchema,
     searcher: &Searcher,
@@ -311,9 +346,8 @@ fn matching_terms(
     matcher: &Matcher,
     terms: &mut Vec<Term>,
 ) -> tantivy::Result<()> {
-    let mut prefix_term = json_term(schema, path);
-    prefix_term.append_type_and_str("");
-    let prefix = prefix_term.serialized_value_bytes().to_vec();
+    // The path, ending with its end-of-path byte; values of every type follow it.
+    let prefix = json_term(schema, path).serialized_value_bytes().to_vec();
     let mut end = prefix.clone();
     if let Some(last) = end.last_mut() {
         *last += 1;
@@ -328,15 +362,17 @@ fn matching_terms(
             .lt(&end)
             .into_stream()?;
         while stream.advance() {
-            let Some(value) = stream.key().get(prefix.len()..) else {
+            let key = stream.key();
+            let Some((&kind, value)) = key.get(prefix.len()..).and_then(<[u8]>::split_first) else {
                 continue;
             };
-            let Ok(text) = std::str::from_utf8(value) else {
+            let Some(text) = term_value_text(kind, value) else {
                 continue;
             };
-            if matcher.is_match(text) && seen.insert(text.to_string()) {
+            if matcher.is_match(&text) && seen.insert(key.to_vec()) {
                 let mut term = json_term(schema, path);
-                term.append_type_and_str(text);
+                term.append_bytes(&[kind]);
+                term.append_bytes(value);
                 terms.push(term);
             }
         }

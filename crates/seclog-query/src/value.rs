@@ -105,25 +105,24 @@ impl Value {
         }
     }
 
-    /// `=`: false when either side is absent; numbers compare as numbers (a string that reads
-    /// as a number equals that number), times as times, everything else as text.
+    /// `=`: false when either side is absent; numbers compare as numbers, times as times, and
+    /// everything else by its text (so the string `"200"` equals the number 200, but `"200.0"`
+    /// and `true` do not).
     pub fn equals(&self, other: &Value) -> bool {
-        if self.is_null() || other.is_null() {
-            return false;
-        }
-        if self.is_number() || other.is_number() {
-            if let (Some(a), Some(b)) = (self.as_f64(), other.as_f64()) {
-                return a == b;
+        match (self, other) {
+            (Value::Null, _) | (_, Value::Null) => false,
+            (Value::Int(a), Value::Int(b)) => a == b,
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                self.as_f64() == other.as_f64()
             }
-        }
-        if matches!(self, Value::Time(_)) || matches!(other, Value::Time(_)) {
-            if let (Some(a), Some(b)) = (self.as_time(), other.as_time()) {
-                return a == b;
-            }
-        }
-        match (self.to_text(), other.to_text()) {
-            (Some(a), Some(b)) => a == b,
-            _ => false,
+            (Value::Time(_), _) | (_, Value::Time(_)) => match (self.as_time(), other.as_time()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
+            _ => match (self.to_text(), other.to_text()) {
+                (Some(a), Some(b)) => a == b,
+                _ => false,
+            },
         }
     }
 
@@ -134,15 +133,15 @@ impl Value {
         if self.is_null() || other.is_null() {
             return None;
         }
-        if self.is_number() || other.is_number() {
-            if let (Some(a), Some(b)) = (self.as_f64(), other.as_f64()) {
-                return a.partial_cmp(&b);
-            }
+        if (self.is_number() || other.is_number())
+            && let (Some(a), Some(b)) = (self.as_f64(), other.as_f64())
+        {
+            return a.partial_cmp(&b);
         }
-        if matches!(self, Value::Time(_)) || matches!(other, Value::Time(_)) {
-            if let (Some(a), Some(b)) = (self.as_time(), other.as_time()) {
-                return Some(a.cmp(&b));
-            }
+        if (matches!(self, Value::Time(_)) || matches!(other, Value::Time(_)))
+            && let (Some(a), Some(b)) = (self.as_time(), other.as_time())
+        {
+            return Some(a.cmp(&b));
         }
         let (a, b) = (self.to_text()?, other.to_text()?);
         if let (Ok(a), Ok(b)) = (a.parse::<IpAddr>(), b.parse::<IpAddr>()) {
@@ -282,6 +281,9 @@ mod tests {
     #[test]
     fn comparisons_follow_types() {
         assert!(Value::str("200").equals(&Value::Int(200)));
+        assert!(!Value::str("200.0").equals(&Value::Int(200)));
+        assert!(!Value::Bool(true).equals(&Value::Int(1)));
+        assert!(Value::Float(2.0).equals(&Value::Int(2)));
         assert!(!Value::Null.equals(&Value::Null));
         assert_eq!(
             Value::str("10.0.0.9").compare(&Value::str("10.0.0.10")),

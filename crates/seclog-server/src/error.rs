@@ -11,7 +11,7 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     retry_after: Option<u64>,
-    details: Option<serde_json::Value>,
+    details: Option<Box<serde_json::Value>>,
 }
 
 impl ApiError {
@@ -34,7 +34,7 @@ impl ApiError {
         details: serde_json::Value,
     ) -> Self {
         ApiError {
-            details: Some(details),
+            details: Some(Box::new(details)),
             ..Self::new(status, code, message)
         }
     }
@@ -83,7 +83,7 @@ impl IntoResponse for ApiError {
         }
         let mut error = json!({ "code": self.code, "message": self.message });
         if let Some(details) = self.details {
-            error["details"] = details;
+            error["details"] = *details;
         }
         let body = json!({ "error": error });
         let mut response = (self.status, axum::Json(body)).into_response();

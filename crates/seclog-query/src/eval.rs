@@ -530,7 +530,8 @@ pub fn eval(expr: &CExpr, row: &[Value], aggs: &[Value]) -> Value {
             binary(*op, &eval(left, row, aggs), &eval(right, row, aggs))
         }
         CExpr::Call(func, args) => {
-            let values: Vec<Value> = args.iter().map(|arg| eval(arg, row, aggs)).collect();
+            let values: smallvec::SmallVec<[Value; 4]> =
+                args.iter().map(|arg| eval(arg, row, aggs)).collect();
             call(*func, &values)
         }
     }

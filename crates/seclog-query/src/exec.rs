@@ -24,6 +24,9 @@ use crate::value::{GroupKey, Value};
 /// Rows an answer holds when the query sets no `limit`.
 pub const DEFAULT_LIMIT: usize = 10_000;
 const TIMESTAMP: usize = 0;
+/// String columns with at most this many distinct values decode each value once per segment
+/// into a table indexed by ordinal.
+const DENSE_MEMO_TERMS: usize = 1 << 16;
 const MESSAGE: usize = 1;
 const LOG: usize = 2;
 const STREAM: usize = 3;
@@ -522,6 +525,8 @@ struct Columns {
     stream: Option<StrColumn>,
     fields: Vec<(usize, Vec<DynamicColumn>)>,
     memo: Vec<HashMap<(usize, u64), Value>>,
+    /// Per field, per column: decoded values by term ordinal (small dictionaries).
+    dense: Vec<Vec<Option<Vec<Option<Value>>>>>,
     need_stream: bool,
 }
 
@@ -546,6 +551,20 @@ impl Columns {
             fields.push((*slot, columns));
         }
         let memo = fields.iter().map(|_| HashMap::new()).collect();
+        let dense = fields
+            .iter()
+            .map(|(_, columns)| {
+                columns
+                    .iter()
+                    .map(|column| match column {
+                        DynamicColumn::Str(column) if column.num_terms() <= DENSE_MEMO_TERMS => {
+                            Some(vec![None; column.num_terms()])
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
         Ok(Columns {
             seq: fast.u64(names::SEQ)?,
             time: fast.i64(names::TIME)?,
@@ -556,6 +575,7 @@ impl Columns {
             },
             fields,
             memo,
+            dense,
             need_stream,
         })
     }
@@ -579,9 +599,10 @@ impl Columns {
                 found = match column {
                     DynamicColumn::Str(column) => match column.term_ords(doc).next() {
                         Some(ord) => {
-                            let memo = &mut self.memo[index];
-                            memo.entry((column_index, ord))
-                                .or_insert_with(|| {
+                            if let Some(Some(dense)) = self.dense[index].get_mut(column_index)
+                                && let Some(slot) = dense.get_mut(ord as usize)
+                            {
+                                slot.get_or_insert_with(|| {
                                     let mut text = String::new();
                                     if column.ord_to_str(ord, &mut text).unwrap_or(false) {
                                         Value::str(&text)
@@ -590,6 +611,19 @@ impl Columns {
                                     }
                                 })
                                 .clone()
+                            } else {
+                                let memo = &mut self.memo[index];
+                                memo.entry((column_index, ord))
+                                    .or_insert_with(|| {
+                                        let mut text = String::new();
+                                        if column.ord_to_str(ord, &mut text).unwrap_or(false) {
+                                            Value::str(&text)
+                                        } else {
+                                            Value::Null
+                                        }
+                                    })
+                                    .clone()
+                            }
                         }
                         None => Value::Null,
                     },
@@ -686,11 +720,13 @@ struct Run<'a> {
     limits: Limits,
     partial: Option<String>,
     output: Vec<Row>,
+    /// Reused group key of `stats`.
+    scratch: Vec<GroupKey>,
 }
 
 enum StageState {
     None,
-    Stats(HashMap<Vec<GroupKey>, (Vec<Value>, Vec<crate::eval::Acc>)>),
+    Stats(HashMap<Vec<GroupKey>, Vec<crate::eval::Acc>>),
     Sort(Vec<Row>),
     Limit(usize),
     Dedup(HashSet<Vec<GroupKey>>),
@@ -727,12 +763,13 @@ impl<'a> Run<'a> {
             limits,
             partial: None,
             output: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
     /// Pushes a row through stages from `from`; returns false once no more rows can change
     /// the answer.
-    fn push(&mut self, from: usize, mut row: Row) -> bool {
+    fn push(&mut self, from: usize, row: &mut Row) -> bool {
         let mut index = from;
         if from == 0 && self.match_boundary == 0 {
             self.matched += 1;
@@ -786,23 +823,29 @@ impl<'a> Run<'a> {
                     let StageState::Stats(groups) = &mut self.states[index] else {
                         return true;
                     };
-                    let key_values: Vec<Value> = stats
-                        .keys
-                        .iter()
-                        .map(|(_, expr)| eval(expr, &row.values, &[]))
-                        .collect();
-                    let key: Vec<GroupKey> = key_values.iter().map(Value::group_key).collect();
+                    self.scratch.clear();
+                    self.scratch.extend(
+                        stats
+                            .keys
+                            .iter()
+                            .map(|(_, expr)| eval(expr, &row.values, &[]).group_key()),
+                    );
                     let time = row.values[TIMESTAMP].as_time().unwrap_or(0);
-                    if !groups.contains_key(&key) && groups.len() >= self.limits.max_working_rows {
-                        self.partial.get_or_insert_with(|| {
-                            "too many stats groups; some were left out".into()
-                        });
-                        return true;
-                    }
-                    let entry = groups.entry(key).or_insert_with(|| {
-                        (key_values, stats.aggs.iter().map(AggSpec::start).collect())
-                    });
-                    for (spec, acc) in stats.aggs.iter().zip(entry.1.iter_mut()) {
+                    let accs = match groups.get_mut(self.scratch.as_slice()) {
+                        Some(accs) => accs,
+                        None => {
+                            if groups.len() >= self.limits.max_working_rows {
+                                self.partial.get_or_insert_with(|| {
+                                    "too many stats groups; some were left out".into()
+                                });
+                                return true;
+                            }
+                            groups
+                                .entry(self.scratch.clone())
+                                .or_insert_with(|| stats.aggs.iter().map(AggSpec::start).collect())
+                        }
+                    };
+                    for (spec, acc) in stats.aggs.iter().zip(accs.iter_mut()) {
                         spec.add(acc, &row.values, time);
                     }
                     return true;
@@ -811,7 +854,7 @@ impl<'a> Run<'a> {
                     let StageState::Sort(rows) = &mut self.states[index] else {
                         return true;
                     };
-                    rows.push(row);
+                    rows.push(row.clone());
                     let cap = keep.unwrap_or(self.limits.max_working_rows);
                     if rows.len() >= cap.saturating_mul(2).max(1024) {
                         sort_rows(rows, keys);
@@ -853,8 +896,12 @@ impl<'a> Run<'a> {
         if from == 0 && index == self.match_boundary && index > 0 {
             self.matched += 1;
         }
-        self.output.push(row);
+        self.output.push(row.clone());
         true
+    }
+
+    fn push_owned(&mut self, from: usize, mut row: Row) -> bool {
+        self.push(from, &mut row)
     }
 
     /// Flushes barriers in order.
@@ -869,11 +916,11 @@ impl<'a> Run<'a> {
                 (Stage::Stats(stats), StageState::Stats(groups)) => {
                     let width = self.plan.slots.len();
                     let mut rows: Vec<Row> = groups
-                        .into_values()
-                        .map(|(key_values, accs)| {
+                        .into_iter()
+                        .map(|(key, accs)| {
                             let mut values = vec![Value::Null; width];
-                            for ((slot, _), value) in stats.keys.iter().zip(key_values) {
-                                values[*slot] = value;
+                            for ((slot, _), value) in stats.keys.iter().zip(&key) {
+                                values[*slot] = value.to_value();
                             }
                             let results: Vec<Value> = stats
                                 .aggs
@@ -911,8 +958,8 @@ impl<'a> Run<'a> {
                 }
                 _ => Vec::new(),
             };
-            for row in rows {
-                if !self.push(index + 1, row) {
+            for mut row in rows {
+                if !self.push(index + 1, &mut row) {
                     break;
                 }
             }
@@ -1112,6 +1159,11 @@ impl Engine {
         let mut stopped = false;
         'groups: for (group_index, group) in request.groups.iter().enumerate() {
             let group_value = Value::str(group.as_str());
+            let mut row = Row {
+                values: vec![Value::Null; width],
+                group: group_index as u32,
+                seq: 0,
+            };
             let mut pending: Vec<(u64, Vec<Value>)> = Vec::new();
             for piece in self.catalog.pieces(group) {
                 if !piece.meta().overlaps(start, end) {
@@ -1142,20 +1194,21 @@ impl Engine {
                                 stopped = true;
                                 return;
                             }
-                            let mut values = vec![Value::Null; width];
-                            values[LOG] = group_value.clone();
-                            columns.fill(doc, &mut values);
+                            row.values.fill(Value::Null);
+                            row.values[LOG] = group_value.clone();
+                            columns.fill(doc, &mut row.values);
                             let Some(seq) = columns.seq.first(doc) else { continue };
+                            row.seq = seq;
                             if plan.early_journal {
                                 if pending.len() >= request.limits.max_working_rows {
                                     run.partial.get_or_insert_with(|| "too many events need their message read; the answer covers the first of them".into());
                                     stopped = true;
                                     return;
                                 }
-                                pending.push((seq, values));
+                                pending.push((seq, row.values.clone()));
                                 continue;
                             }
-                            if !run.push(0, Row { values, group: group_index as u32, seq }) {
+                            if !run.push(0, &mut row) {
                                 stopped = true;
                                 return;
                             }
@@ -1181,7 +1234,7 @@ impl Engine {
                     }
                     if let Some(mut values) = by_seq.remove(&event.seq) {
                         fill_from_record(&event, &plan.sources, &mut values);
-                        keep_going = run.push(
+                        keep_going = run.push_owned(
                             0,
                             Row {
                                 values,

@@ -132,7 +132,10 @@ def p50(samples):
 def timed(fn, runs):
     samples = []
     result = None
+    started = time.perf_counter()
     fn()  # warm
+    if time.perf_counter() - started > 2.0:
+        runs = min(runs, 3)
     for _ in range(runs):
         started = time.perf_counter()
         result = fn()
@@ -203,10 +206,13 @@ class Seclog:
                 accepted += count
         acked = time.perf_counter() - started
         while True:
-            n = self.query("stats count(*) as n")["rows"][0]["n"]
-            if n >= events:
+            request = urllib.request.Request(self.base + "/api/v1/status", headers={"Authorization": f"Bearer {self.token}"})
+            with urllib.request.urlopen(request, timeout=60) as reply:
+                indexed = json.loads(reply.read())["index"]["indexed"]
+            if indexed >= events:
                 break
-            time.sleep(0.5)
+            time.sleep(0.25)
+        assert self.query("stats count(*) as n")["rows"][0]["n"] == events
         searchable = time.perf_counter() - started
         assert accepted == events, (accepted, events)
         journal = dir_bytes(os.path.join(self.data, "journal"))

@@ -107,7 +107,7 @@ impl Indexer {
             Some(piece) if piece.meta().day == day => piece,
             _ => self.catalog.create_piece(group, seq, day)?,
         };
-        let writer = piece.index.writer_with_num_threads(1, WRITER_MEMORY)?;
+        let writer = piece.index.writer_with_num_threads(2, WRITER_MEMORY)?;
         let meta = piece.meta();
         self.active.insert(
             group.clone(),

@@ -39,7 +39,7 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
-use seclog_index::{Catalog, IndexService};
+use seclog_index::{Catalog, IndexService, IndexStats};
 use seclog_journal::{JournalReader, JournalWriter, MasterKey};
 use seclog_meta::{MetaStore, Role};
 use seclog_model::GroupName;
@@ -63,6 +63,7 @@ pub struct AppState {
     submit_wait: Duration,
     decode_slots: Arc<tokio::sync::Semaphore>,
     search: Option<search::Search>,
+    index_stats: Option<Arc<IndexStats>>,
 }
 
 /// Everything `serve` needs besides the opened stores.
@@ -111,11 +112,25 @@ async fn status(State(state): State<AppState>, request: Request) -> Result<Respo
             .map(|_| "the journal reported an error".to_string());
     }
     let settings = &state.commit.settings;
+    let index = state.index_stats.as_ref().map(|index| {
+        let last_error = index.last_error.lock().ok().and_then(|error| error.clone());
+        json!({
+            "indexed": index.indexed.load(std::sync::atomic::Ordering::Relaxed),
+            "commits": index.commits.load(std::sync::atomic::Ordering::Relaxed),
+            "errors": index.errors.load(std::sync::atomic::Ordering::Relaxed),
+            "last_error": if matches!(token.role, Role::Admin | Role::Auditor) {
+                last_error
+            } else {
+                last_error.map(|_| "indexing reported an error".to_string())
+            },
+        })
+    });
     Ok(axum::Json(json!({
         "commit_interval_ms": settings.commit_interval.as_secs_f64() * 1000.0,
         "seal_delay_ms": settings.seal_delay.as_secs_f64() * 1000.0,
         "heartbeat_secs": settings.heartbeat.as_secs_f64(),
         "stats": stats,
+        "index": index,
     }))
     .into_response())
 }
@@ -232,6 +247,7 @@ impl Server {
                 std::thread::available_parallelism().map_or(2, |count| count.get()),
             )),
             search: Some(search),
+            index_stats: Some(Arc::clone(&indexer.stats)),
         };
         Ok(Server {
             committer,

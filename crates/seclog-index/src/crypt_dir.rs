@@ -15,6 +15,7 @@ use std::io::{self, Write};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
 use seclog_journal::{MasterKey, SecretKey};
@@ -30,6 +31,92 @@ const MAGIC: &[u8; 8] = b"SLIDX01\n";
 pub const CHUNK: usize = 32 * 1024;
 const TAG: usize = 16;
 const PREFIX: usize = 16;
+
+/// Reads at least this long are kept decrypted in the range cache.
+const MIN_CACHED_RANGE: usize = 64 * 1024;
+
+/// Bytes of decrypted ranges kept for reuse (default 1 GiB).
+static CACHE_BUDGET: AtomicUsize = AtomicUsize::new(1 << 30);
+static NEXT_FILE_ID: AtomicU64 = AtomicU64::new(1);
+static CACHE: LazyLock<Mutex<RangeCache>> = LazyLock::new(|| Mutex::new(RangeCache::default()));
+
+/// Sets how many bytes of decrypted index data are kept in memory for reuse (0 disables it).
+///
+/// tantivy reads whole columns and posting lists as byte ranges; on a plain index the page
+/// cache serves repeated reads for free, here every read would decrypt again. The cache keeps
+/// the decrypted ranges of open files (never on disk) and forgets a file's ranges when the file
+/// is closed.
+pub fn set_cache_budget(bytes: usize) {
+    CACHE_BUDGET.store(bytes, Ordering::Relaxed);
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.shrink_to(bytes);
+    }
+}
+
+/// Decrypted ranges of open index files, least recently used first out.
+#[derive(Default)]
+struct RangeCache {
+    entries: HashMap<(u64, usize, usize), (OwnedBytes, u64)>,
+    bytes: usize,
+    tick: u64,
+}
+
+impl RangeCache {
+    fn get(&mut self, key: (u64, usize, usize)) -> Option<OwnedBytes> {
+        self.tick += 1;
+        let tick = self.tick;
+        self.entries.get_mut(&key).map(|(bytes, used)| {
+            *used = tick;
+            bytes.clone()
+        })
+    }
+
+    fn insert(&mut self, key: (u64, usize, usize), bytes: OwnedBytes, budget: usize) {
+        if bytes.len() > budget / 4 {
+            return;
+        }
+        self.tick += 1;
+        self.bytes += bytes.len();
+        if let Some((old, _)) = self.entries.insert(key, (bytes, self.tick)) {
+            self.bytes -= old.len();
+        }
+        self.shrink_to(budget);
+    }
+
+    fn shrink_to(&mut self, budget: usize) {
+        if self.bytes <= budget {
+            return;
+        }
+        let mut by_age: Vec<((u64, usize, usize), u64)> = self
+            .entries
+            .iter()
+            .map(|(key, (_, used))| (*key, *used))
+            .collect();
+        by_age.sort_by_key(|(_, used)| *used);
+        // Evict down to three quarters of the budget, so that eviction is not run per insert.
+        for (key, _) in by_age {
+            if self.bytes <= budget / 4 * 3 {
+                break;
+            }
+            if let Some((bytes, _)) = self.entries.remove(&key) {
+                self.bytes -= bytes.len();
+            }
+        }
+    }
+
+    fn forget_file(&mut self, id: u64) {
+        let mut freed = 0;
+        self.entries.retain(|(file, _, _), (bytes, _)| {
+            if *file == id {
+                freed += bytes.len();
+                false
+            } else {
+                true
+            }
+        });
+        self.bytes -= freed;
+    }
+}
 
 /// Directories locked by this process (tantivy's own lock files would outlive a crash).
 static LOCKS: LazyLock<Mutex<HashSet<PathBuf>>> = LazyLock::new(|| Mutex::new(HashSet::new()));
@@ -353,6 +440,8 @@ impl<S: Sink> TerminatingWrite for ChunkSealer<S> {
 
 /// An encrypted file opened for reading.
 pub(crate) struct EncryptedFile {
+    /// Identity in the range cache.
+    id: u64,
     file: File,
     key: SecretKey,
     prefix: [u8; PREFIX],
@@ -403,6 +492,7 @@ impl EncryptedFile {
         let plain_len = usize::try_from(data_len - chunks * TAG as u64)
             .map_err(|_| invalid("index file too large"))?;
         Ok(EncryptedFile {
+            id: NEXT_FILE_ID.fetch_add(1, Ordering::Relaxed),
             file,
             key,
             prefix,
@@ -452,6 +542,14 @@ impl EncryptedFile {
     }
 }
 
+impl Drop for EncryptedFile {
+    fn drop(&mut self) {
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.forget_file(self.id);
+        }
+    }
+}
+
 impl HasLen for EncryptedFile {
     fn len(&self) -> usize {
         self.plain_len
@@ -460,6 +558,24 @@ impl HasLen for EncryptedFile {
 
 impl FileHandle for EncryptedFile {
     fn read_bytes(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
+        let budget = CACHE_BUDGET.load(Ordering::Relaxed);
+        if range.len() < MIN_CACHED_RANGE || budget == 0 {
+            return self.decrypt_range(range);
+        }
+        let key = (self.id, range.start, range.end);
+        if let Some(hit) = CACHE.lock().ok().and_then(|mut cache| cache.get(key)) {
+            return Ok(hit);
+        }
+        let bytes = self.decrypt_range(range)?;
+        if let Ok(mut cache) = CACHE.lock() {
+            cache.insert(key, bytes.clone(), budget);
+        }
+        Ok(bytes)
+    }
+}
+
+impl EncryptedFile {
+    fn decrypt_range(&self, range: Range<usize>) -> io::Result<OwnedBytes> {
         if range.end > self.plain_len || range.start > range.end {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

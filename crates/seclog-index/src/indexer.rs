@@ -13,7 +13,7 @@ use crate::error::Result;
 
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Memory budget of one piece writer.
-const WRITER_MEMORY: usize = 64 << 20;
+const WRITER_MEMORY: usize = 256 << 20;
 /// A writer idle this long is closed (its memory returned).
 const WRITER_IDLE: Duration = Duration::from_secs(120);
 

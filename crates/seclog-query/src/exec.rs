@@ -136,7 +136,22 @@ struct Plan {
     /// The final rows need `@message`.
     late_journal: bool,
     has_stats: bool,
+    /// `stats count() by` columns and `bin()` only, straight after the index filter: counted
+    /// per segment by column value without building rows.
+    fast_stats: Option<Vec<FastKey>>,
 }
+
+/// A key of the counting fast path.
+#[derive(Debug, Clone, Copy)]
+enum FastKey {
+    /// `bin(period)` of `@timestamp`.
+    Bin(i64),
+    /// A field read from columns, by slot.
+    Field(usize),
+}
+
+/// Most keys the counting fast path handles.
+const FAST_KEYS: usize = 4;
 
 fn contains_ci(needle: &str) -> Matcher {
     Matcher::Regex(Arc::new(
@@ -444,6 +459,40 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
         .map_or(0, |index| index + 1);
     let reads_message = |stage: &Stage| stage_reads(stage, MESSAGE);
     let early_journal = stages[..tail_from].iter().any(reads_message);
+    let fast_stats = match stages.first() {
+        Some(Stage::Stats(stats))
+            if !early_journal
+                && stats.keys.len() <= FAST_KEYS
+                && stats
+                    .aggs
+                    .iter()
+                    .all(|agg| agg.func == crate::eval::AggFunc::Count && agg.arg.is_none()) =>
+        {
+            stats
+                .keys
+                .iter()
+                .map(|(_, expr)| match expr {
+                    CExpr::Slot(slot)
+                        if sources.iter().any(|name| {
+                            slots.get(name) == Some(*slot) && !name.starts_with('@')
+                        }) =>
+                    {
+                        Some(FastKey::Field(*slot))
+                    }
+                    CExpr::Call(crate::eval::Func::DateFloor, args) => match args.as_slice() {
+                        [CExpr::Slot(TIMESTAMP), CExpr::Const(Value::Int(period))]
+                            if *period > 0 =>
+                        {
+                            Some(FastKey::Bin(*period))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                })
+                .collect::<Option<Vec<_>>>()
+        }
+        _ => None,
+    };
     let late_journal = !early_journal
         && (outputs.iter().any(|(_, slot)| *slot == MESSAGE)
             || stages[tail_from..].iter().any(reads_message));
@@ -474,6 +523,7 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
         early_journal,
         late_journal,
         has_stats,
+        fast_stats,
     })
 }
 
@@ -900,6 +950,24 @@ impl<'a> Run<'a> {
         true
     }
 
+    /// Adds `count` rows with group key `key` to the first stage (a counting `stats`).
+    fn add_counts(&mut self, key: Vec<GroupKey>, count: u64) {
+        let (Some(Stage::Stats(stats)), Some(StageState::Stats(groups))) =
+            (self.plan.stages.first(), self.states.first_mut())
+        else {
+            return;
+        };
+        let accs = groups
+            .entry(key)
+            .or_insert_with(|| stats.aggs.iter().map(AggSpec::start).collect());
+        for acc in accs.iter_mut() {
+            if let crate::eval::Acc::Count(total) = acc {
+                *total += count;
+            }
+        }
+        self.matched += count;
+    }
+
     fn push_owned(&mut self, from: usize, mut row: Row) -> bool {
         self.push(from, &mut row)
     }
@@ -1009,6 +1077,102 @@ fn sort_rows(rows: &mut [Row], keys: &[(CExpr, bool)]) {
             rows[position] = row;
         }
     }
+}
+
+/// The counting fast path: `stats count() by` column fields and `bin()`, per segment by
+/// column value (term ordinals, not strings), decoded once per distinct key.
+fn count_by_columns(
+    weight: &dyn tantivy::query::Weight,
+    segment: &SegmentReader,
+    columns: &Columns,
+    keys: &[FastKey],
+    run: &mut Run<'_>,
+) -> Result<(), QueryError> {
+    const MISSING: u64 = u64::MAX;
+    let fields: Vec<Option<usize>> = keys
+        .iter()
+        .map(|key| match key {
+            FastKey::Field(slot) => columns.fields.iter().position(|(known, _)| known == slot),
+            FastKey::Bin(_) => None,
+        })
+        .collect();
+    let mut counts: HashMap<[u64; 2 * FAST_KEYS], u64> = HashMap::new();
+    weight.for_each_no_score(segment, &mut |docs| {
+        for &doc in docs {
+            let mut key = [MISSING; 2 * FAST_KEYS];
+            for (index, fast) in keys.iter().enumerate() {
+                match fast {
+                    FastKey::Bin(period) => {
+                        if let Some(time) = columns.time.first(doc) {
+                            key[2 * index] = 0;
+                            key[2 * index + 1] = time.div_euclid(*period) as u64;
+                        }
+                    }
+                    FastKey::Field(_) => {
+                        let Some(field) = fields[index] else { continue };
+                        for (column_index, column) in columns.fields[field].1.iter().enumerate() {
+                            let value = match column {
+                                DynamicColumn::Str(column) => column.term_ords(doc).next(),
+                                DynamicColumn::I64(column) => column.first(doc).map(|v| v as u64),
+                                DynamicColumn::U64(column) => column.first(doc),
+                                DynamicColumn::F64(column) => column.first(doc).map(f64::to_bits),
+                                DynamicColumn::Bool(column) => column.first(doc).map(u64::from),
+                                DynamicColumn::DateTime(column) => column
+                                    .first(doc)
+                                    .map(|date| date.into_timestamp_nanos() as u64),
+                                DynamicColumn::IpAddr(_) | DynamicColumn::Bytes(_) => None,
+                            };
+                            if let Some(value) = value {
+                                key[2 * index] = column_index as u64;
+                                key[2 * index + 1] = value;
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            *counts.entry(key).or_insert(0) += 1;
+        }
+    })?;
+    for (key, count) in counts {
+        let mut group = Vec::with_capacity(keys.len());
+        for (index, fast) in keys.iter().enumerate() {
+            let (column_index, value) = (key[2 * index], key[2 * index + 1]);
+            if column_index == MISSING {
+                group.push(GroupKey::Null);
+                continue;
+            }
+            group.push(match fast {
+                FastKey::Bin(period) => GroupKey::Time((value as i64).saturating_mul(*period)),
+                FastKey::Field(_) => {
+                    let column = fields[index]
+                        .and_then(|field| columns.fields[field].1.get(column_index as usize));
+                    match column {
+                        Some(DynamicColumn::Str(column)) => {
+                            let mut text = String::new();
+                            if column.ord_to_str(value, &mut text).unwrap_or(false) {
+                                GroupKey::Str(Arc::from(text.as_str()))
+                            } else {
+                                GroupKey::Null
+                            }
+                        }
+                        Some(DynamicColumn::I64(_)) => GroupKey::Int(value as i64),
+                        Some(DynamicColumn::U64(_)) => i64::try_from(value)
+                            .map_or(Value::Float(value as f64), Value::Int)
+                            .group_key(),
+                        Some(DynamicColumn::F64(_)) => {
+                            Value::Float(f64::from_bits(value)).group_key()
+                        }
+                        Some(DynamicColumn::Bool(_)) => GroupKey::Bool(value != 0),
+                        Some(DynamicColumn::DateTime(_)) => GroupKey::Time(value as i64),
+                        _ => GroupKey::Null,
+                    }
+                }
+            });
+        }
+        run.add_counts(group, count);
+    }
+    Ok(())
 }
 
 impl Engine {
@@ -1181,6 +1345,10 @@ impl Engine {
                     }
                     scanned += u64::from(segment.num_docs());
                     let mut columns = Columns::open(segment, &plan.sources)?;
+                    if let Some(keys) = &plan.fast_stats {
+                        count_by_columns(&*weight, segment, &columns, keys, run)?;
+                        continue;
+                    }
                     let mut error = None;
                     let mut count = 0usize;
                     weight.for_each_no_score(segment, &mut |docs| {

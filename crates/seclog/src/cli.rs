@@ -211,6 +211,9 @@ pub(crate) struct ServeArgs {
     /// A query running longer answers with what it found so far (seconds).
     #[arg(long, default_value_t = 30)]
     pub(crate) query_timeout_secs: u64,
+    /// Decrypted index data kept in memory for repeated queries (MiB; 0 disables).
+    #[arg(long, default_value_t = 1024)]
+    pub(crate) index_cache_mb: usize,
     /// Queries running at once (more wait their turn).
     #[arg(long, default_value_t = 2)]
     pub(crate) query_concurrency: usize,

@@ -160,6 +160,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             ..SearchSettings::default()
         },
     };
+    seclog_index::crypt_dir::set_cache_budget(args.index_cache_mb.saturating_mul(1 << 20));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

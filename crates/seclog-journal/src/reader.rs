@@ -81,6 +81,24 @@ impl JournalReader {
         Ok(events)
     }
 
+    /// Reads a segment file, its header and its data key.
+    fn open_segment(
+        &self,
+        group: &GroupName,
+        path: &std::path::Path,
+    ) -> Result<(Vec<u8>, usize, [u8; 32], crate::crypto::SecretKey)> {
+        let bytes = fs::read(path).map_err(JournalError::io("read", path))?;
+        let (header, header_len) =
+            SegmentHeader::parse(&bytes).map_err(|reason| JournalError::corrupt(path, reason))?;
+        let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
+        let key_path = self.layout.data_key(group, header.first_seq);
+        let wrapped = fs::read(&key_path).map_err(JournalError::io("read data key", &key_path))?;
+        let key = self
+            .master
+            .unwrap_key(&wrapped, format!("{group}/{}", header.first_seq).as_bytes())?;
+        Ok((bytes, header_len, header_digest, key))
+    }
+
     /// Reads the events at `seqs` (sorted ascending) of `group`, reading each segment at most
     /// once and decrypting only the blocks that hold a wanted record. Missing sequence numbers
     /// (removed by retention, or not yet written) are skipped.
@@ -111,16 +129,7 @@ impl JournalReader {
                 Some(seq) if segment_end.is_some_and(|end| *seq >= end) => continue,
                 Some(_) => {}
             }
-            let bytes = fs::read(path).map_err(JournalError::io("read", path))?;
-            let (header, header_len) = SegmentHeader::parse(&bytes)
-                .map_err(|reason| JournalError::corrupt(path, reason))?;
-            let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
-            let key_path = self.layout.data_key(group, header.first_seq);
-            let wrapped =
-                fs::read(&key_path).map_err(JournalError::io("read data key", &key_path))?;
-            let key = self
-                .master
-                .unwrap_key(&wrapped, format!("{group}/{}", header.first_seq).as_bytes())?;
+            let (bytes, header_len, header_digest, key) = self.open_segment(group, path)?;
             for frame in frame::frames(&bytes, header_len) {
                 if frame.tag != TAG_BLOCK {
                     continue;
@@ -188,16 +197,7 @@ impl JournalReader {
             if end_seq.is_some_and(|end| *first_seq >= end) {
                 break;
             }
-            let bytes = fs::read(path).map_err(JournalError::io("read", path))?;
-            let (header, header_len) = SegmentHeader::parse(&bytes)
-                .map_err(|reason| JournalError::corrupt(path, reason))?;
-            let header_digest = segment::header_digest(bytes.get(..header_len).unwrap_or_default());
-            let key_path = self.layout.data_key(group, header.first_seq);
-            let wrapped =
-                fs::read(&key_path).map_err(JournalError::io("read data key", &key_path))?;
-            let key = self
-                .master
-                .unwrap_key(&wrapped, format!("{group}/{}", header.first_seq).as_bytes())?;
+            let (bytes, header_len, header_digest, key) = self.open_segment(group, path)?;
             let mut frames = frame::frames(&bytes, header_len);
             for frame in frames.by_ref() {
                 if frame.tag != TAG_BLOCK {

@@ -81,6 +81,43 @@ pub struct QueryAnswer {
     pub partial: Option<String>,
 }
 
+impl QueryAnswer {
+    /// One row as a JSON object keyed by field name.
+    pub fn row_object(&self, row: &[Value]) -> serde_json::Map<String, serde_json::Value> {
+        self.fields
+            .iter()
+            .zip(row)
+            .map(|(name, value)| (name.clone(), value.to_json()))
+            .collect()
+    }
+
+    /// The answer as the API returns it: `fields`, `rows` (objects), `stats`, `partial`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let rows: Vec<serde_json::Value> = self
+            .rows
+            .iter()
+            .map(|row| serde_json::Value::Object(self.row_object(row)))
+            .collect();
+        serde_json::json!({
+            "fields": self.fields,
+            "rows": rows,
+            "stats": self.stats_json(),
+            "partial": self.partial.is_some(),
+            "partial_reason": self.partial,
+        })
+    }
+
+    /// `matched`, `scanned`, `took_ms` and the number of rows.
+    pub fn stats_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "matched": self.matched,
+            "scanned": self.scanned,
+            "took_ms": u64::try_from(self.took.as_millis()).unwrap_or(u64::MAX),
+            "rows": self.rows.len(),
+        })
+    }
+}
+
 /// A row: slot values plus where it came from.
 #[derive(Debug, Clone)]
 struct Row {
@@ -950,6 +987,12 @@ impl<'a> Run<'a> {
         true
     }
 
+    fn timed_out(&mut self) {
+        self.partial.get_or_insert_with(|| {
+            "the query timed out; the answer covers part of the range".into()
+        });
+    }
+
     /// Adds `count` rows with group key `key` to the first stage (a counting `stats`).
     fn add_counts(&mut self, key: Vec<GroupKey>, count: u64) {
         let (Some(Stage::Stats(stats)), Some(StageState::Stats(groups))) =
@@ -1338,9 +1381,7 @@ impl Engine {
                 let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
                 for segment in searcher.segment_readers() {
                     if started.elapsed() >= request.limits.timeout {
-                        run.partial.get_or_insert_with(|| {
-                            "the query timed out; the answer covers part of the range".into()
-                        });
+                        run.timed_out();
                         break 'groups;
                     }
                     scanned += u64::from(segment.num_docs());
@@ -1358,7 +1399,7 @@ impl Engine {
                         for &doc in docs {
                             count += 1;
                             if count.is_multiple_of(4096) && started.elapsed() >= request.limits.timeout {
-                                run.partial.get_or_insert_with(|| "the query timed out; the answer covers part of the range".into());
+                                run.timed_out();
                                 stopped = true;
                                 return;
                             }
@@ -1414,9 +1455,7 @@ impl Engine {
                     Ok(())
                 })?;
                 if started.elapsed() >= request.limits.timeout {
-                    run.partial.get_or_insert_with(|| {
-                        "the query timed out; the answer covers part of the range".into()
-                    });
+                    run.timed_out();
                     break;
                 }
             }

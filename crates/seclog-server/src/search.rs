@@ -273,12 +273,39 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(query_error)
 }
 
-fn stats_json(answer: &QueryAnswer, rows: usize) -> Json {
+fn query_request(
+    search: &Search,
+    query: &str,
+    start: Timestamp,
+    end: Timestamp,
+    groups: &[GroupName],
+) -> QueryRequest {
+    QueryRequest {
+        query: query.to_string(),
+        start,
+        end,
+        groups: groups.to_vec(),
+        limits: Limits {
+            timeout: search.settings.timeout,
+            max_working_rows: search.settings.max_working_rows,
+        },
+    }
+}
+
+/// The part of an access record every search action shares.
+fn access_entry(
+    action: &str,
+    query: &str,
+    groups: &[GroupName],
+    start: Timestamp,
+    end: Timestamp,
+) -> Json {
     json!({
-        "matched": answer.matched,
-        "scanned": answer.scanned,
-        "took_ms": answer.took.as_millis() as u64,
-        "rows": rows,
+        "action": action,
+        "query": query,
+        "groups": groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
+        "start": start.to_rfc3339(),
+        "end": end.to_rfc3339(),
     })
 }
 
@@ -297,26 +324,11 @@ pub(crate) async fn query(
             .get(header::ACCEPT)
             .and_then(|value| value.to_str().ok())
             .is_some_and(|accept| accept.contains("application/x-ndjson"));
-    let request = QueryRequest {
-        query: body.query.clone(),
-        start,
-        end,
-        groups: groups.clone(),
-        limits: Limits {
-            timeout: search.settings.timeout,
-            max_working_rows: search.settings.max_working_rows,
-        },
-    };
+    let request = query_request(&search, &body.query, start, end, &groups);
     let engine = search.engine.clone();
     let outcome = run_blocking(&search, move || engine.run(&request)).await;
-    let group_names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
-    let mut entry = json!({
-        "action": if ndjson { "export" } else { "query" },
-        "query": body.query,
-        "groups": group_names,
-        "start": start.to_rfc3339(),
-        "end": end.to_rfc3339(),
-    });
+    let action = if ndjson { "export" } else { "query" };
+    let mut entry = access_entry(action, &body.query, &groups, start, end);
     let answer = match outcome {
         Ok(answer) => answer,
         Err(error) => {
@@ -337,29 +349,7 @@ pub(crate) async fn query(
     if ndjson {
         return Ok(ndjson_response(answer));
     }
-    let rows: Vec<Json> = answer
-        .rows
-        .iter()
-        .map(|row| {
-            Json::Object(
-                answer
-                    .fields
-                    .iter()
-                    .zip(row)
-                    .map(|(name, value)| (name.clone(), value.to_json()))
-                    .collect(),
-            )
-        })
-        .collect();
-    let stats = stats_json(&answer, rows.len());
-    Ok(axum::Json(json!({
-        "fields": answer.fields,
-        "rows": rows,
-        "stats": stats,
-        "partial": answer.partial.is_some(),
-        "partial_reason": answer.partial,
-    }))
-    .into_response())
+    Ok(axum::Json(answer.to_json()).into_response())
 }
 
 fn ndjson_response(answer: QueryAnswer) -> Response {
@@ -452,36 +442,20 @@ pub(crate) async fn histogram(
             "at most 10000 buckets",
         ));
     }
-    let request = QueryRequest {
-        query: body.query.clone(),
-        start,
-        end,
-        groups: groups.clone(),
-        limits: Limits {
-            timeout: search.settings.timeout,
-            max_working_rows: search.settings.max_working_rows,
-        },
-    };
+    let request = query_request(&search, &body.query, start, end, &groups);
     let engine = search.engine.clone();
     let bucket = Duration::from_secs_f64(interval);
     let (counts, answer) =
         run_blocking(&search, move || engine.histogram(&request, bucket)).await?;
-    let group_names: Vec<&str> = groups.iter().map(GroupName::as_str).collect();
-    record_access(
-        &state,
-        &token,
-        json!({
-            "action": "histogram",
-            "query": body.query,
-            "groups": group_names,
-            "start": start.to_rfc3339(),
-            "end": end.to_rfc3339(),
-            "rows": counts.len(),
-            "matched": answer.matched,
-            "status": if answer.partial.is_some() { "partial" } else { "ok" },
-        }),
-    )
-    .await?;
+    let mut entry = access_entry("histogram", &body.query, &groups, start, end);
+    entry["rows"] = json!(counts.len());
+    entry["matched"] = json!(answer.matched);
+    entry["status"] = json!(if answer.partial.is_some() {
+        "partial"
+    } else {
+        "ok"
+    });
+    record_access(&state, &token, entry).await?;
     let buckets: Vec<Json> = counts
         .iter()
         .map(|(time, count)| json!({ "start": Timestamp::from_unix_nanos(*time).to_rfc3339(), "count": count }))
@@ -489,7 +463,7 @@ pub(crate) async fn histogram(
     Ok(axum::Json(json!({
         "interval_secs": interval,
         "buckets": buckets,
-        "stats": stats_json(&answer, counts.len()),
+        "stats": answer.stats_json(),
         "partial": answer.partial.is_some(),
         "partial_reason": answer.partial,
     }))

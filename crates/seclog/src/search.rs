@@ -78,6 +78,25 @@ fn show_query_error(query: &str, message: &str, offset: usize) {
     eprintln!("  {}^", " ".repeat(column));
 }
 
+/// Opens the metadata store, which fails while a server holds the directory.
+fn claim_directory(layout: &Layout, advice: &str) -> Result<seclog_meta::MetaStore> {
+    match open_meta(layout) {
+        Ok(meta) => Ok(meta),
+        Err(error)
+            if matches!(
+                error.downcast_ref::<MetaError>(),
+                Some(MetaError::Locked(_))
+            ) =>
+        {
+            bail!(
+                "a server is running on {}; {advice}",
+                layout.root().display()
+            )
+        }
+        Err(error) => Err(error),
+    }
+}
+
 pub(crate) fn query(args: QueryArgs) -> Result<ExitCode> {
     let (start, end) = time_range(&args)?;
     match (&args.server, &args.data) {
@@ -180,21 +199,7 @@ fn query_local(
     end: Timestamp,
 ) -> Result<ExitCode> {
     // The metadata lock tells whether a server owns the directory.
-    let _meta = match open_meta(layout) {
-        Ok(meta) => meta,
-        Err(error) => {
-            if matches!(
-                error.downcast_ref::<MetaError>(),
-                Some(MetaError::Locked(_))
-            ) {
-                bail!(
-                    "a server is running on {}; query it with --server",
-                    layout.root().display()
-                );
-            }
-            return Err(error);
-        }
-    };
+    let _meta = claim_directory(layout, "query it with --server")?;
     let master = load_master(layout)?;
     let (mut writer, notes) = JournalWriter::open(layout, master.clone(), JournalConfig::default())
         .context("opening the journal")?;
@@ -270,33 +275,7 @@ fn query_local(
         }
         Err(error) => return Err(error.into()),
     };
-    let rows: Vec<Json> = answer
-        .rows
-        .iter()
-        .map(|row| {
-            Json::Object(
-                answer
-                    .fields
-                    .iter()
-                    .zip(row)
-                    .map(|(name, value)| (name.clone(), value.to_json()))
-                    .collect(),
-            )
-        })
-        .collect();
-    let reply = json!({
-        "fields": answer.fields,
-        "rows": rows,
-        "stats": {
-            "matched": answer.matched,
-            "scanned": answer.scanned,
-            "took_ms": answer.took.as_millis() as u64,
-            "rows": answer.rows.len(),
-        },
-        "partial": answer.partial.is_some(),
-        "partial_reason": answer.partial,
-    });
-    print_answer(args.output, &reply)?;
+    print_answer(args.output, &answer.to_json())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -405,21 +384,7 @@ fn catch_up(
 }
 
 pub(crate) fn reindex(layout: &Layout, group: Option<&str>) -> Result<ExitCode> {
-    let _meta = match open_meta(layout) {
-        Ok(meta) => meta,
-        Err(error) => {
-            if matches!(
-                error.downcast_ref::<MetaError>(),
-                Some(MetaError::Locked(_))
-            ) {
-                bail!(
-                    "a server is running on {}; stop it before reindexing",
-                    layout.root().display()
-                );
-            }
-            return Err(error);
-        }
-    };
+    let _meta = claim_directory(layout, "stop it before reindexing")?;
     let master = load_master(layout)?;
     // Opening the writer recovers an interrupted tail first.
     let (writer, notes) = JournalWriter::open(layout, master.clone(), JournalConfig::default())

@@ -157,14 +157,27 @@ impl Catalog {
                 })
                 .collect();
             names.sort();
+            let mut unreadable = false;
             for (first_seq, dir) in names {
-                match catalog.open_piece(&group, first_seq, &dir)? {
-                    Some(piece) => pieces.push(Arc::new(piece)),
-                    None => {
+                match catalog.open_piece(&group, first_seq, &dir) {
+                    Ok(Some(piece)) => pieces.push(Arc::new(piece)),
+                    Ok(None) => {
                         tracing::warn!(piece = %dir.display(), "removing index piece without a commit");
                         fs::remove_dir_all(&dir).map_err(IndexError::io("remove", &dir))?;
                     }
+                    Err(error) => {
+                        tracing::error!(piece = %dir.display(), error = %error, "unreadable index piece; the group's index is rebuilt from the journal");
+                        unreadable = true;
+                        break;
+                    }
                 }
+            }
+            if unreadable {
+                // The index is derived: dropping the group's pieces makes the indexer start
+                // again from the journal, without a gap where the bad piece was.
+                drop(pieces);
+                fs::remove_dir_all(&group_dir).map_err(IndexError::io("remove", &group_dir))?;
+                continue;
             }
             groups.insert(group, pieces);
         }

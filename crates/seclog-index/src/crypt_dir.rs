@@ -281,13 +281,22 @@ impl Directory for EncryptedDirectory {
 
     fn acquire_lock(&self, lock: &Lock) -> Result<DirectoryLock, LockError> {
         let key = self.full(&lock.filepath);
-        let mut locks = LOCKS
-            .lock()
-            .map_err(|_| LockError::IoError(Arc::new(io::Error::other("lock table poisoned"))))?;
-        if !locks.insert(key.clone()) {
-            return Err(LockError::LockBusy);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let acquired = LOCKS
+                .lock()
+                .map_err(|_| LockError::IoError(Arc::new(io::Error::other("lock table poisoned"))))?
+                .insert(key.clone());
+            if acquired {
+                return Ok(DirectoryLock::from(Box::new(ProcessLock(key))));
+            }
+            // A blocking lock (the meta lock, held briefly by commits, reloads and file
+            // clean-up) is waited for; the writer lock is not.
+            if !lock.is_blocking || std::time::Instant::now() >= deadline {
+                return Err(LockError::LockBusy);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
         }
-        Ok(DirectoryLock::from(Box::new(ProcessLock(key))))
     }
 
     fn watch(&self, _callback: WatchCallback) -> tantivy::Result<WatchHandle> {

@@ -66,6 +66,16 @@ impl Indexer {
     /// Indexes up to `max` records of `group` below `durable` and commits them; returns how
     /// many were indexed (0 when the index is caught up).
     pub fn index_group(&mut self, group: &GroupName, durable: u64, max: usize) -> Result<usize> {
+        let result = self.index_batch(group, durable, max);
+        if result.is_err() {
+            // Whatever the writer holds beyond the last commit is dropped: the retry starts
+            // again from the position that commit recorded.
+            self.active.remove(group);
+        }
+        result
+    }
+
+    fn index_batch(&mut self, group: &GroupName, durable: u64, max: usize) -> Result<usize> {
         let next = self.catalog.next_seq(group);
         if next >= durable {
             return Ok(0);

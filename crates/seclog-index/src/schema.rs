@@ -151,7 +151,8 @@ fn collect(json: &serde_json::Value, object: &mut Vec<(String, OwnedValue)>, wor
             Scalar::Str(text) => words.push_str(text),
             Scalar::Int(int) => words.push_str(&int.to_string()),
             Scalar::UInt(uint) => words.push_str(&uint.to_string()),
-            Scalar::Float(_) | Scalar::Bool(_) => {}
+            Scalar::Float(float) => words.push_str(&float.to_string()),
+            Scalar::Bool(flag) => words.push_str(if flag { "true" } else { "false" }),
         }
         words.push('\n');
         let value = match value {

@@ -102,7 +102,19 @@ fn pieces_follow_receipt_days_and_expire_whole() {
     assert_eq!(indexer.drop_expired(&group, 30).expect("drop"), 1);
     assert_eq!(catalog.next_seq(&group), 30);
     indexer.close().expect("close");
-    let reopened = Catalog::open(&layout, master).expect("catalog");
+    let reopened = Catalog::open(&layout, master.clone()).expect("catalog");
     assert_eq!(reopened.pieces(&group).len(), 1);
     assert_eq!(reopened.next_seq(&group), 30);
+    let meta_file = reopened.pieces(&group)[0].dir.join("meta.json");
+    drop(reopened);
+
+    // A damaged piece does not stop the index from opening: the group starts over from the
+    // journal (its records are still there to be indexed again).
+    let mut bytes = std::fs::read(&meta_file).expect("meta.json");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    std::fs::write(&meta_file, bytes).expect("write");
+    let rebuilt = Catalog::open(&layout, master).expect("catalog opens despite the damage");
+    assert!(rebuilt.pieces(&group).is_empty());
+    assert_eq!(rebuilt.next_seq(&group), 0);
 }

@@ -101,12 +101,13 @@ impl JournalReader {
 
     /// Reads the events at `seqs` (sorted ascending) of `group`, reading each segment at most
     /// once and decrypting only the blocks that hold a wanted record. Missing sequence numbers
-    /// (removed by retention, or not yet written) are skipped.
+    /// (removed by retention, or not yet written) are skipped. Stops early when `visit` returns
+    /// `Ok(false)`.
     pub fn fetch(
         &self,
         group: &GroupName,
         seqs: &[u64],
-        mut visit: impl FnMut(StoredEvent) -> Result<()>,
+        mut visit: impl FnMut(StoredEvent) -> Result<bool>,
     ) -> Result<()> {
         let Some(&first) = seqs.first() else {
             return Ok(());
@@ -157,11 +158,13 @@ impl JournalReader {
                     let record = Record::decode(&bytes).map_err(|reason| {
                         JournalError::Invalid(format!("record {seq}: {reason}"))
                     })?;
-                    visit(StoredEvent {
+                    if !visit(StoredEvent {
                         group: group.clone(),
                         seq,
                         record,
-                    })?;
+                    })? {
+                        return Ok(());
+                    }
                     // Duplicate requests for one record are served once.
                     while wanted.next_if(|next| *next == seq).is_some() {}
                 }

@@ -857,19 +857,20 @@ impl AggSpec {
         }
     }
 
-    /// Adds one row.
-    pub fn add(&self, acc: &mut Acc, row: &[Value], time: i64) {
+    /// Adds one row; returns how many values the accumulator now keeps in addition (for
+    /// `count_distinct` and `pct`, which keep values; 0 for the others).
+    pub fn add(&self, acc: &mut Acc, row: &[Value], time: i64) -> usize {
         let value = match &self.arg {
             Some(arg) => eval(arg, row, &[]),
             None => Value::Bool(true),
         };
         if value.is_null() {
-            return;
+            return 0;
         }
         match acc {
             Acc::Count(count) => *count += 1,
             Acc::Distinct(seen) => {
-                seen.insert(value.group_key());
+                return usize::from(seen.insert(value.group_key()));
             }
             Acc::Sum(sum, any) => {
                 if let Some(n) = value.as_f64() {
@@ -906,6 +907,7 @@ impl AggSpec {
             Acc::Values(values) => {
                 if let Some(n) = value.as_f64() {
                     values.push(n);
+                    return 1;
                 }
             }
             Acc::Moments(count, sum, squares) => {
@@ -931,6 +933,7 @@ impl AggSpec {
                 }
             }
         }
+        0
     }
 
     /// The result.

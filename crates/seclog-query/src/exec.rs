@@ -18,7 +18,7 @@ use crate::ast::{Command, Expr, ExprKind, Query, SearchTerm};
 use crate::error::QueryError;
 use crate::eval::{AggSpec, CExpr, Compiler, Matcher, Slots, eval};
 use crate::parser::parse;
-use crate::push::{Push, field_paths, to_query, translate};
+use crate::push::{Push, field_paths, is_system_field, to_query, translate};
 use crate::value::{GroupKey, Value};
 
 /// Rows an answer holds when the query sets no `limit`.
@@ -511,7 +511,7 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
                 .map(|(_, expr)| match expr {
                     CExpr::Slot(slot)
                         if sources.iter().any(|name| {
-                            slots.get(name) == Some(*slot) && !name.starts_with('@')
+                            slots.get(name) == Some(*slot) && !is_system_field(name)
                         }) =>
                     {
                         Some(FastKey::Field(*slot))
@@ -530,7 +530,9 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
         }
         _ => None,
     };
+    // Rows made by `stats` are not events: they have no message to fetch.
     let late_journal = !early_journal
+        && !has_stats
         && (outputs.iter().any(|(_, slot)| *slot == MESSAGE)
             || stages[tail_from..].iter().any(reads_message));
     if (early_journal || late_journal) && !sources.iter().any(|name| name == "@message") {
@@ -542,7 +544,7 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
             let slot = slots.get(&name)?;
             Some((
                 slot,
-                if name.starts_with('@') {
+                if is_system_field(&name) {
                     Vec::new()
                 } else {
                     field_paths(&name)
@@ -809,6 +811,8 @@ struct Run<'a> {
     output: Vec<Row>,
     /// Reused group key of `stats`.
     scratch: Vec<GroupKey>,
+    /// Values kept by `count_distinct` and `pct` accumulators.
+    kept_values: usize,
 }
 
 enum StageState {
@@ -851,6 +855,7 @@ impl<'a> Run<'a> {
             partial: None,
             output: Vec::new(),
             scratch: Vec::new(),
+            kept_values: 0,
         }
     }
 
@@ -932,8 +937,16 @@ impl<'a> Run<'a> {
                                 .or_insert_with(|| stats.aggs.iter().map(AggSpec::start).collect())
                         }
                     };
+                    let mut kept = 0;
                     for (spec, acc) in stats.aggs.iter().zip(accs.iter_mut()) {
-                        spec.add(acc, &row.values, time);
+                        kept += spec.add(acc, &row.values, time);
+                    }
+                    self.kept_values += kept;
+                    if self.kept_values > self.limits.max_working_rows.saturating_mul(4) {
+                        self.partial.get_or_insert_with(|| {
+                            "count_distinct/pct kept too many values; the answer covers the events read so far".into()
+                        });
+                        return false;
                     }
                     return true;
                 }
@@ -1000,6 +1013,11 @@ impl<'a> Run<'a> {
         else {
             return;
         };
+        if !groups.contains_key(&key) && groups.len() >= self.limits.max_working_rows {
+            self.partial
+                .get_or_insert_with(|| "too many stats groups; some were left out".into());
+            return;
+        }
         let accs = groups
             .entry(key)
             .or_insert_with(|| stats.aggs.iter().map(AggSpec::start).collect());
@@ -1437,11 +1455,14 @@ impl Engine {
                 let seqs: Vec<u64> = pending.iter().map(|(seq, _)| *seq).collect();
                 let mut by_seq: BTreeMap<u64, Vec<Value>> = pending.into_iter().collect();
                 let mut keep_going = true;
+                let mut read = 0usize;
                 self.reader.fetch(group, &seqs, |event| {
-                    if !keep_going {
-                        return Ok(());
+                    read += 1;
+                    if read.is_multiple_of(1024) && started.elapsed() >= request.limits.timeout {
+                        run.timed_out();
+                        keep_going = false;
                     }
-                    if let Some(mut values) = by_seq.remove(&event.seq) {
+                    if keep_going && let Some(mut values) = by_seq.remove(&event.seq) {
                         fill_from_record(&event, &plan.sources, &mut values);
                         keep_going = run.push_owned(
                             0,
@@ -1452,10 +1473,12 @@ impl Engine {
                             },
                         );
                     }
-                    Ok(())
+                    Ok(keep_going)
                 })?;
-                if started.elapsed() >= request.limits.timeout {
-                    run.timed_out();
+                if !keep_going || started.elapsed() >= request.limits.timeout {
+                    if started.elapsed() >= request.limits.timeout {
+                        run.timed_out();
+                    }
                     break;
                 }
             }
@@ -1493,7 +1516,7 @@ impl Engine {
                             Value::str(&String::from_utf8_lossy(&event.record.raw));
                     }
                 }
-                Ok(())
+                Ok(true)
             })?;
         }
         // Re-run the trailing assignments now that the message is known.

@@ -312,6 +312,8 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
             text,
             tokens: std::mem::take(&mut current),
             at: 0,
+            depth: 0,
+            nodes: 0,
         };
         commands.push(parser.command()?);
         segment_start = span.end;
@@ -377,7 +379,16 @@ struct Parser<'a> {
     text: &'a str,
     tokens: Vec<Token>,
     at: usize,
+    /// Current nesting (parentheses, `not`, unary minus, `^`).
+    depth: usize,
+    /// Expression nodes built so far in this command.
+    nodes: usize,
 }
+
+/// Deepest nesting a command may have.
+const MAX_DEPTH: usize = 64;
+/// Most operators one command may have (evaluation recurses over them).
+const MAX_NODES: usize = 2_000;
 
 impl Parser<'_> {
     fn peek(&self) -> &Token {
@@ -696,7 +707,36 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Expr, QueryError> {
-        self.or()
+        self.nested(Self::or)
+    }
+
+    /// Runs `inner` one level deeper, refusing queries that nest or chain beyond the limits
+    /// (parsing and evaluation recurse over the expression).
+    fn nested<T>(
+        &mut self,
+        inner: impl FnOnce(&mut Self) -> Result<T, QueryError>,
+    ) -> Result<T, QueryError> {
+        self.depth += 1;
+        self.nodes += 1;
+        if self.depth > MAX_DEPTH {
+            return self.error(format!(
+                "the expression nests more than {MAX_DEPTH} levels deep"
+            ));
+        }
+        if self.nodes > MAX_NODES {
+            return self.error(format!("the command has more than {MAX_NODES} operators"));
+        }
+        let result = inner(self);
+        self.depth -= 1;
+        result
+    }
+
+    fn count_node(&mut self) -> Result<(), QueryError> {
+        self.nodes += 1;
+        if self.nodes > MAX_NODES {
+            return self.error(format!("the command has more than {MAX_NODES} operators"));
+        }
+        Ok(())
     }
 
     fn binary(left: Expr, op: BinaryOp, right: Expr) -> Expr {
@@ -711,6 +751,7 @@ impl Parser<'_> {
         let mut left = self.and()?;
         while self.keyword("or") {
             let right = self.and()?;
+            self.count_node()?;
             left = Self::binary(left, BinaryOp::Or, right);
         }
         Ok(left)
@@ -720,6 +761,7 @@ impl Parser<'_> {
         let mut left = self.not()?;
         while self.keyword("and") {
             let right = self.not()?;
+            self.count_node()?;
             left = Self::binary(left, BinaryOp::And, right);
         }
         Ok(left)
@@ -728,7 +770,7 @@ impl Parser<'_> {
     fn not(&mut self) -> Result<Expr, QueryError> {
         let start = self.peek().span.start;
         if self.keyword("not") {
-            let inner = self.not()?;
+            let inner = self.nested(Self::not)?;
             let span = start..inner.span.end;
             return Ok(Expr {
                 kind: ExprKind::Unary(UnaryOp::Not, Box::new(inner)),
@@ -816,6 +858,7 @@ impl Parser<'_> {
                 return Ok(left);
             };
             let right = self.multiplicative()?;
+            self.count_node()?;
             left = Self::binary(left, op, right);
         }
     }
@@ -833,6 +876,7 @@ impl Parser<'_> {
                 return Ok(left);
             };
             let right = self.power()?;
+            self.count_node()?;
             left = Self::binary(left, op, right);
         }
     }
@@ -840,7 +884,7 @@ impl Parser<'_> {
     fn power(&mut self) -> Result<Expr, QueryError> {
         let base = self.unary()?;
         if self.sym("^") {
-            let exponent = self.power()?;
+            let exponent = self.nested(Self::power)?;
             return Ok(Self::binary(base, BinaryOp::Pow, exponent));
         }
         Ok(base)
@@ -849,7 +893,7 @@ impl Parser<'_> {
     fn unary(&mut self) -> Result<Expr, QueryError> {
         let start = self.peek().span.start;
         if self.sym("-") {
-            let inner = self.unary()?;
+            let inner = self.nested(Self::unary)?;
             let span = start..inner.span.end;
             return Ok(Expr {
                 kind: ExprKind::Unary(UnaryOp::Neg, Box::new(inner)),

@@ -41,6 +41,11 @@ pub enum Push {
     Word(String),
 }
 
+/// The fields every event has, which are not among its JSON fields.
+pub fn is_system_field(name: &str) -> bool {
+    matches!(name, "@timestamp" | "@message" | "@log" | "@logStream")
+}
+
 /// Paths a query field name reads: itself, then its aliases.
 pub fn field_paths(name: &str) -> Vec<String> {
     let mut paths = vec![name.to_string()];
@@ -120,7 +125,7 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
         }
         ExprKind::Binary(op @ (BinaryOp::Like | BinaryOp::NotLike), left, right) => {
             let name = field(left)?;
-            if name.starts_with('@') {
+            if is_system_field(name) || !single_path(name) {
                 return None;
             }
             let matcher = match &right.kind {
@@ -159,12 +164,18 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
             let name = field(args.first()?)?;
             match name {
                 "@timestamp" | "@message" | "@log" | "@logStream" => Some(Push::All),
-                _ if name.starts_with('@') => None,
                 _ => Some(Push::Exists(field_paths(name))),
             }
         }
         _ => None,
     }
+}
+
+/// Whether a name reads one path, or an alias with a single original: a row reads the first
+/// of its paths that is present, which the index matches exactly only when there is one
+/// (an event holding both an alias name and its original as fields is not expected).
+fn single_path(name: &str) -> bool {
+    field_paths(name).len() <= 2
 }
 
 fn flip(op: BinaryOp) -> BinaryOp {
@@ -183,7 +194,7 @@ fn equals(name: &str, value: Value) -> Option<Push> {
             Value::Str(text) => Some(Push::Stream(text.to_string())),
             other => Some(Push::Stream(other.to_text()?.into_owned())),
         },
-        _ if name.starts_with('@') => None,
+        _ if is_system_field(name) || !single_path(name) => None,
         _ => Some(Push::Equals(field_paths(name), value)),
     }
 }
@@ -292,11 +303,11 @@ fn equal_terms(schema: &IndexSchema, path: &str, value: &Value, terms: &mut Vec<
             let mut term = json_term(schema, path);
             term.append_type_and_fast_value(number as i64);
             terms.push(term);
-            if number >= 0.0 {
-                let mut term = json_term(schema, path);
-                term.append_type_and_fast_value(number as u64);
-                terms.push(term);
-            }
+        }
+        if number.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&number) {
+            let mut term = json_term(schema, path);
+            term.append_type_and_fast_value(number as u64);
+            terms.push(term);
         }
         let mut term = json_term(schema, path);
         term.append_type_and_fast_value(number);

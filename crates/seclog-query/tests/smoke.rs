@@ -102,6 +102,25 @@ fn filters_stats_sorts_and_parses() {
 }
 
 #[test]
+fn deeply_nested_or_long_queries_are_refused_not_crashing() {
+    let fx = fixture();
+    let deep = format!("filter {}eventName = \"x\"", "(".repeat(60_000));
+    let negated = format!("filter {}eventName = \"x\"", "not ".repeat(16_000));
+    let minus = format!("filter bytes > {}1", "-".repeat(60_000));
+    let chained = format!("filter {}", vec!["eventName = \"x\""; 5_000].join(" and "));
+    for query in [deep, negated, minus, chained] {
+        assert!(
+            matches!(
+                fx.try_query(&query),
+                Err(seclog_query::QueryError::Parse { .. })
+            ),
+            "{}…",
+            &query[..40]
+        );
+    }
+}
+
+#[test]
 fn errors_point_at_the_problem() {
     let fx = fixture();
     for (query, offset) in [

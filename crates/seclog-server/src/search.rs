@@ -263,14 +263,18 @@ async fn run_blocking<T: Send + 'static>(
     search: &Search,
     job: impl FnOnce() -> Result<T, QueryError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    let _slot = Arc::clone(&search.slots)
+    let slot = Arc::clone(&search.slots)
         .acquire_owned()
         .await
         .map_err(|_| ApiError::internal("search is shutting down"))?;
-    tokio::task::spawn_blocking(job)
-        .await
-        .map_err(|_| ApiError::internal("the query stopped unexpectedly"))?
-        .map_err(query_error)
+    // The slot goes with the job: a client that hangs up does not free it while the query runs.
+    tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        job()
+    })
+    .await
+    .map_err(|_| ApiError::internal("the query stopped unexpectedly"))?
+    .map_err(query_error)
 }
 
 fn query_request(
@@ -374,44 +378,42 @@ fn ndjson_response(answer: QueryAnswer) -> Response {
     response
 }
 
-/// Rows as NDJSON in chunks of about 64 KiB, produced as the client reads.
+/// Rows as NDJSON in chunks of about 64 KiB, each written when the client is ready for it.
 fn ndjson_stream(rows: Vec<Vec<seclog_query::Value>>, fields: Arc<Vec<String>>) -> ChunkStream {
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut chunk = Vec::with_capacity(64 * 1024);
-        for row in rows {
-            let object: Map<String, Json> = fields
-                .iter()
-                .zip(&row)
-                .map(|(name, value)| (name.clone(), value.to_json()))
-                .collect();
-            if serde_json::to_writer(&mut chunk, &object).is_err() {
-                break;
-            }
-            chunk.push(b'\n');
-            if chunk.len() >= 64 * 1024 && sender.blocking_send(std::mem::take(&mut chunk)).is_err()
-            {
-                return;
-            }
-        }
-        if !chunk.is_empty() {
-            let _ = sender.blocking_send(chunk);
-        }
-    });
-    ChunkStream(receiver)
+    ChunkStream {
+        rows: rows.into_iter(),
+        fields,
+    }
 }
 
-/// Chunks from the producer thread as a body stream.
-struct ChunkStream(tokio::sync::mpsc::Receiver<Vec<u8>>);
+/// The rows left to send, serialized a chunk at a time as the body is polled.
+struct ChunkStream {
+    rows: std::vec::IntoIter<Vec<seclog_query::Value>>,
+    fields: Arc<Vec<String>>,
+}
 
 impl futures_core::Stream for ChunkStream {
     type Item = Result<Vec<u8>, std::io::Error>;
 
     fn poll_next(
         mut self: std::pin::Pin<&mut Self>,
-        context: &mut std::task::Context<'_>,
+        _context: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(context).map(|chunk| chunk.map(Ok))
+        let mut chunk = Vec::with_capacity(64 * 1024);
+        while chunk.len() < 64 * 1024 {
+            let Some(row) = self.rows.next() else { break };
+            let object: Map<String, Json> = self
+                .fields
+                .iter()
+                .zip(&row)
+                .map(|(name, value)| (name.clone(), value.to_json()))
+                .collect();
+            if let Err(error) = serde_json::to_writer(&mut chunk, &object) {
+                return std::task::Poll::Ready(Some(Err(std::io::Error::other(error))));
+            }
+            chunk.push(b'\n');
+        }
+        std::task::Poll::Ready((!chunk.is_empty()).then_some(Ok(chunk)))
     }
 }
 

@@ -1236,6 +1236,17 @@ fn count_by_columns(
     Ok(())
 }
 
+/// The request's time range in Unix nanoseconds, checked.
+fn time_bounds(request: &QueryRequest) -> Result<(i64, i64), QueryError> {
+    let (start, end) = (request.start.unix_nanos(), request.end.unix_nanos());
+    if end <= start {
+        return Err(QueryError::Invalid(
+            "the end of the time range must be after its start".into(),
+        ));
+    }
+    Ok((start, end))
+}
+
 impl Engine {
     /// An engine over `catalog`, reading event content with `reader`.
     pub fn new(catalog: Arc<Catalog>, reader: JournalReader) -> Self {
@@ -1251,12 +1262,7 @@ impl Engine {
     pub fn run(&self, request: &QueryRequest) -> Result<QueryAnswer, QueryError> {
         let started = Instant::now();
         let query = parse(&request.query)?;
-        let (start, end) = (request.start.unix_nanos(), request.end.unix_nanos());
-        if end <= start {
-            return Err(QueryError::Invalid(
-                "the end of the time range must be after its start".into(),
-            ));
-        }
+        let (start, end) = time_bounds(request)?;
         let plan = plan(&query, &request.query, start, end)?;
         let mut run = Run::new(&plan, request.limits);
         let (matched, scanned) = self.scan(&plan, request, started, &mut run)?;
@@ -1338,12 +1344,7 @@ impl Engine {
                 name: "bucket".into(),
             }],
         });
-        let (start, end) = (request.start.unix_nanos(), request.end.unix_nanos());
-        if end <= start {
-            return Err(QueryError::Invalid(
-                "the end of the time range must be after its start".into(),
-            ));
-        }
+        let (start, end) = time_bounds(request)?;
         let plan = plan(&query, &request.query, start, end)?;
         let mut run = Run::new(&plan, request.limits);
         let (matched, scanned) = self.scan(&plan, request, started, &mut run)?;

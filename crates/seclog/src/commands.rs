@@ -161,6 +161,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         },
     };
     seclog_index::crypt_dir::set_cache_budget(args.index_cache_mb.saturating_mul(1 << 20));
+    raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -182,6 +183,19 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Index pieces keep their segment files open, so the server wants many file descriptors: the
+/// soft limit is raised to the hard one (as database servers do), with a warning when that is low.
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < 65_536 => tracing::warn!(
+            limit,
+            "the open-file limit is low for a server with many index pieces; raise the hard limit (for example LimitNOFILE=1048576)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(error = %error, "could not raise the open-file limit"),
+    }
 }
 
 async fn shutdown_signal() {

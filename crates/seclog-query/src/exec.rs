@@ -677,10 +677,7 @@ impl Columns {
             && let Some(stream) = &self.stream
             && let Some(ord) = stream.term_ords(doc).next()
         {
-            let mut text = String::new();
-            if stream.ord_to_str(ord, &mut text).unwrap_or(false) {
-                values[STREAM] = Value::str(&text);
-            }
+            values[STREAM] = term_text(stream, ord);
         }
         for (index, (slot, columns)) in self.fields.iter().enumerate() {
             let mut found = Value::Null;
@@ -691,26 +688,11 @@ impl Columns {
                             if let Some(Some(dense)) = self.dense[index].get_mut(column_index)
                                 && let Some(slot) = dense.get_mut(ord as usize)
                             {
-                                slot.get_or_insert_with(|| {
-                                    let mut text = String::new();
-                                    if column.ord_to_str(ord, &mut text).unwrap_or(false) {
-                                        Value::str(&text)
-                                    } else {
-                                        Value::Null
-                                    }
-                                })
-                                .clone()
+                                slot.get_or_insert_with(|| term_text(column, ord)).clone()
                             } else {
                                 let memo = &mut self.memo[index];
                                 memo.entry((column_index, ord))
-                                    .or_insert_with(|| {
-                                        let mut text = String::new();
-                                        if column.ord_to_str(ord, &mut text).unwrap_or(false) {
-                                            Value::str(&text)
-                                        } else {
-                                            Value::Null
-                                        }
-                                    })
+                                    .or_insert_with(|| term_text(column, ord))
                                     .clone()
                             }
                         }
@@ -737,6 +719,15 @@ impl Columns {
             }
             values[*slot] = found;
         }
+    }
+}
+
+/// The string a string column's term ordinal stands for (absent if the ordinal is unknown).
+fn term_text(column: &StrColumn, ord: u64) -> Value {
+    let mut text = String::new();
+    match column.ord_to_str(ord, &mut text) {
+        Ok(true) => Value::Str(Arc::from(text)),
+        _ => Value::Null,
     }
 }
 
@@ -1209,14 +1200,7 @@ fn count_by_columns(
                     let column = fields[index]
                         .and_then(|field| columns.fields[field].1.get(column_index as usize));
                     match column {
-                        Some(DynamicColumn::Str(column)) => {
-                            let mut text = String::new();
-                            if column.ord_to_str(value, &mut text).unwrap_or(false) {
-                                GroupKey::Str(Arc::from(text.as_str()))
-                            } else {
-                                GroupKey::Null
-                            }
-                        }
+                        Some(DynamicColumn::Str(column)) => term_text(column, value).group_key(),
                         Some(DynamicColumn::I64(_)) => GroupKey::Int(value as i64),
                         Some(DynamicColumn::U64(_)) => i64::try_from(value)
                             .map_or(Value::Float(value as f64), Value::Int)

@@ -23,6 +23,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+pub mod access;
 mod auth;
 mod committer;
 mod cursors;
@@ -46,11 +47,12 @@ use seclog_model::GroupName;
 use seclog_query::Engine;
 use serde_json::json;
 
+pub use access::ACCESS_GROUP;
 pub use committer::{CommitSettings, CommitStats, StatsSnapshot};
 pub use cursors::MetaCursors;
 pub use error::ApiError;
 pub use ingest::IngestLimits;
-pub use search::{ACCESS_GROUP, SearchSettings};
+pub use search::SearchSettings;
 
 use committer::{CommitHandle, Committer};
 

@@ -8,19 +8,17 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
 use seclog_model::{GroupName, Timestamp};
 use seclog_query::{Engine, Limits, QueryAnswer, QueryError, QueryRequest};
 use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
+use crate::access::ACCESS_GROUP;
 use crate::committer::GroupBatch;
 use crate::error::ApiError;
-use crate::{AppState, auth};
+use crate::{AppState, access, auth};
 
-/// The group every read of log data is recorded in.
-pub const ACCESS_GROUP: &str = "seclog/access";
 /// Largest request body of a search endpoint.
 const MAX_BODY: usize = 64 * 1024;
 
@@ -219,32 +217,15 @@ fn query_error(error: QueryError) -> ApiError {
 
 /// Records a read in `seclog/access`; the answer is returned only once this is durable.
 async fn record_access(state: &AppState, token: &TokenInfo, entry: Json) -> Result<(), ApiError> {
-    let now = Timestamp::now();
-    let mut object = match entry {
-        Json::Object(map) => map,
-        _ => Map::new(),
-    };
-    object.insert("eventTime".into(), json!(now.to_rfc3339()));
-    object.insert(
-        "actor".into(),
-        json!({ "token": token.id, "role": token.role.name() }),
-    );
-    let record = Record {
-        time: now,
-        observed_time: now,
-        kind: RecordKind::Json,
-        source: "seclog".into(),
-        attrs: Vec::new(),
-        raw: Json::Object(object).to_string().into_bytes(),
-    };
-    let group =
-        GroupName::parse(ACCESS_GROUP).map_err(|error| ApiError::internal(error.to_string()))?;
+    let actor = json!({ "token": token.id, "role": token.role.name() });
+    let record = access::record(entry, actor);
+    let group = access::access_group();
     state
         .commit
         .submit(
             vec![GroupBatch {
                 group,
-                records: vec![record.encode()],
+                records: vec![record],
             }],
             state.submit_wait,
         )
@@ -296,23 +277,6 @@ fn query_request(
     }
 }
 
-/// The part of an access record every search action shares.
-fn access_entry(
-    action: &str,
-    query: &str,
-    groups: &[GroupName],
-    start: Timestamp,
-    end: Timestamp,
-) -> Json {
-    json!({
-        "action": action,
-        "query": query,
-        "groups": groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
-        "start": start.to_rfc3339(),
-        "end": end.to_rfc3339(),
-    })
-}
-
 /// `POST /api/v1/query`.
 pub(crate) async fn query(
     State(state): State<AppState>,
@@ -332,23 +296,12 @@ pub(crate) async fn query(
     let engine = search.engine.clone();
     let outcome = run_blocking(&search, move || engine.run(&request)).await;
     let action = if ndjson { "export" } else { "query" };
-    let mut entry = access_entry(action, &body.query, &groups, start, end);
-    let answer = match outcome {
-        Ok(answer) => answer,
-        Err(error) => {
-            entry["status"] = json!("error");
-            record_access(&state, &token, entry).await?;
-            return Err(error);
-        }
-    };
-    entry["status"] = json!(if answer.partial.is_some() {
-        "partial"
-    } else {
-        "ok"
-    });
-    entry["rows"] = json!(answer.rows.len());
-    entry["matched"] = json!(answer.matched);
+    let entry = access::with_outcome(
+        access::entry(action, &body.query, &groups, start, end),
+        &outcome,
+    );
     record_access(&state, &token, entry).await?;
+    let answer = outcome?;
 
     if ndjson {
         return Ok(ndjson_response(answer));
@@ -449,7 +402,7 @@ pub(crate) async fn histogram(
     let bucket = Duration::from_secs_f64(interval);
     let (counts, answer) =
         run_blocking(&search, move || engine.histogram(&request, bucket)).await?;
-    let mut entry = access_entry("histogram", &body.query, &groups, start, end);
+    let mut entry = access::entry("histogram", &body.query, &groups, start, end);
     entry["rows"] = json!(counts.len());
     entry["matched"] = json!(answer.matched);
     entry["status"] = json!(if answer.partial.is_some() {

@@ -8,18 +8,17 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use seclog_index::{Catalog, Indexer};
 use seclog_journal::{
-    JournalConfig, JournalReader, JournalWriter, Layout, Record, RecordKind, group_extent,
-    group_names,
+    JournalConfig, JournalReader, JournalWriter, Layout, group_extent, group_names,
 };
 use seclog_meta::MetaError;
 use seclog_model::{GroupName, Timestamp};
 use seclog_query::{Engine, Limits, QueryError, QueryRequest};
+use seclog_server::access::{self, ACCESS_GROUP};
 use serde_json::{Value as Json, json};
 
 use crate::cli::{OutputFormat, QueryArgs};
 use crate::commands::{load_master, open_meta};
 
-const ACCESS_GROUP: &str = "seclog/access";
 const BATCH: usize = 50_000;
 
 fn parse_period(text: &str) -> Result<Duration> {
@@ -174,24 +173,6 @@ fn query_server(
     Ok(ExitCode::SUCCESS)
 }
 
-fn access_record(entry: Json) -> Record {
-    let now = Timestamp::now();
-    let mut entry = entry;
-    entry["eventTime"] = json!(now.to_rfc3339());
-    entry["actor"] = json!({
-        "local_user": std::env::var("USER").unwrap_or_default(),
-        "via": "seclog query --data",
-    });
-    Record {
-        time: now,
-        observed_time: now,
-        kind: RecordKind::Json,
-        source: "seclog".into(),
-        attrs: Vec::new(),
-        raw: entry.to_string().into_bytes(),
-    }
-}
-
 fn query_local(
     args: &QueryArgs,
     layout: &Layout,
@@ -241,28 +222,19 @@ fn query_local(
         limits: Limits::default(),
     };
     let outcome = engine.run(&request);
-    let mut entry = json!({
-        "action": "query",
-        "query": args.query,
-        "groups": groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
-        "start": start.to_rfc3339(),
-        "end": end.to_rfc3339(),
+    let entry = access::with_outcome(
+        access::entry("query", &args.query, &groups, start, end),
+        &outcome,
+    );
+    let actor = json!({
+        "local_user": std::env::var("USER").unwrap_or_default(),
+        "via": "seclog query --data",
     });
-    match &outcome {
-        Ok(answer) => {
-            entry["status"] = json!(if answer.partial.is_some() {
-                "partial"
-            } else {
-                "ok"
-            });
-            entry["rows"] = json!(answer.rows.len());
-            entry["matched"] = json!(answer.matched);
-        }
-        Err(_) => entry["status"] = json!("error"),
-    }
-    let access = GroupName::parse(ACCESS_GROUP)?;
-    let now = Timestamp::now();
-    writer.append(&access, &[access_record(entry).encode()], now)?;
+    writer.append(
+        &access::access_group(),
+        &[access::record(entry, actor)],
+        Timestamp::now(),
+    )?;
     writer.commit()?;
     writer.close(Timestamp::now())?;
     let answer = match outcome {

@@ -1,0 +1,65 @@
+//! Records of reads for the `seclog/access` group: one format whether a read comes through the
+//! API or the command line.
+
+use seclog_journal::{Record, RecordKind};
+use seclog_model::{GroupName, Timestamp};
+use seclog_query::QueryAnswer;
+use serde_json::{Value as Json, json};
+
+/// The group every read of log data is recorded in.
+pub const ACCESS_GROUP: &str = "seclog/access";
+
+/// The group, parsed.
+pub fn access_group() -> GroupName {
+    GroupName::parse(ACCESS_GROUP).expect("the access group name is valid")
+}
+
+/// What was read: the action, the query, the groups and the time range.
+pub fn entry(
+    action: &str,
+    query: &str,
+    groups: &[GroupName],
+    start: Timestamp,
+    end: Timestamp,
+) -> Json {
+    json!({
+        "action": action,
+        "query": query,
+        "groups": groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
+        "start": start.to_rfc3339(),
+        "end": end.to_rfc3339(),
+    })
+}
+
+/// Adds how the read ended: `status` (`ok`, `partial` or `error`), rows and matched events.
+pub fn with_outcome<E>(mut entry: Json, outcome: &Result<QueryAnswer, E>) -> Json {
+    match outcome {
+        Ok(answer) => {
+            entry["status"] = json!(if answer.partial.is_some() {
+                "partial"
+            } else {
+                "ok"
+            });
+            entry["rows"] = json!(answer.rows.len());
+            entry["matched"] = json!(answer.matched);
+        }
+        Err(_) => entry["status"] = json!("error"),
+    }
+    entry
+}
+
+/// The encoded journal record of `entry`, read by `actor` now.
+pub fn record(mut entry: Json, actor: Json) -> Vec<u8> {
+    let now = Timestamp::now();
+    entry["eventTime"] = json!(now.to_rfc3339());
+    entry["actor"] = actor;
+    Record {
+        time: now,
+        observed_time: now,
+        kind: RecordKind::Json,
+        source: "seclog".into(),
+        attrs: Vec::new(),
+        raw: entry.to_string().into_bytes(),
+    }
+    .encode()
+}

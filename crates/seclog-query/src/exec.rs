@@ -867,15 +867,7 @@ impl<'a> Run<'a> {
                         return true;
                     }
                 }
-                Stage::Assign(assigns) => {
-                    let computed: Vec<(usize, Value)> = assigns
-                        .iter()
-                        .map(|(slot, expr)| (*slot, eval(expr, &row.values, &[])))
-                        .collect();
-                    for (slot, value) in computed {
-                        row.values[slot] = value;
-                    }
-                }
+                Stage::Assign(assigns) => assign(assigns, &mut row.values),
                 Stage::Parse {
                     source,
                     regex,
@@ -1084,6 +1076,17 @@ impl<'a> Run<'a> {
                 }
             }
         }
+    }
+}
+
+/// `fields … as name`: every expression sees the row as it was before the command.
+fn assign(assigns: &[(usize, CExpr)], values: &mut [Value]) {
+    let computed: smallvec::SmallVec<[(usize, Value); 4]> = assigns
+        .iter()
+        .map(|(slot, expr)| (*slot, eval(expr, values, &[])))
+        .collect();
+    for (slot, value) in computed {
+        values[slot] = value;
     }
 }
 
@@ -1508,13 +1511,7 @@ impl Engine {
         for row in rows.iter_mut() {
             for stage in &plan.stages[plan.tail_from..] {
                 if let Stage::Assign(assigns) = stage {
-                    let computed: Vec<(usize, Value)> = assigns
-                        .iter()
-                        .map(|(slot, expr)| (*slot, eval(expr, &row.values, &[])))
-                        .collect();
-                    for (slot, value) in computed {
-                        row.values[slot] = value;
-                    }
+                    assign(assigns, &mut row.values);
                 }
             }
         }

@@ -53,6 +53,10 @@ START = 1_714_521_600  # 2024-05-01T00:00:00Z
 SPAN = 30 * 86_400
 
 
+# Bumped whenever the generated data changes (the work directory's copy is then regenerated).
+GENERATOR = 2
+
+
 def log(message):
     print(message, file=sys.stderr, flush=True)
 
@@ -82,6 +86,8 @@ def generate(path, events, seed=7):
     keys = [akid(rng) for _ in range(5000)]
     needle = akid(rng)
     users = [f"user-{i:04d}" for i in range(2000)]
+    # A principal id belongs to an identity (as in CloudTrail), not to one call.
+    principals = {user: "AIDA" + hexid(rng, 16).upper() for user in users}
     ips = [f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}.{rng.randint(1, 254)}" for _ in range(50_000)]
     needle_at = set(rng.sample(range(events), NEEDLE_COUNT))
     raw = 0
@@ -98,7 +104,7 @@ def generate(path, events, seed=7):
             if isinstance(identity, dict):
                 user = users[int(rng.paretovariate(1.1)) % len(users)]
                 identity["accessKeyId"] = needle if i in needle_at else keys[int(rng.paretovariate(1.05)) % len(keys)]
-                identity["principalId"] = "AIDA" + hexid(rng, 16).upper()
+                identity["principalId"] = principals[user]
                 if "userName" in identity:
                     identity["userName"] = user
                 if "arn" in identity and ":user/" in identity["arn"]:
@@ -387,10 +393,10 @@ def main():
     raw_path = os.path.join(args.work, "events.ndjson")
     meta_path = raw_path + ".meta.json"
     meta = json.load(open(meta_path)) if os.path.exists(meta_path) else {}
-    if meta.get("events") != args.events:
+    if meta.get("events") != args.events or meta.get("generator") != GENERATOR:
         log(f"generating {args.events} events")
         needle, raw_bytes = generate(raw_path, args.events)
-        meta = {"events": args.events, "needle": needle, "raw_bytes": raw_bytes}
+        meta = {"events": args.events, "needle": needle, "raw_bytes": raw_bytes, "generator": GENERATOR}
         json.dump(meta, open(meta_path, "w"))
     needle, raw_bytes = meta["needle"], meta["raw_bytes"]
     log(f"{args.events} events, {raw_bytes / 1e6:.0f} MB raw, needle {needle}")

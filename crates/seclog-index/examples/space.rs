@@ -8,6 +8,9 @@ use seclog_journal::{Record, RecordKind};
 use seclog_model::Timestamp;
 use tantivy::{Index, IndexWriter, TantivyDocument};
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let path = args.next().ok_or("usage: space FILE [MAX]")?;

@@ -19,7 +19,7 @@ use crate::crypt_dir::EncryptedDirectory;
 use crate::error::{IndexError, Result};
 use crate::schema::IndexSchema;
 
-const PIECE_VERSION: u32 = 1;
+const PIECE_VERSION: u32 = 2;
 
 /// What a piece holds, stored as its commit payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

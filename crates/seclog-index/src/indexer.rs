@@ -14,6 +14,8 @@ use crate::error::Result;
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Memory budget of one piece writer.
 const WRITER_MEMORY: usize = 256 << 20;
+/// Longest a catch-up keeps adding reads to one commit.
+const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// A writer idle this long is closed (its memory returned).
 const WRITER_IDLE: Duration = Duration::from_secs(120);
 
@@ -76,34 +78,50 @@ impl Indexer {
     }
 
     fn index_batch(&mut self, group: &GroupName, durable: u64, max: usize) -> Result<usize> {
+        let started = Instant::now();
         let next = self.catalog.next_seq(group);
-        if next >= durable {
-            return Ok(0);
-        }
-        let events = self.reader.read(group, next, max, Some(durable))?;
-        let count = events.len();
-        for event in &events {
-            let day = receipt_day(event);
-            let needs_new = match self.active.get(group) {
-                Some(active) => active.meta.day != day,
-                None => true,
-            };
-            if needs_new {
-                self.switch_piece(group, event.seq, day)?;
+        let mut count = 0;
+        if next < durable {
+            // Behind the journal, up to `max` events or a second of work go into one commit
+            // (fewer, larger segments to merge later); caught up, each commit is small.
+            let reader = self.reader.clone();
+            let mut failed = None;
+            reader.for_each(group, next, Some(durable), |event| {
+                if let Err(error) = self.add(group, &event) {
+                    failed = Some(error);
+                    return Ok(false);
+                }
+                count += 1;
+                Ok(count < max && (count % 1024 != 0 || started.elapsed() < COMMIT_INTERVAL))
+            })?;
+            if let Some(error) = failed {
+                return Err(error);
             }
-            let Some(active) = self.active.get_mut(group) else {
-                continue;
-            };
-            let doc = self.catalog.schema().document(event.seq, &event.record);
-            active.writer.add_document(doc)?;
-            let time = event.record.time.unix_nanos();
-            active.meta.next_seq = event.seq + 1;
-            active.meta.min_time = active.meta.min_time.min(time);
-            active.meta.max_time = active.meta.max_time.max(time);
-            active.meta.docs += 1;
         }
         self.commit(group)?;
         Ok(count)
+    }
+
+    fn add(&mut self, group: &GroupName, event: &StoredEvent) -> Result<()> {
+        let day = receipt_day(event);
+        let needs_new = match self.active.get(group) {
+            Some(active) => active.meta.day != day,
+            None => true,
+        };
+        if needs_new {
+            self.switch_piece(group, event.seq, day)?;
+        }
+        let Some(active) = self.active.get_mut(group) else {
+            return Ok(());
+        };
+        let doc = self.catalog.schema().document(event.seq, &event.record);
+        active.writer.add_document(doc)?;
+        let time = event.record.time.unix_nanos();
+        active.meta.next_seq = event.seq + 1;
+        active.meta.min_time = active.meta.min_time.min(time);
+        active.meta.max_time = active.meta.max_time.max(time);
+        active.meta.docs += 1;
+        Ok(())
     }
 
     /// Makes the piece for `day` (reopening the newest one if it is that day's) the active one.

@@ -35,6 +35,10 @@ pub struct IndexSchema {
     pub fields: Field,
     /// `@message` words (lower-cased, doc ids only; phrases are checked on the message itself).
     pub text: Field,
+    /// Hashes of identifier values ([`is_identifier_path`]): path and value, 64 bits.
+    pub ids: Field,
+    /// Which identifier paths an event carries (exact; answers `ispresent` and field lists).
+    pub id_paths: Field,
 }
 
 /// Schema field names (also the prefixes of fast-field column names).
@@ -51,6 +55,51 @@ pub mod names {
     pub const FIELDS: &str = "f";
     /// Message words.
     pub const TEXT: &str = "text";
+    /// Identifier hashes.
+    pub const IDS: &str = "ids";
+    /// Identifier paths present.
+    pub const ID_PATHS: &str = "id_paths";
+}
+
+/// Last path segments (compared ignoring case) of the fields that hold per-event unique
+/// identifiers: request, event, trace and span ids, session tokens. Their values are nearly
+/// all distinct, so exact terms and columns for them would make up most of the index; they
+/// are indexed as 64-bit hashes instead (`filter requestID = "…"` finds its candidates through
+/// the hash and confirms each on the journal record) and are read from the journal.
+pub const IDENTIFIER_NAMES: &[&str] = &[
+    "eventid",
+    "requestid",
+    "request_id",
+    "sharedeventid",
+    "traceid",
+    "trace_id",
+    "spanid",
+    "span_id",
+    "x-amz-request-id",
+    "x-amz-id-2",
+    "sessiontoken",
+];
+
+/// Whether the flattened `path` is an identifier field (see [`IDENTIFIER_NAMES`]).
+pub fn is_identifier_path(path: &str) -> bool {
+    let last = path.rsplit('.').next().unwrap_or(path);
+    IDENTIFIER_NAMES
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(last))
+}
+
+/// Bits of an identifier hash kept: a piece of 10 M events holds about 2^24 identifiers, so a
+/// lookup meets a colliding identifier about once in 4,000 (each candidate is checked on the
+/// journal record anyway), while shorter terms keep the dictionary small.
+pub const IDENTIFIER_HASH_BITS: u32 = 36;
+
+/// The indexed hash of an identifier field's value (its text as the query language prints it).
+pub fn identifier_hash(path: &str, text: &str) -> u64 {
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    hasher.update(path.as_bytes());
+    hasher.update(&[0]);
+    hasher.update(text.as_bytes());
+    hasher.digest() >> (64 - IDENTIFIER_HASH_BITS)
 }
 
 impl IndexSchema {
@@ -61,14 +110,21 @@ impl IndexSchema {
         let seq = builder.add_u64_field(names::SEQ, fast.clone());
         let time = builder.add_i64_field(names::TIME, fast.clone());
         let observed = builder.add_i64_field(names::OBSERVED, fast);
+        // Nothing is scored, so no field keeps norms.
         let exact = TextFieldIndexing::default()
             .set_tokenizer("raw")
-            .set_index_option(IndexRecordOption::Basic);
+            .set_index_option(IndexRecordOption::Basic)
+            .set_fieldnorms(false);
         let stream = builder.add_text_field(
             names::STREAM,
             TextOptions::default()
                 .set_indexing_options(exact.clone())
                 .set_fast("raw"),
+        );
+        let ids = builder.add_u64_field(names::IDS, NumericOptions::default().set_indexed());
+        let id_paths = builder.add_text_field(
+            names::ID_PATHS,
+            TextOptions::default().set_indexing_options(exact.clone()),
         );
         let fields = builder.add_json_field(
             names::FIELDS,
@@ -82,7 +138,8 @@ impl IndexSchema {
             TextOptions::default().set_indexing_options(
                 TextFieldIndexing::default()
                     .set_tokenizer(TEXT_TOKENIZER)
-                    .set_index_option(IndexRecordOption::Basic),
+                    .set_index_option(IndexRecordOption::Basic)
+                    .set_fieldnorms(false),
             ),
         );
         IndexSchema {
@@ -93,6 +150,8 @@ impl IndexSchema {
             stream,
             fields,
             text,
+            ids,
+            id_paths,
         }
     }
 
@@ -111,30 +170,33 @@ impl IndexSchema {
         doc.add_i64(self.time, record.time.unix_nanos());
         doc.add_i64(self.observed, record.observed_time.unix_nanos());
         doc.add_text(self.stream, &record.source);
-        let mut object = Vec::new();
-        let mut words = String::new();
+        let mut collected = Collected::default();
         let json = (record.kind == RecordKind::Json)
             .then(|| serde_json::from_slice::<serde_json::Value>(&record.raw).ok())
             .flatten();
         match &json {
-            Some(json) => collect(json, &mut object, &mut words),
-            None => words.push_str(&String::from_utf8_lossy(&record.raw)),
+            Some(json) => collected.add(json, ""),
+            None => collected
+                .words
+                .push_str(&String::from_utf8_lossy(&record.raw)),
         }
         if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&record.attrs)
             && attrs.as_object().is_some_and(|map| !map.is_empty())
         {
-            let mut extra = Vec::new();
-            collect(&attrs, &mut extra, &mut words);
-            object.extend(
-                extra
-                    .into_iter()
-                    .map(|(path, value)| (format!("@attrs.{path}"), value)),
-            );
+            collected.add(&attrs, "@attrs.");
         }
-        if !object.is_empty() {
-            doc.add_field_value(self.fields, &OwnedValue::Object(object));
+        if !collected.object.is_empty() {
+            doc.add_field_value(self.fields, &OwnedValue::Object(collected.object));
         }
-        doc.add_text(self.text, &words);
+        doc.add_text(self.text, &collected.words);
+        for hash in collected.ids {
+            doc.add_u64(self.ids, hash);
+        }
+        collected.id_paths.sort_unstable();
+        collected.id_paths.dedup();
+        for path in &collected.id_paths {
+            doc.add_text(self.id_paths, path);
+        }
         doc
     }
 }
@@ -145,25 +207,48 @@ impl Default for IndexSchema {
     }
 }
 
-fn collect(json: &serde_json::Value, object: &mut Vec<(String, OwnedValue)>, words: &mut String) {
-    flatten(json, &mut |path, value| {
-        match value {
-            Scalar::Str(text) => words.push_str(text),
-            Scalar::Int(int) => words.push_str(&int.to_string()),
-            Scalar::UInt(uint) => words.push_str(&uint.to_string()),
-            Scalar::Float(float) => words.push_str(&float.to_string()),
-            Scalar::Bool(flag) => words.push_str(if flag { "true" } else { "false" }),
-        }
-        words.push('\n');
-        let value = match value {
-            Scalar::Str(text) => OwnedValue::Str(text.to_string()),
-            Scalar::Int(int) => OwnedValue::I64(int),
-            Scalar::UInt(uint) => OwnedValue::U64(uint),
-            Scalar::Float(float) => OwnedValue::F64(float),
-            Scalar::Bool(flag) => OwnedValue::Bool(flag),
-        };
-        object.push((path.to_string(), value));
-    });
+/// What one event contributes to the index.
+#[derive(Default)]
+struct Collected {
+    object: Vec<(String, OwnedValue)>,
+    words: String,
+    ids: Vec<u64>,
+    id_paths: Vec<String>,
+}
+
+impl Collected {
+    /// Adds the fields of `json`, their paths prefixed with `prefix`.
+    fn add(&mut self, json: &serde_json::Value, prefix: &str) {
+        flatten(json, &mut |path, value| {
+            let start = self.words.len();
+            match value {
+                Scalar::Str(text) => self.words.push_str(text),
+                Scalar::Int(int) => self.words.push_str(&int.to_string()),
+                Scalar::UInt(uint) => self.words.push_str(&uint.to_string()),
+                Scalar::Float(float) => self.words.push_str(&float.to_string()),
+                Scalar::Bool(flag) => self.words.push_str(if flag { "true" } else { "false" }),
+            }
+            let path = if prefix.is_empty() {
+                path.to_string()
+            } else {
+                format!("{prefix}{path}")
+            };
+            if is_identifier_path(&path) {
+                self.ids.push(identifier_hash(&path, &self.words[start..]));
+                self.id_paths.push(path);
+            } else {
+                let value = match value {
+                    Scalar::Str(text) => OwnedValue::Str(text.to_string()),
+                    Scalar::Int(int) => OwnedValue::I64(int),
+                    Scalar::UInt(uint) => OwnedValue::U64(uint),
+                    Scalar::Float(float) => OwnedValue::F64(float),
+                    Scalar::Bool(flag) => OwnedValue::Bool(flag),
+                };
+                self.object.push((path, value));
+            }
+            self.words.push('\n');
+        });
+    }
 }
 
 /// The full-text analyzer: alphanumeric words, lower-cased; overlong words and fragments of

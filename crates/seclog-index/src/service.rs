@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::indexer::Indexer;
 
 /// Records indexed per commit at most (a commit makes them searchable).
-const BATCH: usize = 50_000;
+const BATCH: usize = 1_000_000;
 /// How often expired pieces are looked for.
 const RETENTION_CHECK: Duration = Duration::from_secs(60);
 

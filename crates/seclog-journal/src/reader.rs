@@ -67,18 +67,32 @@ impl JournalReader {
         if limit == 0 {
             return Ok(events);
         }
+        self.for_each(group, from_seq, end_seq, |event| {
+            events.push(event);
+            Ok(events.len() < limit)
+        })?;
+        Ok(events)
+    }
+
+    /// Calls `visit` with each event of `group` from `from_seq` (before `end_seq` if given),
+    /// in order, until it returns `Ok(false)`; each segment file is read once.
+    pub fn for_each(
+        &self,
+        group: &GroupName,
+        from_seq: u64,
+        end_seq: Option<u64>,
+        mut visit: impl FnMut(StoredEvent) -> Result<bool>,
+    ) -> Result<()> {
         self.visit(group, from_seq, end_seq, |opened| {
             let record = Record::decode(&opened.bytes).map_err(|reason| {
                 JournalError::Invalid(format!("record {}: {reason}", opened.seq))
             })?;
-            events.push(StoredEvent {
+            visit(StoredEvent {
                 group: group.clone(),
                 seq: opened.seq,
                 record,
-            });
-            Ok(events.len() < limit)
-        })?;
-        Ok(events)
+            })
+        })
     }
 
     /// Reads a segment file, its header and its data key.

@@ -18,7 +18,7 @@ use crate::ast::{Command, Expr, ExprKind, Query, SearchTerm};
 use crate::error::QueryError;
 use crate::eval::{AggSpec, CExpr, Compiler, Matcher, Slots, eval};
 use crate::parser::parse;
-use crate::push::{Push, field_paths, is_system_field, to_query, translate};
+use crate::push::{Push, field_paths, is_system_field, reads_identifier, to_query, translate};
 use crate::value::{GroupKey, Value};
 
 /// Rows an answer holds when the query sets no `limit`.
@@ -168,10 +168,13 @@ struct Plan {
     /// is fetched for the final rows.
     tail_from: usize,
     outputs: Vec<(String, usize)>,
-    /// Every row needs the journal record (a stage before the tail reads `@message`).
+    /// Every row needs the journal record (a stage before the tail reads `@message` or an
+    /// identifier field).
     early_journal: bool,
-    /// The final rows need `@message`.
+    /// The final rows need `@message` or identifier fields.
     late_journal: bool,
+    /// Identifier-field slots the late journal read fills, with their paths.
+    late_sources: Vec<(usize, Vec<String>)>,
     has_stats: bool,
     /// `stats count() by` columns and `bin()` only, straight after the index filter: counted
     /// per segment by column value without building rows.
@@ -277,7 +280,12 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
                 let mut kept = Vec::new();
                 for conjunct in conjuncts {
                     match translate(&conjunct, &derived) {
-                        Some(pushed) => push.push(pushed),
+                        Some(pushed) => {
+                            push.push(pushed.push);
+                            if !pushed.exact {
+                                kept.push(conjunct);
+                            }
+                        }
                         None => kept.push(conjunct),
                     }
                 }
@@ -494,8 +502,25 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
         .iter()
         .rposition(|stage| !matches!(stage, Stage::Assign(_) | Stage::Limit(_)))
         .map_or(0, |index| index + 1);
-    let reads_message = |stage: &Stage| stage_reads(stage, MESSAGE);
-    let early_journal = stages[..tail_from].iter().any(reads_message);
+    // Identifier fields have no columns: like `@message`, they are read from the journal.
+    let journal_slots: Vec<usize> = sources
+        .iter()
+        .filter(|name| reads_identifier(name))
+        .filter_map(|name| slots.get(name))
+        .collect();
+    let written_slots: HashSet<usize> = stages.iter().flat_map(stage_writes).collect();
+    let reads_journal = |stage: &Stage| {
+        stage_reads(stage, MESSAGE) || journal_slots.iter().any(|slot| stage_reads(stage, *slot))
+    };
+    let shows_journal = outputs
+        .iter()
+        .any(|(_, slot)| *slot == MESSAGE || journal_slots.contains(slot))
+        || stages[tail_from..].iter().any(reads_journal);
+    let early_journal = stages[..tail_from].iter().any(reads_journal)
+        || (shows_journal
+            && journal_slots
+                .iter()
+                .any(|slot| written_slots.contains(slot)));
     let fast_stats = match stages.first() {
         Some(Stage::Stats(stats))
             if !early_journal
@@ -531,13 +556,19 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
         _ => None,
     };
     // Rows made by `stats` are not events: they have no message to fetch.
-    let late_journal = !early_journal
-        && !has_stats
-        && (outputs.iter().any(|(_, slot)| *slot == MESSAGE)
-            || stages[tail_from..].iter().any(reads_message));
+    let late_journal = !early_journal && !has_stats && shows_journal;
     if (early_journal || late_journal) && !sources.iter().any(|name| name == "@message") {
         sources.push("@message".into());
     }
+    let late_sources = if late_journal {
+        sources
+            .iter()
+            .filter(|name| reads_identifier(name))
+            .filter_map(|name| Some((slots.get(name)?, field_paths(name))))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let sources = sources
         .into_iter()
         .filter_map(|name| {
@@ -561,9 +592,25 @@ fn plan(query: &Query, text: &str, start: i64, end: i64) -> Result<Plan, QueryEr
         outputs,
         early_journal,
         late_journal,
+        late_sources,
         has_stats,
         fast_stats,
     })
+}
+
+/// The slots a stage assigns.
+fn stage_writes(stage: &Stage) -> Vec<usize> {
+    match stage {
+        Stage::Assign(assigns) => assigns.iter().map(|(slot, _)| *slot).collect(),
+        Stage::Parse { outputs, .. } => outputs.clone(),
+        Stage::Stats(stats) => stats
+            .keys
+            .iter()
+            .chain(stats.outputs.iter())
+            .map(|(slot, _)| *slot)
+            .collect(),
+        Stage::Filter(_) | Stage::Sort { .. } | Stage::Limit(_) | Stage::Dedup(_) => Vec::new(),
+    }
 }
 
 fn cexpr_reads(expr: &CExpr, slot: usize) -> bool {
@@ -736,6 +783,11 @@ fn fill_from_record(event: &StoredEvent, sources: &[(usize, Vec<String>)], value
     values[TIMESTAMP] = Value::Time(event.record.time.unix_nanos());
     values[STREAM] = Value::str(&event.record.source);
     values[MESSAGE] = Value::str(&String::from_utf8_lossy(&event.record.raw));
+    fill_fields(event, sources, values);
+}
+
+/// Fills the event-field slots among `sources` from a journal record.
+fn fill_fields(event: &StoredEvent, sources: &[(usize, Vec<String>)], values: &mut [Value]) {
     let wanted: HashMap<&str, (usize, usize)> = sources
         .iter()
         .flat_map(|(slot, paths)| {
@@ -1144,6 +1196,11 @@ fn count_by_columns(
     run: &mut Run<'_>,
 ) -> Result<(), QueryError> {
     const MISSING: u64 = u64::MAX;
+    if let [FastKey::Bin(period)] = keys
+        && count_by_bin(weight, segment, &columns.time, *period, run)?
+    {
+        return Ok(());
+    }
     let fields: Vec<Option<usize>> = keys
         .iter()
         .map(|key| match key {
@@ -1151,9 +1208,47 @@ fn count_by_columns(
             FastKey::Bin(_) => None,
         })
         .collect();
-    let mut counts: HashMap<[u64; 2 * FAST_KEYS], u64> = HashMap::new();
+    let mut counts: rustc_hash::FxHashMap<[u64; 2 * FAST_KEYS], u64> =
+        rustc_hash::FxHashMap::default();
+    // One key over string columns (the common `stats count() by name`): counted per term
+    // ordinal in arrays instead of a map.
+    let single_field = match keys {
+        [FastKey::Field(_)] => fields[0],
+        _ => None,
+    };
+    let mut dense: Vec<Option<Vec<u64>>> = single_field
+        .map(|field| {
+            columns.fields[field]
+                .1
+                .iter()
+                .map(|column| match column {
+                    DynamicColumn::Str(column) if column.num_terms() <= DENSE_COUNT_TERMS => {
+                        Some(vec![0; column.num_terms()])
+                    }
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     weight.for_each_no_score(segment, &mut |docs| {
-        for &doc in docs {
+        'docs: for &doc in docs {
+            if let Some(field) = single_field {
+                for (column_index, column) in columns.fields[field].1.iter().enumerate() {
+                    if let (DynamicColumn::Str(column), Some(Some(ords))) =
+                        (column, dense.get_mut(column_index))
+                    {
+                        if let Some(ord) = column.term_ords(doc).next() {
+                            if let Some(count) = ords.get_mut(ord as usize) {
+                                *count += 1;
+                                continue 'docs;
+                            }
+                        } else {
+                            continue;
+                        }
+                    }
+                    break;
+                }
+            }
             let mut key = [MISSING; 2 * FAST_KEYS];
             for (index, fast) in keys.iter().enumerate() {
                 match fast {
@@ -1189,6 +1284,16 @@ fn count_by_columns(
             *counts.entry(key).or_insert(0) += 1;
         }
     })?;
+    for (column_index, ords) in dense.iter().enumerate() {
+        for (ord, count) in ords.iter().flatten().enumerate() {
+            if *count > 0 {
+                let mut key = [MISSING; 2 * FAST_KEYS];
+                key[0] = column_index as u64;
+                key[1] = ord as u64;
+                *counts.entry(key).or_insert(0) += count;
+            }
+        }
+    }
     for (key, count) in counts {
         let mut group = Vec::with_capacity(keys.len());
         for (index, fast) in keys.iter().enumerate() {
@@ -1221,6 +1326,51 @@ fn count_by_columns(
         run.add_counts(group, count);
     }
     Ok(())
+}
+
+/// Most terms a string column may have to be counted in an array.
+const DENSE_COUNT_TERMS: usize = 1 << 20;
+/// Most time buckets one segment's `bin()` counts are kept in an array for.
+const DENSE_BINS: i64 = 1 << 20;
+
+/// Counts the matching documents of a segment per `bin(period)` in an array spanning the
+/// segment's time range; `false` if that range has too many buckets.
+fn count_by_bin(
+    weight: &dyn tantivy::query::Weight,
+    segment: &SegmentReader,
+    time: &tantivy::columnar::Column<i64>,
+    period: i64,
+    run: &mut Run<'_>,
+) -> Result<bool, QueryError> {
+    let low = time.min_value().div_euclid(period);
+    let high = time.max_value().div_euclid(period);
+    if high.saturating_sub(low) >= DENSE_BINS {
+        return Ok(false);
+    }
+    let mut counts = vec![0u64; (high - low + 1) as usize];
+    let mut missing = 0u64;
+    weight.for_each_no_score(segment, &mut |docs| {
+        for &doc in docs {
+            match time.first(doc) {
+                Some(at) => {
+                    if let Some(count) = counts.get_mut((at.div_euclid(period) - low) as usize) {
+                        *count += 1;
+                    }
+                }
+                None => missing += 1,
+            }
+        }
+    })?;
+    for (index, count) in counts.into_iter().enumerate() {
+        if count > 0 {
+            let bucket = (low + index as i64).saturating_mul(period);
+            run.add_counts(vec![GroupKey::Time(bucket)], count);
+        }
+    }
+    if missing > 0 {
+        run.add_counts(vec![GroupKey::Null], missing);
+    }
+    Ok(true)
 }
 
 /// The request's time range in Unix nanoseconds, checked.
@@ -1502,6 +1652,7 @@ impl Engine {
                     if let Some(row) = rows.get_mut(*index) {
                         row.values[MESSAGE] =
                             Value::str(&String::from_utf8_lossy(&event.record.raw));
+                        fill_fields(&event, &plan.late_sources, &mut row.values);
                     }
                 }
                 Ok(true)

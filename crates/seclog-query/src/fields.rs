@@ -91,6 +91,16 @@ pub fn field_summary(
                     *entry.1.entry(value).or_default() += frequency;
                 }
             }
+            // Identifier fields are indexed as hashes: their names and counts, no values.
+            let inverted = segment.inverted_index(schema.id_paths)?;
+            let mut stream = inverted
+                .terms()
+                .stream()
+                .map_err(|error| QueryError::Search(error.into()))?;
+            while stream.advance() {
+                let path = String::from_utf8_lossy(stream.key()).into_owned();
+                counts.entry(path).or_default().0 += u64::from(stream.value().doc_freq);
+            }
         }
     }
     let mut fields: Vec<FieldSummary> = counts

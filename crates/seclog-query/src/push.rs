@@ -4,6 +4,7 @@ use std::ops::Bound;
 
 use seclog_index::IndexSchema;
 use seclog_index::fields::alias_targets;
+use seclog_index::schema::{identifier_hash, is_identifier_path};
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, ExistsQuery, Occur, Query, RangeQuery, TermQuery,
     TermSetQuery,
@@ -15,8 +16,9 @@ use crate::ast::{BinaryOp, Expr, ExprKind, UnaryOp};
 use crate::eval::Matcher;
 use crate::value::Value;
 
-/// An index-side filter. Every form is exact: a document matches it if and only if the
-/// corresponding query expression is true for the event.
+/// An index-side filter. Every form is exact (a document matches it if and only if the
+/// corresponding query expression is true for the event) except equality on identifier
+/// fields, which matches a hash and so a superset (see [`Translated::exact`]).
 #[derive(Debug, Clone)]
 pub enum Push {
     /// Every document.
@@ -74,24 +76,53 @@ fn plain_field(expr: &Expr) -> Option<&str> {
     }
 }
 
-/// Translates `expr` when the index can answer it exactly; `derived` says whether a name is
-/// computed by the query (then it is not in the index).
-pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
+/// A filter condition as the index answers it.
+#[derive(Debug, Clone)]
+pub struct Translated {
+    /// The index-side filter.
+    pub push: Push,
+    /// Whether the index answers it exactly; otherwise it selects a superset of the matching
+    /// events (identifier hashes) and the condition must still be checked on each of them.
+    pub exact: bool,
+}
+
+fn exact(push: Push) -> Option<Translated> {
+    Some(Translated { push, exact: true })
+}
+
+/// Whether any path `name` reads is an identifier field (indexed as hashes, read from the
+/// journal).
+pub fn reads_identifier(name: &str) -> bool {
+    !is_system_field(name)
+        && field_paths(name)
+            .iter()
+            .any(|path| is_identifier_path(path))
+}
+
+/// Translates `expr` when the index can answer it; `derived` says whether a name is computed
+/// by the query (then it is not in the index).
+pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Translated> {
     fn source_field<'e>(expr: &'e Expr, derived: &dyn Fn(&str) -> bool) -> Option<&'e str> {
         plain_field(expr).filter(|name| !derived(name))
     }
     let field = |expr| source_field(expr, derived);
     match &expr.kind {
-        ExprKind::Binary(BinaryOp::And, left, right) => Some(Push::And(vec![
-            translate(left, derived)?,
-            translate(right, derived)?,
-        ])),
-        ExprKind::Binary(BinaryOp::Or, left, right) => Some(Push::Or(vec![
-            translate(left, derived)?,
-            translate(right, derived)?,
-        ])),
+        ExprKind::Binary(op @ (BinaryOp::And | BinaryOp::Or), left, right) => {
+            let (left, right) = (translate(left, derived)?, translate(right, derived)?);
+            let parts = vec![left.push, right.push];
+            Some(Translated {
+                push: if *op == BinaryOp::And {
+                    Push::And(parts)
+                } else {
+                    Push::Or(parts)
+                },
+                exact: left.exact && right.exact,
+            })
+        }
+        // A superset cannot be negated.
         ExprKind::Unary(UnaryOp::Not, inner) => {
-            Some(Push::Not(Box::new(translate(inner, derived)?)))
+            let inner = translate(inner, derived).filter(|inner| inner.exact)?;
+            exact(Push::Not(Box::new(inner.push)))
         }
         ExprKind::Binary(op @ (BinaryOp::Eq | BinaryOp::Ne), left, right) => {
             let ((Some(name), Some(value), ..) | (_, _, Some(name), Some(value))) =
@@ -100,32 +131,34 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
                 return None;
             };
             let equals = equals(name, value)?;
-            Some(if *op == BinaryOp::Eq {
-                equals
+            if *op == BinaryOp::Eq {
+                Some(equals)
+            } else if equals.exact {
+                exact(Push::Not(Box::new(equals.push)))
             } else {
-                Push::Not(Box::new(equals))
-            })
+                None
+            }
         }
         ExprKind::Binary(op @ (BinaryOp::In | BinaryOp::NotIn), left, right) => {
             let name = field(left)?;
             let ExprKind::List(items) = &right.kind else {
                 return None;
             };
-            let any = Push::Or(
-                items
-                    .iter()
-                    .map(|item| equals(name, literal(item)?))
-                    .collect::<Option<Vec<_>>>()?,
-            );
-            Some(if *op == BinaryOp::In {
-                any
-            } else {
-                Push::Not(Box::new(any))
-            })
+            let items = items
+                .iter()
+                .map(|item| equals(name, literal(item)?))
+                .collect::<Option<Vec<_>>>()?;
+            let all_exact = items.iter().all(|item| item.exact);
+            let any = Push::Or(items.into_iter().map(|item| item.push).collect());
+            match (*op == BinaryOp::In, all_exact) {
+                (true, exact) => Some(Translated { push: any, exact }),
+                (false, true) => self::exact(Push::Not(Box::new(any))),
+                (false, false) => None,
+            }
         }
         ExprKind::Binary(op @ (BinaryOp::Like | BinaryOp::NotLike), left, right) => {
             let name = field(left)?;
-            if is_system_field(name) || !single_path(name) {
+            if is_system_field(name) || !single_path(name) || reads_identifier(name) {
                 return None;
             }
             let matcher = match &right.kind {
@@ -134,7 +167,7 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
                 _ => return None,
             };
             let matches = Push::Matches(field_paths(name), matcher);
-            Some(if *op == BinaryOp::Like {
+            exact(if *op == BinaryOp::Like {
                 matches
             } else {
                 Push::Not(Box::new(matches))
@@ -153,7 +186,7 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
                 _ => return None,
             };
             let time = value.as_time()?;
-            Some(match op {
+            exact(match op {
                 BinaryOp::Lt => Push::Time(Bound::Unbounded, Bound::Excluded(time)),
                 BinaryOp::Le => Push::Time(Bound::Unbounded, Bound::Included(time)),
                 BinaryOp::Gt => Push::Time(Bound::Excluded(time), Bound::Unbounded),
@@ -163,8 +196,8 @@ pub fn translate(expr: &Expr, derived: &dyn Fn(&str) -> bool) -> Option<Push> {
         ExprKind::Call(name, args) if name == "ispresent" => {
             let name = field(args.first()?)?;
             match name {
-                "@timestamp" | "@message" | "@log" | "@logStream" => Some(Push::All),
-                _ => Some(Push::Exists(field_paths(name))),
+                "@timestamp" | "@message" | "@log" | "@logStream" => exact(Push::All),
+                _ => exact(Push::Exists(field_paths(name))),
             }
         }
         _ => None,
@@ -188,14 +221,28 @@ fn flip(op: BinaryOp) -> BinaryOp {
     }
 }
 
-fn equals(name: &str, value: Value) -> Option<Push> {
+fn equals(name: &str, value: Value) -> Option<Translated> {
     match name {
         "@logStream" => match value {
-            Value::Str(text) => Some(Push::Stream(text.to_string())),
-            other => Some(Push::Stream(other.to_text()?.into_owned())),
+            Value::Str(text) => exact(Push::Stream(text.to_string())),
+            other => exact(Push::Stream(other.to_text()?.into_owned())),
         },
         _ if is_system_field(name) || !single_path(name) => None,
-        _ => Some(Push::Equals(field_paths(name), value)),
+        _ if reads_identifier(name) => {
+            // Hashes of the text: only a string that does not read as a number equals
+            // exactly the values with that text.
+            let Value::Str(text) = &value else {
+                return None;
+            };
+            if text.trim().parse::<f64>().is_ok() {
+                return None;
+            }
+            Some(Translated {
+                push: Push::Equals(field_paths(name), value),
+                exact: false,
+            })
+        }
+        _ => exact(Push::Equals(field_paths(name), value)),
     }
 }
 
@@ -232,7 +279,16 @@ pub fn to_query(
         Push::Equals(paths, value) => {
             let mut terms = Vec::new();
             for path in paths {
-                equal_terms(schema, path, value, &mut terms);
+                if is_identifier_path(path) {
+                    if let Some(text) = value.to_text() {
+                        terms.push(Term::from_field_u64(
+                            schema.ids,
+                            identifier_hash(path, &text),
+                        ));
+                    }
+                } else {
+                    equal_terms(schema, path, value, &mut terms);
+                }
             }
             Box::new(TermSetQuery::new(terms))
         }
@@ -240,13 +296,18 @@ pub fn to_query(
             let clauses = paths
                 .iter()
                 .map(|path| {
-                    (
-                        Occur::Should,
+                    let query: Box<dyn Query> = if is_identifier_path(path) {
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(schema.id_paths, path),
+                            IndexRecordOption::Basic,
+                        ))
+                    } else {
                         Box::new(ExistsQuery::new(
                             format!("{}.{path}", seclog_index::schema::names::FIELDS),
                             false,
-                        )) as Box<dyn Query>,
-                    )
+                        ))
+                    };
+                    (Occur::Should, query)
                 })
                 .collect();
             Box::new(BooleanQuery::new(clauses))

@@ -83,6 +83,8 @@ const FIELDS: &[&str] = &[
     "resources.0.ARN",
     "resources.1.ARN",
     "readOnly",
+    // An identifier field: indexed as hashes, read from the journal.
+    "requestID",
 ];
 const NUMERIC_FIELD: &str = "bytes";
 /// Fields whose values are JSON numbers or booleans (at least sometimes).
@@ -138,6 +140,13 @@ fn synthetic_events(options: Options) -> Vec<Json> {
             }
             if rng.u8(..4) == 0 {
                 event["errorCode"] = json!(pick(&mut rng, ERROR_CODES));
+            }
+            // Request ids repeat (retries), are sometimes absent, and sometimes read as numbers.
+            match rng.u8(..10) {
+                0 => {}
+                1 => event["requestID"] = json!(format!("{}", 4700 + u32::from(rng.u8(..3)))),
+                2 => event["requestID"] = json!(format!("REQ-{:02x}", rng.u8(..8))),
+                _ => event["requestID"] = json!(format!("{:08x}-7c1e", 0x5e00_0000 + rng.u32(..40))),
             }
             let small = rng.bool();
             let amount = if small {

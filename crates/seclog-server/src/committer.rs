@@ -35,7 +35,9 @@ enum Message {
 /// Timing of the commit thread.
 #[derive(Debug, Clone)]
 pub struct CommitSettings {
-    /// How long the first request of a group commit waits for others to join it.
+    /// How long the first request of a group commit waits for others to join it when the
+    /// previous commit is less than this old (under load); an idle journal commits at once,
+    /// and requests arriving during that fsync join the next commit.
     pub commit_interval: Duration,
     /// Longest time between an acknowledgement and the checkpoint that covers it.
     pub seal_delay: Duration,
@@ -275,6 +277,9 @@ fn run(
     let mut last_seal = Instant::now();
     let mut last_sweep = Instant::now();
     let mut sweep_requested = true;
+    let mut last_commit = Instant::now()
+        .checked_sub(settings.commit_interval)
+        .unwrap_or_else(Instant::now);
     // Seal anything a previous run acknowledged but did not sign (a crash before its checkpoint).
     if writer.has_unsealed() {
         seal(&mut writer, &stats, &mut unsealed_acks);
@@ -293,6 +298,11 @@ fn run(
         match receiver.recv_timeout(wait) {
             Ok(message) => {
                 let first_at = Instant::now();
+                let window = if last_commit.elapsed() >= settings.commit_interval {
+                    Duration::ZERO
+                } else {
+                    settings.commit_interval
+                };
                 let mut pending_bytes = 0usize;
                 let mut next = Some(message);
                 while let Some(message) = next.take() {
@@ -308,7 +318,7 @@ fn run(
                     if shutdown || pending_bytes >= MAX_COMMIT_BYTES {
                         break;
                     }
-                    let remaining = settings.commit_interval.saturating_sub(first_at.elapsed());
+                    let remaining = window.saturating_sub(first_at.elapsed());
                     next = match receiver.try_recv() {
                         Ok(message) => Some(message),
                         Err(_) if remaining.is_zero() || pending.is_empty() => None,
@@ -321,6 +331,7 @@ fn run(
         }
         if !pending.is_empty() {
             commit(&mut writer, &stats, pending, &mut unsealed_acks);
+            last_commit = Instant::now();
         }
         let now = Instant::now();
         if shutdown

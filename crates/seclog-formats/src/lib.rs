@@ -38,7 +38,13 @@
 #![warn(missing_docs)]
 
 mod body;
+pub mod bulk;
+pub mod firehose;
+pub mod hec;
+pub mod loki;
 mod object_scan;
+pub mod otlp;
+pub mod syslog;
 mod time_value;
 
 pub use body::{BodyError, DecodedBody, EventKind, IngestEvent, Rejected, decode_ingest_body};

@@ -183,7 +183,7 @@ impl IndexSchema {
         if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&record.attrs)
             && attrs.as_object().is_some_and(|map| !map.is_empty())
         {
-            collected.add(&attrs, "@attrs.");
+            collected.add(&attrs, attrs_prefix(json.is_some()));
         }
         if !collected.object.is_empty() {
             doc.add_field_value(self.fields, &OwnedValue::Object(collected.object));
@@ -205,6 +205,13 @@ impl Default for IndexSchema {
     fn default() -> Self {
         IndexSchema::new()
     }
+}
+
+/// Where a record's attributes (what a protocol told about it: a syslog header, a dead
+/// letter's reason) are named: beside the fields of a JSON event they are `@attrs.<name>`;
+/// a text record has no fields of its own, so they are its fields (`appname`, `reason`).
+pub fn attrs_prefix(raw_is_json: bool) -> &'static str {
+    if raw_is_json { "@attrs." } else { "" }
 }
 
 /// What one event contributes to the index.

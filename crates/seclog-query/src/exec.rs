@@ -833,13 +833,15 @@ fn fill_fields(event: &StoredEvent, sources: &[(usize, Vec<String>)], values: &m
             }
         });
     };
+    let mut raw_is_json = false;
     if event.record.kind == RecordKind::Json
         && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&event.record.raw)
     {
+        raw_is_json = true;
         visit(&json, "");
     }
     if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&event.record.attrs) {
-        visit(&attrs, "@attrs.");
+        visit(&attrs, seclog_index::schema::attrs_prefix(raw_is_json));
     }
 }
 
@@ -1230,7 +1232,27 @@ fn count_by_columns(
                 .collect()
         })
         .unwrap_or_default();
+    // One string column: ordinals read a batch at a time.
+    let only_column = match single_field.map(|field| columns.fields[field].1.as_slice()) {
+        Some([DynamicColumn::Str(column)]) if dense.first().is_some_and(Option::is_some) => {
+            Some(column)
+        }
+        _ => None,
+    };
+    let mut ords_buffer = Vec::new();
     weight.for_each_no_score(segment, &mut |docs| {
+        if let (Some(column), Some(Some(ords))) = (only_column, dense.first_mut()) {
+            ords_buffer.clear();
+            ords_buffer.resize(docs.len(), None);
+            column.ords().first_vals(docs, &mut ords_buffer);
+            for ord in &ords_buffer {
+                match ord.and_then(|ord| ords.get_mut(ord as usize)) {
+                    Some(count) => *count += 1,
+                    None => *counts.entry([MISSING; 2 * FAST_KEYS]).or_insert(0) += 1,
+                }
+            }
+            return;
+        }
         'docs: for &doc in docs {
             if let Some(field) = single_field {
                 for (column_index, column) in columns.fields[field].1.iter().enumerate() {
@@ -1349,15 +1371,27 @@ fn count_by_bin(
     }
     let mut counts = vec![0u64; (high - low + 1) as usize];
     let mut missing = 0u64;
+    let mut values = Vec::new();
+    // Events of a segment come mostly in time order: the bucket of the previous one is
+    // tried before dividing.
+    let (mut from, mut until, mut current) = (i64::MAX, i64::MIN, 0usize);
     weight.for_each_no_score(segment, &mut |docs| {
-        for &doc in docs {
-            match time.first(doc) {
-                Some(at) => {
-                    if let Some(count) = counts.get_mut((at.div_euclid(period) - low) as usize) {
-                        *count += 1;
-                    }
-                }
-                None => missing += 1,
+        values.clear();
+        values.resize(docs.len(), None);
+        time.first_vals(docs, &mut values);
+        for value in &values {
+            let Some(at) = *value else {
+                missing += 1;
+                continue;
+            };
+            if !(from <= at && at < until) {
+                let bucket = at.div_euclid(period);
+                from = bucket.saturating_mul(period);
+                until = from.saturating_add(period);
+                current = (bucket - low) as usize;
+            }
+            if let Some(count) = counts.get_mut(current) {
+                *count += 1;
             }
         }
     })?;

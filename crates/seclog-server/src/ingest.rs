@@ -17,6 +17,7 @@ use serde_json::json;
 
 use crate::committer::{GroupBatch, SubmitError};
 use crate::error::ApiError;
+use crate::metrics::ListenerCounters;
 use crate::{AppState, auth};
 
 /// Body size limits.
@@ -108,6 +109,19 @@ pub(crate) async fn ingest(
         }
     };
     let range = assigned.first().copied().flatten();
+    let counters = state.metrics.listener("http_ingest");
+    match &outcome {
+        Outcome::Accepted { accepted, rejected } => {
+            let (accepted, rejected) = (*accepted as u64, *rejected as u64);
+            ListenerCounters::add(&counters.received, accepted + rejected);
+            ListenerCounters::add(&counters.accepted, accepted);
+            ListenerCounters::add(&counters.rejected, rejected);
+        }
+        Outcome::Refused(_) => {
+            ListenerCounters::add(&counters.received, 1);
+            ListenerCounters::add(&counters.rejected, 1);
+        }
+    }
     match outcome {
         Outcome::Accepted { accepted, rejected } => Ok(axum::Json(json!({
             "accepted": accepted,
@@ -130,13 +144,13 @@ enum Outcome {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Encoding {
+pub(crate) enum Encoding {
     Identity,
     Gzip,
     Zstd,
 }
 
-fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+pub(crate) fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     let Some(value) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(Encoding::Identity);
     };
@@ -156,7 +170,7 @@ fn content_encoding(headers: &HeaderMap) -> Result<Encoding, ApiError> {
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     axum::body::to_bytes(body, limit).await.map_err(|error| {
         let too_large = std::error::Error::source(&error)
             .is_some_and(|source| source.is::<http_body_util::LengthLimitError>());
@@ -193,6 +207,25 @@ fn decompress(
         return Err(DecodeFailure::TooLarge);
     }
     Ok(Some(out))
+}
+
+/// Decompresses a body for another protocol's handler; the error is a reason for the client.
+pub(crate) fn decompress_body(
+    encoding: Encoding,
+    body: &[u8],
+    limit: usize,
+) -> Result<Option<Vec<u8>>, String> {
+    decompress(encoding, body, limit).map_err(|failure| match failure {
+        DecodeFailure::Invalid(reason) => reason,
+        DecodeFailure::TooLarge => format!("decompressed body exceeds {limit} bytes"),
+    })
+}
+
+/// The client's address as recorded in `@logStream` (`unknown` without connection info).
+pub(crate) fn peer_address(extensions: &axum::http::Extensions) -> String {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_string(), |info| info.0.ip().to_string())
 }
 
 enum DecodeFailure {

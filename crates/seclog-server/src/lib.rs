@@ -10,6 +10,18 @@
 //! - `POST /api/v1/query`, `POST /api/v1/query/histogram`, `GET /api/v1/groups/{group}/fields`
 //!   (reader, auditor or admin covering the groups; `seclog/access` is for auditors and admins);
 //!   every one is recorded in `seclog/access` before it answers
+//! - `GET /metrics` (no token): Prometheus counters per listener
+//! - Elasticsearch: `GET /`, `POST|PUT /_bulk` and `/{index}/_bulk` (ingest or admin token as
+//!   API key, basic-auth password or bearer)
+//! - `POST /v1/logs`: OTLP/HTTP logs, protobuf or JSON (bearer = ingest token)
+//! - `POST /loki/api/v1/push`: Loki push, JSON or snappy protobuf (basic auth password or
+//!   bearer = ingest token)
+//! - `POST /api/v1/firehose`: Amazon Data Firehose HTTP endpoint delivery
+//!   (`X-Amz-Firehose-Access-Key` = ingest token; CloudWatch Logs subscriptions unpacked)
+//! - Splunk HEC: `POST /services/collector[/event|/raw]`, `GET /services/collector/health`
+//!   (`Authorization: Splunk <token>`)
+//!
+//! Syslog listeners (UDP, TCP, TLS) start with [`Server::start_syslog`].
 //!
 //! ```no_run
 //! # async fn demo(state: seclog_server::AppState) {
@@ -27,9 +39,16 @@ pub mod access;
 mod auth;
 mod committer;
 mod cursors;
+mod elastic;
 mod error;
+mod firehose;
+mod hec;
 mod ingest;
+mod loki;
+pub mod metrics;
+mod otlp;
 mod search;
+pub mod syslog;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,6 +72,7 @@ pub use cursors::MetaCursors;
 pub use error::ApiError;
 pub use ingest::IngestLimits;
 pub use search::SearchSettings;
+pub use syslog::{SyslogListeners, SyslogSettings, TlsFiles};
 
 use committer::{CommitHandle, Committer};
 
@@ -66,6 +86,7 @@ pub struct AppState {
     decode_slots: Arc<tokio::sync::Semaphore>,
     search: Option<search::Search>,
     index_stats: Option<Arc<IndexStats>>,
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// Everything `serve` needs besides the opened stores.
@@ -79,12 +100,28 @@ pub struct ServerConfig {
     pub limits: IngestLimits,
     /// Query bounds.
     pub search: SearchSettings,
+    /// Syslog listeners.
+    pub syslog: SyslogSettings,
 }
 
 /// Builds the router.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/", get(elastic::info).head(elastic::info))
+        .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
+        .route("/{index}/_bulk", post(elastic::bulk).put(elastic::bulk))
+        .route("/api/v1/firehose", post(firehose::deliver))
+        .route("/loki/api/v1/push", post(loki::push))
+        .route("/v1/logs", post(otlp::logs))
+        .route("/services/collector", post(hec::event))
+        .route("/services/collector/event", post(hec::event))
+        .route("/services/collector/event/1.0", post(hec::event))
+        .route("/services/collector/raw", post(hec::raw))
+        .route("/services/collector/raw/1.0", post(hec::raw))
+        .route("/services/collector/health", get(hec::health))
+        .route("/services/collector/health/1.0", get(hec::health))
         .route("/api/v1/ingest/{*group}", post(ingest::ingest))
         .route("/api/v1/status", get(status))
         .route("/api/v1/checkpoint", get(checkpoint))
@@ -98,6 +135,16 @@ pub fn router(state: AppState) -> Router {
 
 async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
+}
+
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -214,6 +261,7 @@ pub struct Server {
     committer: Committer,
     indexer: Option<IndexService>,
     state: AppState,
+    syslog: Option<SyslogListeners>,
 }
 
 impl Server {
@@ -250,12 +298,39 @@ impl Server {
             )),
             search: Some(search),
             index_stats: Some(Arc::clone(&indexer.stats)),
+            metrics: Arc::new(metrics::Metrics::default()),
         };
         Ok(Server {
             committer,
             indexer: Some(indexer),
             state,
+            syslog: None,
         })
+    }
+
+    /// Binds and starts the syslog listeners `settings` names (none if it names none); they
+    /// stop with [`Server::serve`].
+    pub async fn start_syslog(&mut self, settings: &SyslogSettings) -> std::io::Result<()> {
+        if settings.any() {
+            let listeners =
+                syslog::start(settings, self.state.commit.clone(), &self.state.metrics).await?;
+            for (name, address) in [
+                ("udp", listeners.udp),
+                ("tcp", listeners.tcp),
+                ("tls", listeners.tls),
+            ] {
+                if let Some(address) = address {
+                    tracing::info!(%address, "syslog {name} listener ready");
+                }
+            }
+            self.syslog = Some(listeners);
+        }
+        Ok(())
+    }
+
+    /// The running syslog listeners (their bound addresses).
+    pub fn syslog(&self) -> Option<&SyslogListeners> {
+        self.syslog.as_ref()
     }
 
     /// The handler state (for [`router`]).
@@ -273,6 +348,9 @@ impl Server {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
+        if let Some(syslog) = self.syslog {
+            syslog.stop().await;
+        }
         drop(self.state);
         let committer = self.committer;
         let indexer = self.indexer;

@@ -184,7 +184,8 @@ pub(crate) struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) http: SocketAddr,
-    /// How long a commit waits for concurrent requests to join it (milliseconds).
+    /// How long a commit waits for concurrent requests to join it while the journal is busy
+    /// (milliseconds; an idle journal commits at once).
     #[arg(long, default_value_t = 5)]
     pub(crate) commit_interval_ms: u64,
     /// Longest delay between an acknowledgement and its signed checkpoint (milliseconds, at most 1000).
@@ -218,7 +219,67 @@ pub(crate) struct ServeArgs {
     #[arg(long, default_value_t = 2)]
     pub(crate) query_concurrency: usize,
     #[command(flatten)]
+    pub(crate) syslog: SyslogArgs,
+    #[command(flatten)]
     pub(crate) epochs: EpochArgs,
+}
+
+/// Syslog listeners of `serve`.
+#[derive(Debug, Args)]
+pub(crate) struct SyslogArgs {
+    /// Syslog over UDP (RFC 5426) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) syslog_udp: Option<SocketAddr>,
+    /// Syslog over TCP (RFC 6587: octet counting, LF or NUL framing) on this address.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) syslog_tcp: Option<SocketAddr>,
+    /// Syslog over TLS (RFC 5425) on this address; needs --tls-cert and --tls-key.
+    #[arg(long, value_name = "ADDR", requires_all = ["tls_cert", "tls_key"])]
+    pub(crate) syslog_tls: Option<SocketAddr>,
+    /// PEM certificate chain of the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key of the TLS listeners.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// PEM CA certificates: syslog TLS clients must present a certificate signed by one
+    /// (and are then admitted from any network).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_client_ca: Option<PathBuf>,
+    /// Network syslog senders may connect from (repeatable; default loopback only).
+    #[arg(long = "syslog-allow", value_name = "CIDR")]
+    pub(crate) syslog_allow: Vec<ipnet::IpNet>,
+    /// Group of each syslog message; {appname} and {hostname} are replaced by its own.
+    #[arg(long, default_value = "syslog/{appname}")]
+    pub(crate) syslog_group: String,
+    /// Largest syslog frame accepted (bytes).
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub(crate) syslog_max_frame: usize,
+}
+
+impl SyslogArgs {
+    pub(crate) fn settings(&self) -> seclog_server::SyslogSettings {
+        seclog_server::SyslogSettings {
+            udp: self.syslog_udp,
+            tcp: self.syslog_tcp,
+            tls: self.syslog_tls,
+            tls_files: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(seclog_server::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                }),
+                _ => None,
+            },
+            allow: if self.syslog_allow.is_empty() {
+                seclog_server::syslog::loopback()
+            } else {
+                self.syslog_allow.clone()
+            },
+            group: self.syslog_group.clone(),
+            max_frame: self.syslog_max_frame,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -159,6 +159,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             concurrency: args.query_concurrency.max(1),
             ..SearchSettings::default()
         },
+        syslog: args.syslog.settings(),
     };
     seclog_index::crypt_dir::set_cache_budget(args.index_cache_mb.saturating_mul(1 << 20));
     raise_open_file_limit();
@@ -177,7 +178,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             heartbeat_secs = args.heartbeat_secs,
             "seclog listening"
         );
-        let server = Server::start(writer, meta, master, &config)?;
+        let mut server = Server::start(writer, meta, master, &config)?;
+        server
+            .start_syslog(&config.syslog)
+            .await
+            .context("starting the syslog listeners")?;
         server.serve(listener, shutdown_signal()).await?;
         tracing::info!("seclog stopped; journal sealed");
         anyhow::Ok(())

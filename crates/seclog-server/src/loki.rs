@@ -1,0 +1,306 @@
+//! Loki push: `POST /loki/api/v1/push` with JSON (optionally gzip) or snappy-compressed
+//! protobuf, answered `204 No Content` once durable, as Loki does.
+//!
+//! Credentials: basic auth with a seclog ingest token as the password (what Promtail's and the
+//! clients' `basic_auth` send), or `Bearer`. The group of a stream is `loki/<job>` (else its
+//! `service_name`, `app` or `application` label, else `loki/default`). The line is `@message`;
+//! the stream's labels and the entry's structured metadata are fields.
+
+// The error of these helpers is the HTTP reply itself, built once per request.
+#![allow(clippy::result_large_err)]
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use seclog_formats::loki::{LokiEntry, decode_loki_json, decode_loki_protobuf};
+use seclog_journal::{Record, RecordKind};
+use seclog_meta::{Role, TokenInfo};
+use seclog_model::{GroupName, Timestamp};
+use serde_json::json;
+
+use crate::AppState;
+use crate::committer::{GroupBatch, SubmitError};
+use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
+use crate::metrics::ListenerCounters;
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", message.into()),
+    )
+        .into_response()
+}
+
+fn presented_token(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    match scheme.to_ascii_lowercase().as_str() {
+        "bearer" => Some(credentials.trim().to_string()),
+        "basic" => base64::engine::general_purpose::STANDARD
+            .decode(credentials.trim())
+            .ok()
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|pair| pair.split_once(':').map(|(_, token)| token.to_string())),
+        _ => None,
+    }
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
+    let unauthorized = || {
+        let mut response = text(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized: basic auth with a seclog token as the password, or a bearer token",
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"seclog\""),
+        );
+        response
+    };
+    let token = presented_token(headers).ok_or_else(unauthorized)?;
+    match state.meta.authenticate(&token) {
+        Ok(Some(info)) if matches!(info.role, Role::Ingest | Role::Admin) => Ok(info),
+        Ok(Some(_)) => Err(text(StatusCode::FORBIDDEN, "this token may not ingest")),
+        Ok(None) => Err(unauthorized()),
+        Err(error) => {
+            tracing::error!(error = %error, "token lookup failed");
+            Err(text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "authentication is unavailable",
+            ))
+        }
+    }
+}
+
+/// The group of a stream.
+fn group_for(labels: &[(String, String)]) -> GroupName {
+    let pick = ["job", "service_name", "app", "application"]
+        .iter()
+        .find_map(|wanted| {
+            labels
+                .iter()
+                .find(|(name, value)| name == wanted && !value.is_empty())
+                .map(|(_, value)| value.as_str())
+        })
+        .unwrap_or("default");
+    let cleaned: String = pick
+        .split('/')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let part: String = part
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            if part == "." || part == ".." {
+                "_".to_string()
+            } else {
+                part
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/");
+    GroupName::parse(&format!("loki/{cleaned}"))
+        .or_else(|_| GroupName::parse("loki/default"))
+        .unwrap_or_else(|_| GroupName::dead_letter())
+}
+
+/// `POST /loki/api/v1/push`.
+pub(crate) async fn push(State(state): State<AppState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let token = match authenticate(&state, &parts.headers) {
+        Ok(token) => token,
+        Err(response) => return response,
+    };
+    let protobuf = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/x-protobuf"));
+    let Ok(encoding) = content_encoding(&parts.headers) else {
+        return text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported Content-Encoding",
+        );
+    };
+    let body = match read_body(body, state.limits.max_body_bytes).await {
+        Ok(body) => body,
+        Err(error) => return text(error.status(), "the body is too large or unreadable"),
+    };
+    let received = Timestamp::now();
+    let source = format!("loki:{}", peer_address(&parts.extensions));
+    let limits = state.limits.clone();
+    let Ok(slot) = state.decode_slots.acquire().await else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
+    let prepared = tokio::task::spawn_blocking(move || {
+        let decoded =
+            decompress_body(encoding, &body, limits.max_decompressed_bytes).and_then(|plain| {
+                let plain = plain.as_deref().unwrap_or(&body);
+                if protobuf {
+                    decode_loki_protobuf(plain, limits.max_decompressed_bytes)
+                } else {
+                    decode_loki_json(plain)
+                }
+            });
+        match decoded {
+            Ok(entries) => prepare(entries, &token, received, &source),
+            Err(reason) => Err((
+                vec![dead_letter(&body, &reason, received, &source)],
+                text(StatusCode::BAD_REQUEST, reason),
+            )),
+        }
+    })
+    .await;
+    drop(slot);
+    let counters = state.metrics.listener("loki_push");
+    let (batches, response, accepted, rejected) = match prepared {
+        Ok(Ok((batches, accepted))) => {
+            (batches, StatusCode::NO_CONTENT.into_response(), accepted, 0)
+        }
+        Ok(Err((batches, response))) => {
+            let rejected = batches.iter().map(|batch| batch.records.len() as u64).sum();
+            (batches, response, 0, rejected)
+        }
+        Err(_) => return text(StatusCode::INTERNAL_SERVER_ERROR, "push worker failed"),
+    };
+    if !batches.is_empty() {
+        match state.commit.submit(batches, state.submit_wait).await {
+            Ok(_) => {}
+            Err(SubmitError::Busy) => {
+                let mut response =
+                    text(StatusCode::TOO_MANY_REQUESTS, "the journal is busy; retry");
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            Err(SubmitError::Closed | SubmitError::Failed(_)) => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the journal cannot write; nothing was stored",
+                );
+            }
+        }
+    }
+    ListenerCounters::add(&counters.received, accepted + rejected);
+    ListenerCounters::add(&counters.accepted, accepted);
+    ListenerCounters::add(&counters.rejected, rejected);
+    response
+}
+
+fn dead_letter(raw: &[u8], reason: &str, received: Timestamp, source: &str) -> GroupBatch {
+    GroupBatch {
+        group: GroupName::dead_letter(),
+        records: vec![
+            Record {
+                time: received,
+                observed_time: received,
+                kind: RecordKind::Invalid,
+                source: source.to_string(),
+                attrs: json!({ "reason": reason, "listener": "loki_push" })
+                    .to_string()
+                    .into_bytes(),
+                raw: raw.to_vec(),
+            }
+            .encode(),
+        ],
+    }
+}
+
+type Refused = (Vec<GroupBatch>, Response);
+
+fn prepare(
+    entries: Vec<LokiEntry>,
+    token: &TokenInfo,
+    received: Timestamp,
+    source: &str,
+) -> Result<(Vec<GroupBatch>, u64), Refused> {
+    let mut batches: Vec<GroupBatch> = Vec::new();
+    let mut accepted = 0u64;
+    for entry in entries {
+        let group = group_for(&entry.labels);
+        if !token.covers(group.as_str()) {
+            return Err((
+                Vec::new(),
+                text(
+                    StatusCode::FORBIDDEN,
+                    format!("this token may not write to {group}"),
+                ),
+            ));
+        }
+        let mut attrs = serde_json::Map::new();
+        for (name, value) in entry.labels.iter().chain(entry.metadata.iter()) {
+            attrs.insert(name.clone(), json!(value));
+        }
+        let is_json = entry.line.trim_start().starts_with('{')
+            && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&entry.line)
+                .is_ok();
+        let time = if entry.time.unix_nanos() == 0 {
+            received
+        } else {
+            entry.time
+        };
+        let record = Record {
+            time,
+            observed_time: received,
+            kind: if is_json {
+                RecordKind::Json
+            } else {
+                RecordKind::Text
+            },
+            source: source.to_string(),
+            attrs: serde_json::Value::Object(attrs).to_string().into_bytes(),
+            raw: entry.line.into_bytes(),
+        };
+        match batches.iter_mut().find(|batch| batch.group == group) {
+            Some(batch) => batch.records.push(record.encode()),
+            None => batches.push(GroupBatch {
+                group,
+                records: vec![record.encode()],
+            }),
+        }
+        accepted += 1;
+    }
+    Ok((batches, accepted))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn groups_follow_the_job_label() {
+        assert_eq!(
+            group_for(&labels(&[("job", "varlogs")])).as_str(),
+            "loki/varlogs"
+        );
+        assert_eq!(
+            group_for(&labels(&[
+                ("application", "my app"),
+                ("service_name", "api")
+            ]))
+            .as_str(),
+            "loki/api"
+        );
+        assert_eq!(
+            group_for(&labels(&[("job", "ns/pod")])).as_str(),
+            "loki/ns/pod"
+        );
+        assert_eq!(group_for(&[]).as_str(), "loki/default");
+    }
+}

@@ -172,6 +172,21 @@ pub(crate) enum SubmitError {
     Failed(String),
 }
 
+/// Batches handed to the commit thread, not yet known to be durable.
+pub(crate) struct Queued {
+    receive: oneshot::Receiver<Result<Assigned, String>>,
+    /// Holds the batches' share of the pending-bytes budget until they are committed.
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Queued {
+    /// Waits until the batches are durable.
+    pub(crate) async fn committed(self) -> Result<Assigned, SubmitError> {
+        let result = self.receive.await.map_err(|_| SubmitError::Closed)?;
+        result.map_err(SubmitError::Failed)
+    }
+}
+
 /// The async side of the commit thread.
 #[derive(Clone)]
 pub(crate) struct CommitHandle {
@@ -188,6 +203,17 @@ impl CommitHandle {
         batches: Vec<GroupBatch>,
         wait: Duration,
     ) -> Result<Assigned, SubmitError> {
+        self.enqueue(batches, wait).await?.committed().await
+    }
+
+    /// Queues `batches` for the commit thread and returns once they are queued (in the order of
+    /// the calls), with a handle that resolves once they are durable: a sender can keep reading
+    /// while its previous batches are committed.
+    pub(crate) async fn enqueue(
+        &self,
+        batches: Vec<GroupBatch>,
+        wait: Duration,
+    ) -> Result<Queued, SubmitError> {
         // Permits are KiB of plaintext waiting for the commit thread: memory stays bounded
         // however many clients send at once.
         let budget = self.settings.max_pending_bytes >> 10;
@@ -205,9 +231,10 @@ impl CommitHandle {
         self.sender
             .send(Message::Append { batches, reply })
             .map_err(|_| SubmitError::Closed)?;
-        let result = receive.await.map_err(|_| SubmitError::Closed)?;
-        drop(permit);
-        result.map_err(SubmitError::Failed)
+        Ok(Queued {
+            receive,
+            _permit: permit,
+        })
     }
 
     /// Asks for a retention sweep now.

@@ -37,7 +37,7 @@ const UDP_QUEUE: usize = 65_536;
 /// Most records one journal submission carries.
 const MAX_BATCH: usize = 8_192;
 /// Bytes read from a stream at once.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 256 * 1024;
 /// Time a TLS client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a listener waits for room in the journal queue before giving up on a batch.
@@ -293,11 +293,11 @@ async fn accept_loop(
         let tls = tls.clone();
         connections.spawn(async move {
             match tls {
-                None => serve_stream(stream, peer.ip(), transport, &context, &counters, stop).await,
+                None => serve_stream(stream, peer.ip(), transport, context, counters, stop).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
-                            serve_stream(stream, peer.ip(), transport, &context, &counters, stop)
+                            serve_stream(stream, peer.ip(), transport, context, counters, stop)
                                 .await;
                         }
                         Ok(Err(error)) => {
@@ -318,19 +318,21 @@ async fn accept_loop(
     while connections.join_next().await.is_some() {}
 }
 
-/// Reads frames from one connection until it closes (or the server stops), committing what
-/// each read completed before reading again.
+/// Reads frames from one connection until it closes (or the server stops). What each read
+/// completes is queued for the journal at once, and reading goes on while up to
+/// `MAX_IN_FLIGHT` such batches are being committed; beyond that the connection waits.
 async fn serve_stream<S: AsyncRead + Unpin>(
     mut stream: S,
     peer: IpAddr,
     transport: &'static str,
-    context: &Context,
-    counters: &ListenerCounters,
+    context: Arc<Context>,
+    counters: Arc<ListenerCounters>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut framer = Framer::new(context.settings.max_frame);
     let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
     let mut chunk = vec![0u8; READ_CHUNK];
+    let mut in_flight = InFlight::default();
     loop {
         let read = tokio::select! {
             read = stream.read(&mut chunk) => read,
@@ -354,8 +356,10 @@ async fn serve_stream<S: AsyncRead + Unpin>(
             match frame {
                 Some(frame) => {
                     ListenerCounters::add(&counters.received, 1);
-                    batch.add(context, counters, frame, peer, transport, received);
-                    if batch.len() >= MAX_BATCH && !batch.commit(context, counters).await {
+                    batch.add(&context, &counters, frame, peer, transport, received);
+                    if batch.len() >= MAX_BATCH
+                        && !in_flight.queue(&mut batch, &context, &counters).await
+                    {
                         return;
                     }
                 }
@@ -364,8 +368,85 @@ async fn serve_stream<S: AsyncRead + Unpin>(
             }
         }
         buffer.drain(..at.min(buffer.len()));
-        if !batch.commit(context, counters).await || eof {
-            return;
+        if !in_flight.queue(&mut batch, &context, &counters).await || eof {
+            break;
+        }
+    }
+    in_flight.drain().await;
+}
+
+/// Batches of one connection queued for the journal and not yet durable.
+#[derive(Default)]
+struct InFlight {
+    batches: std::collections::VecDeque<JoinHandle<bool>>,
+}
+
+/// Batches one connection may have queued for the journal at once.
+const MAX_IN_FLIGHT: usize = 4;
+
+impl InFlight {
+    /// Queues `batch` (in connection order), after waiting for the oldest queued batch if
+    /// `MAX_IN_FLIGHT` are pending; `false` if the journal is gone.
+    async fn queue(
+        &mut self,
+        batch: &mut Batch,
+        context: &Arc<Context>,
+        counters: &Arc<ListenerCounters>,
+    ) -> bool {
+        while self.batches.len() >= MAX_IN_FLIGHT {
+            match self.batches.pop_front() {
+                Some(oldest) => {
+                    if !oldest.await.unwrap_or(false) {
+                        return false;
+                    }
+                }
+                None => break,
+            }
+        }
+        let Some((batches, accepted, rejected)) = batch.take() else {
+            return true;
+        };
+        let queued = match context.commit.enqueue(batches, SUBMIT_WAIT).await {
+            Ok(queued) => queued,
+            Err(error) => {
+                report_failure(counters, accepted + rejected, &error);
+                return false;
+            }
+        };
+        let counters = Arc::clone(counters);
+        self.batches.push_back(tokio::spawn(async move {
+            match queued.committed().await {
+                Ok(_) => {
+                    ListenerCounters::add(&counters.accepted, accepted);
+                    ListenerCounters::add(&counters.rejected, rejected);
+                    true
+                }
+                Err(error) => {
+                    report_failure(&counters, accepted + rejected, &error);
+                    false
+                }
+            }
+        }));
+        true
+    }
+
+    /// Waits for every queued batch.
+    async fn drain(self) {
+        for handle in self.batches {
+            let _ = handle.await;
+        }
+    }
+}
+
+fn report_failure(counters: &ListenerCounters, messages: u64, error: &SubmitError) {
+    ListenerCounters::add(&counters.dropped, messages);
+    match error {
+        SubmitError::Busy => tracing::error!(
+            "the journal stayed busy for {SUBMIT_WAIT:?}; {messages} syslog messages dropped"
+        ),
+        SubmitError::Closed => {}
+        SubmitError::Failed(reason) => {
+            tracing::error!(error = %reason, "{messages} syslog messages not committed");
         }
     }
 }
@@ -517,37 +598,34 @@ impl Batch {
         self.rejected += 1;
     }
 
-    /// Commits the batch (waiting for room in the journal); `false` if the journal is gone.
-    async fn commit(&mut self, context: &Context, counters: &ListenerCounters) -> bool {
+    /// The batch's records for the journal, with its accepted and rejected counts, leaving
+    /// it empty (`None` if it was).
+    fn take(&mut self) -> Option<(Vec<GroupBatch>, u64, u64)> {
         if self.groups.is_empty() {
-            return true;
+            return None;
         }
         let batches = std::mem::take(&mut self.groups)
             .into_iter()
             .map(|(group, records)| GroupBatch { group, records })
             .collect();
-        let (accepted, rejected) = (self.accepted, self.rejected);
+        let counts = (self.accepted, self.rejected);
         (self.accepted, self.rejected) = (0, 0);
+        Some((batches, counts.0, counts.1))
+    }
+
+    /// Commits the batch (waiting for room in the journal); `false` if the journal is gone.
+    async fn commit(&mut self, context: &Context, counters: &ListenerCounters) -> bool {
+        let Some((batches, accepted, rejected)) = self.take() else {
+            return true;
+        };
         match context.commit.submit(batches, SUBMIT_WAIT).await {
             Ok(_) => {
                 ListenerCounters::add(&counters.accepted, accepted);
                 ListenerCounters::add(&counters.rejected, rejected);
                 true
             }
-            Err(SubmitError::Busy) => {
-                ListenerCounters::add(&counters.dropped, accepted + rejected);
-                tracing::error!(
-                    "the journal stayed busy for {SUBMIT_WAIT:?}; syslog messages dropped"
-                );
-                false
-            }
-            Err(SubmitError::Closed) => {
-                ListenerCounters::add(&counters.dropped, accepted + rejected);
-                false
-            }
-            Err(SubmitError::Failed(reason)) => {
-                ListenerCounters::add(&counters.dropped, accepted + rejected);
-                tracing::error!(error = %reason, "syslog messages not committed");
+            Err(error) => {
+                report_failure(counters, accepted + rejected, &error);
                 false
             }
         }

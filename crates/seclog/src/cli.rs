@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// seclog: tamper-evident, encrypted security log store.
 #[derive(Debug, Parser)]
-#[command(name = "seclog", version, about)]
+#[command(name = "seclog", version, about, args_override_self = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
@@ -179,6 +179,10 @@ pub(crate) struct QueryArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ServeArgs {
+    /// TOML file of serve settings, keyed by flag name (`syslog-udp = "0.0.0.0:514"`); flags
+    /// on the command line win.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) data: DataArgs,
     /// HTTP listen address.

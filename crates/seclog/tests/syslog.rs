@@ -383,21 +383,20 @@ fn tls_client_certificates_and_the_allow_list() {
     store.init();
     let certs = certificates(&store.logs());
     let (tcp, tls) = (common::free_port(), common::free_port());
-    let mut server = store.serve(&[
-        "--syslog-tcp",
-        &format!("127.0.0.1:{tcp}"),
-        "--syslog-tls",
-        &format!("127.0.0.1:{tls}"),
-        "--tls-cert",
-        certs.server_cert.to_str().expect("path"),
-        "--tls-key",
-        certs.server_key.to_str().expect("path"),
-        "--tls-client-ca",
-        certs.ca.to_str().expect("path"),
-        // Loopback is not allowed: only the certificate admits a sender.
-        "--syslog-allow",
-        "10.0.0.0/8",
-    ]);
+    // The listeners come from a configuration file; loopback is not allowed, so only the
+    // certificate admits a sender.
+    let config = store.logs().join("seclog.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "syslog-tcp = \"127.0.0.1:{tcp}\"\nsyslog-tls = \"127.0.0.1:{tls}\"\ntls-cert = {:?}\ntls-key = {:?}\ntls-client-ca = {:?}\nsyslog-allow = [\"10.0.0.0/8\"]\n",
+            certs.server_cert.to_str().expect("path"),
+            certs.server_key.to_str().expect("path"),
+            certs.ca.to_str().expect("path"),
+        ),
+    )
+    .expect("write config");
+    let mut server = store.serve(&["--config", config.to_str().expect("path")]);
     let ca = certs.ca.to_str().expect("path");
     let without = Command::new("python3")
         .args(["-c", PYTHON_TLS, &tls.to_string(), ca])

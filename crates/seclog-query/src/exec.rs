@@ -1195,11 +1195,11 @@ fn count_by_columns(
     segment: &SegmentReader,
     columns: &Columns,
     keys: &[FastKey],
-    run: &mut Run<'_>,
+    out: &mut Counts,
 ) -> Result<(), QueryError> {
     const MISSING: u64 = u64::MAX;
     if let [FastKey::Bin(period)] = keys
-        && count_by_bin(weight, segment, &columns.time, *period, run)?
+        && count_by_bin(weight, segment, &columns.time, *period, out)?
     {
         return Ok(());
     }
@@ -1345,9 +1345,64 @@ fn count_by_columns(
                 }
             });
         }
-        run.add_counts(group, count);
+        out.push((group, count));
     }
     Ok(())
+}
+
+/// Event counts per group key, as the counting fast path produces them.
+type Counts = Vec<(Vec<GroupKey>, u64)>;
+
+/// Counts a piece's segments on the counting fast path, spread over the machine's cores; a
+/// segment not started before the time-out is left out (the caller reports the answer as
+/// partial).
+fn count_segments(
+    weight: &dyn tantivy::query::Weight,
+    segments: &[SegmentReader],
+    plan: &Plan,
+    keys: &[FastKey],
+    started: Instant,
+    request: &QueryRequest,
+) -> Result<Counts, QueryError> {
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |count| count.get())
+        .min(segments.len())
+        .max(1);
+    let count_share = |share: usize| -> Result<Counts, QueryError> {
+        let mut out = Vec::new();
+        // Larger segments first, dealt round-robin, so that the shares come out even.
+        let mut order: Vec<&SegmentReader> = segments.iter().collect();
+        order.sort_by_key(|segment| std::cmp::Reverse(segment.num_docs()));
+        for segment in order.into_iter().skip(share).step_by(workers) {
+            if started.elapsed() >= request.limits.timeout {
+                break;
+            }
+            let columns = Columns::open(segment, &plan.sources)?;
+            count_by_columns(weight, segment, &columns, keys, &mut out)?;
+        }
+        Ok(out)
+    };
+    if workers == 1 {
+        return count_share(0);
+    }
+    let shares: Vec<Result<Counts, QueryError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (1..workers)
+                .map(|share| scope.spawn(move || count_share(share)))
+                .collect();
+            let mut shares = vec![count_share(0)];
+            for handle in handles {
+                shares.push(handle.join().unwrap_or_else(|_| {
+                    Err(QueryError::Invalid("a counting thread failed".into()))
+                }));
+            }
+            shares
+        });
+    let mut all = Vec::new();
+    for share in shares {
+        all.extend(share?);
+    }
+    Ok(all)
 }
 
 /// Most terms a string column may have to be counted in an array.
@@ -1362,7 +1417,7 @@ fn count_by_bin(
     segment: &SegmentReader,
     time: &tantivy::columnar::Column<i64>,
     period: i64,
-    run: &mut Run<'_>,
+    out: &mut Counts,
 ) -> Result<bool, QueryError> {
     let low = time.min_value().div_euclid(period);
     let high = time.max_value().div_euclid(period);
@@ -1398,11 +1453,11 @@ fn count_by_bin(
     for (index, count) in counts.into_iter().enumerate() {
         if count > 0 {
             let bucket = (low + index as i64).saturating_mul(period);
-            run.add_counts(vec![GroupKey::Time(bucket)], count);
+            out.push((vec![GroupKey::Time(bucket)], count));
         }
     }
     if missing > 0 {
-        run.add_counts(vec![GroupKey::Null], missing);
+        out.push((vec![GroupKey::Null], missing));
     }
     Ok(true)
 }
@@ -1569,6 +1624,23 @@ impl Engine {
                 let searcher = piece.searcher();
                 let query = to_query(&plan.push, schema, &searcher)?;
                 let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
+                if let Some(keys) = &plan.fast_stats {
+                    let segments = searcher.segment_readers();
+                    scanned += segments
+                        .iter()
+                        .map(|segment| u64::from(segment.num_docs()))
+                        .sum::<u64>();
+                    for (key, count) in
+                        count_segments(&*weight, segments, plan, keys, started, request)?
+                    {
+                        run.add_counts(key, count);
+                    }
+                    if started.elapsed() >= request.limits.timeout {
+                        run.timed_out();
+                        break 'groups;
+                    }
+                    continue;
+                }
                 for segment in searcher.segment_readers() {
                     if started.elapsed() >= request.limits.timeout {
                         run.timed_out();
@@ -1576,10 +1648,6 @@ impl Engine {
                     }
                     scanned += u64::from(segment.num_docs());
                     let mut columns = Columns::open(segment, &plan.sources)?;
-                    if let Some(keys) = &plan.fast_stats {
-                        count_by_columns(&*weight, segment, &columns, keys, run)?;
-                        continue;
-                    }
                     let mut error = None;
                     let mut count = 0usize;
                     weight.for_each_no_score(segment, &mut |docs| {

@@ -174,8 +174,27 @@ class Seclog:
         with urllib.request.urlopen(request, timeout=timeout) as reply:
             return json.loads(reply.read())
 
+    def call_kept(self, path, body, timeout=600):
+        # One kept-alive connection for queries, as an application or a dashboard holds one.
+        import http.client
+
+        if getattr(self, "connection", None) is None:
+            self.connection = http.client.HTTPConnection("127.0.0.1", int(self.base.rsplit(":", 1)[1]), timeout=timeout)
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        try:
+            self.connection.request("POST", path, data, {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"})
+            reply = self.connection.getresponse()
+            payload = reply.read()
+        except (OSError, http.client.HTTPException):
+            self.connection.close()
+            self.connection = None
+            raise
+        if reply.status != 200:
+            raise RuntimeError(f"{path}: HTTP {reply.status}: {payload[:300]!r}")
+        return json.loads(payload)
+
     def query(self, text):
-        return self.call("/api/v1/query", {"query": text, "start": "2024-01-01T00:00:00Z", "end": "2025-01-01T00:00:00Z", "groups": ["aws/cloudtrail"]})
+        return self.call_kept("/api/v1/query", {"query": text, "start": "2024-01-01T00:00:00Z", "end": "2025-01-01T00:00:00Z", "groups": ["aws/cloudtrail"]})
 
     def ingest(self, events):
         shutil.rmtree(self.data, ignore_errors=True)

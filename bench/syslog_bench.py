@@ -90,13 +90,25 @@ def run(work, binary, transport, seconds):
         mode = ["-i", "-S"] if transport == "tcp" else ["-U"]
         command = [generator, *mode, "-P", "-r", "10000000", "-s", "200", "-I", str(seconds), "127.0.0.1", str(port)]
         log(f"== {transport}: {' '.join(command[1:])}")
+        started = time.monotonic()
         result = subprocess.run(command, env=env, capture_output=True, text=True)
         output = result.stdout + result.stderr
         match = re.search(r"average rate = ([\d.]+) msg/sec, count=(\d+)", output)
         if not match:
             sys.exit(f"could not read loggen's summary:\n{output}")
         rate, sent = float(match.group(1)), int(match.group(2))
-        metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10).read().decode()
+        # Until seclog has stored what loggen sent (or stops making progress).
+        accepted_re = re.compile(rf'seclog_accepted_total{{listener="syslog_{transport}"}} (\d+)')
+        last, stable = -1, 0
+        while stable < 4:
+            metrics = urllib.request.urlopen(f"http://127.0.0.1:{http}/metrics", timeout=10).read().decode()
+            accepted = int(accepted_re.search(metrics).group(1)) if accepted_re.search(metrics) else 0
+            if accepted >= sent:
+                break
+            stable = stable + 1 if accepted == last else 0
+            last = accepted
+            time.sleep(0.25)
+        stored_after = time.monotonic() - started
     finally:
         server.terminate()
         server.wait(timeout=120)
@@ -105,6 +117,7 @@ def run(work, binary, transport, seconds):
     dropped = re.search(rf'seclog_dropped_total{{listener="syslog_{transport}"}} (\d+)', metrics)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(data, "journal")) for f in fs)
     return {"transport": transport, "seconds": seconds, "sent": sent, "loggen_rate": rate, "stored": stored,
+            "stored_after_s": stored_after, "stored_rate": stored / stored_after,
             "lost": sent - stored, "dropped_metric": int(dropped.group(1)) if dropped else None, "journal_bytes": size}
 
 
@@ -118,10 +131,10 @@ def main():
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "seclog"], cwd=ROOT, check=True)
     binary = os.path.join(ROOT, "target", "release", "seclog")
     results = [run(args.work, binary, transport, args.seconds) for transport in (args.transport or ["tcp", "tls"])]
-    print("\n| transport | seconds | sent (loggen) | loggen msg/s | stored | lost |")
-    print("|---|---|---|---|---|---|")
+    print("\n| transport | seconds | sent (loggen) | loggen msg/s | stored | lost | stored msg/s (until all stored) |")
+    print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['transport']} | {r['seconds']} | {r['sent']:,} | {r['loggen_rate']:,.0f} | {r['stored']:,} | {r['lost']} |")
+        print(f"| {r['transport']} | {r['seconds']} | {r['sent']:,} | {r['loggen_rate']:,.0f} | {r['stored']:,} | {r['lost']} | {r['stored_rate']:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -62,7 +62,10 @@ impl IndexService {
             let (stop, stats, heads) = (Arc::clone(&stop), Arc::clone(&stats), Arc::clone(&heads));
             std::thread::Builder::new()
                 .name("seclog-index".into())
-                .spawn(move || run(layout, catalog, reader, heads, stop, stats))?
+                .spawn(move || {
+                    lower_priority();
+                    run(layout, catalog, reader, heads, stop, stats)
+                })?
         };
         Ok(IndexService {
             stop,
@@ -152,5 +155,20 @@ fn run(
     }
     if let Err(error) = indexer.close() {
         tracing::error!(error = %error, "closing the index failed");
+    }
+}
+
+/// Nice value of the indexing thread (and of tantivy's threads, which inherit it): when the
+/// machine is saturated, storing what senders send comes before indexing it; the index catches
+/// up as soon as there is room.
+const INDEXING_NICENESS: i32 = 10;
+
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let thread = rustix::thread::gettid();
+        if let Err(error) = rustix::process::setpriority_process(Some(thread), INDEXING_NICENESS) {
+            tracing::debug!(error = %error, "could not lower the indexing thread's priority");
+        }
     }
 }

@@ -38,6 +38,8 @@ const UDP_QUEUE: usize = 65_536;
 const MAX_BATCH: usize = 8_192;
 /// Bytes read from a stream at once.
 const READ_CHUNK: usize = 256 * 1024;
+/// At shutdown, a connection is read until its sender has been quiet this long.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
 /// Time a TLS client has to finish its handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a listener waits for room in the journal queue before giving up on a batch.
@@ -239,9 +241,13 @@ fn tls_config(files: &TlsFiles) -> std::io::Result<Arc<rustls::ServerConfig>> {
         }
         None => builder.with_no_client_auth(),
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(certs, key)
         .map_err(|error| fail("TLS certificate", &files.cert, &error))?;
+    // No TLS 1.3 session tickets: syslog senders never read from the connection, and a
+    // socket closed with unread bytes (the tickets) is reset, which would throw away the
+    // messages still waiting in seclog's receive buffer.
+    config.send_tls13_tickets = 0;
     Ok(Arc::new(config))
 }
 
@@ -333,10 +339,23 @@ async fn serve_stream<S: AsyncRead + Unpin>(
     let mut buffer: Vec<u8> = Vec::with_capacity(READ_CHUNK * 2);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut in_flight = InFlight::default();
+    let mut stopping = false;
     loop {
-        let read = tokio::select! {
-            read = stream.read(&mut chunk) => read,
-            _ = stop.changed() => break,
+        // Once the server stops, what the sender already sent is still read (until it closes
+        // or goes quiet for a moment), so that nothing in the socket buffer is lost.
+        let read = if stopping {
+            match tokio::time::timeout(DRAIN_QUIET, stream.read(&mut chunk)).await {
+                Ok(read) => read,
+                Err(_) => break,
+            }
+        } else {
+            tokio::select! {
+                read = stream.read(&mut chunk) => read,
+                _ = stop.changed() => {
+                    stopping = true;
+                    continue;
+                }
+            }
         };
         let (count, eof) = match read {
             Ok(0) => (0, true),

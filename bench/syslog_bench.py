@@ -121,17 +121,76 @@ def run(work, binary, transport, seconds):
             "lost": sent - stored, "dropped_metric": int(dropped.group(1)) if dropped else None, "journal_bytes": size}
 
 
+def run_bulk(work, binary, seconds, clients=4, batch=2000):
+    """`_bulk` from `clients` concurrent keep-alive connections for `seconds`."""
+    import http.client
+    import json
+    import threading
+
+    data = os.path.join(work, "data-bulk")
+    shutil.rmtree(data, ignore_errors=True)
+    http_port = free_port()
+    init = subprocess.run([binary, "init", "--data", data], capture_output=True, text=True, check=True)
+    token = re.search(r"admin token[^:]*:\s*(\S+)", init.stdout + init.stderr).group(1)
+    server = subprocess.Popen([binary, "serve", "--data", data, "--http", f"127.0.0.1:{http_port}"],
+                              stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve-bulk.log"), "w"))
+    try:
+        for _ in range(200):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        lines = []
+        for i in range(batch):
+            lines.append('{"create":{"_index":"bench-bulk"}}')
+            lines.append(json.dumps({"@timestamp": "2026-11-27T10:00:00Z", "host": f"web-{i % 50}", "level": "info",
+                                     "message": f"GET /api/items/{i} 200 {i % 997} ms user=u{i % 300}", "n": i}))
+        body = ("\n".join(lines) + "\n").encode()
+        acknowledged = [0] * clients
+        deadline = time.monotonic() + seconds
+
+        def client(index):
+            connection = http.client.HTTPConnection("127.0.0.1", http_port, timeout=120)
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/x-ndjson"}
+            while time.monotonic() < deadline:
+                connection.request("POST", "/_bulk", body, headers)
+                reply = connection.getresponse()
+                answer = json.loads(reply.read())
+                if reply.status == 200 and not answer["errors"]:
+                    acknowledged[index] += len(answer["items"])
+
+        started = time.monotonic()
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.monotonic() - started
+    finally:
+        server.terminate()
+        server.wait(timeout=120)
+    groups = subprocess.run([binary, "groups", "--data", data], capture_output=True, text=True, check=True).stdout
+    stored = sum(int(line.rsplit(" ", 1)[1]) for line in groups.splitlines() if line.startswith("bench-bulk"))
+    sent = sum(acknowledged)
+    return {"transport": f"_bulk ({clients} clients)", "seconds": seconds, "sent": sent, "loggen_rate": sent / elapsed,
+            "stored": stored, "lost": sent - stored, "stored_after_s": elapsed, "stored_rate": stored / elapsed}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=60)
     parser.add_argument("--work", default="/tmp/seclog-syslog-bench")
-    parser.add_argument("--transport", action="append", choices=["tcp", "tls"])
+    parser.add_argument("--transport", action="append", choices=["tcp", "tls", "bulk"])
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
     subprocess.run(["cargo", "build", "--release", "--locked", "-p", "seclog"], cwd=ROOT, check=True)
     binary = os.path.join(ROOT, "target", "release", "seclog")
-    results = [run(args.work, binary, transport, args.seconds) for transport in (args.transport or ["tcp", "tls"])]
-    print("\n| transport | seconds | sent (loggen) | loggen msg/s | stored | lost | stored msg/s (until all stored) |")
+    results = [
+        run_bulk(args.work, binary, args.seconds) if transport == "bulk" else run(args.work, binary, transport, args.seconds)
+        for transport in (args.transport or ["tcp", "tls", "bulk"])
+    ]
+    print("\n| transport | seconds | sent (loggen; _bulk: acknowledged) | sender msg/s | stored | lost | stored msg/s (until all stored) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['transport']} | {r['seconds']} | {r['sent']:,} | {r['loggen_rate']:,.0f} | {r['stored']:,} | {r['lost']} | {r['stored_rate']:,.0f} |")

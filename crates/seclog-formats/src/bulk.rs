@@ -168,45 +168,34 @@ pub fn decode_bulk(body: &[u8]) -> Vec<BulkItem<'_>> {
             items.push(item);
             continue;
         }
-        match std::str::from_utf8(source).map_err(|error| error.to_string()) {
+        let not_object = || {
+            Some((
+                "document_parsing_exception",
+                "the source is not a JSON object".to_string(),
+            ))
+        };
+        item.error = match std::str::from_utf8(source) {
             Ok(text) if text.trim_start().starts_with('{') => match scan_json(text.trim()) {
                 Ok(Scanned::Object(time)) => {
-                    item.source = Some(trim_ascii(source));
+                    item.source = Some(source.trim_ascii());
                     item.time = time;
+                    None
                 }
-                Ok(Scanned::NotObject) => {
-                    item.error = Some((
-                        "document_parsing_exception",
-                        "the source is not a JSON object".into(),
-                    ));
-                }
-                Err(error) => {
-                    item.error = Some((
-                        "document_parsing_exception",
-                        format!("failed to parse the source: {error}"),
-                    ));
-                }
+                Ok(Scanned::NotObject) => not_object(),
+                Err(error) => Some((
+                    "document_parsing_exception",
+                    format!("failed to parse the source: {error}"),
+                )),
             },
-            Ok(_) => {
-                item.error = Some((
-                    "document_parsing_exception",
-                    "the source is not a JSON object".into(),
-                ));
-            }
-            Err(error) => {
-                item.error = Some((
-                    "document_parsing_exception",
-                    format!("the source is not UTF-8: {error}"),
-                ));
-            }
-        }
+            Ok(_) => not_object(),
+            Err(error) => Some((
+                "document_parsing_exception",
+                format!("the source is not UTF-8: {error}"),
+            )),
+        };
         items.push(item);
     }
     items
-}
-
-fn trim_ascii(bytes: &[u8]) -> &[u8] {
-    bytes.trim_ascii()
 }
 
 struct Lines<'a> {

@@ -16,7 +16,6 @@ use std::time::Instant;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use seclog_formats::bulk::{BulkAction, decode_bulk};
 use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
@@ -27,6 +26,7 @@ use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{Encoding, content_encoding, decompress_body, read_body};
 use crate::metrics::ListenerCounters;
+use crate::protocol::{Batches, Scheme, dead_letter, presented_token};
 
 /// The Elasticsearch version reported: what current clients (8.x and 9.x) accept.
 const VERSION: &str = "9.1.0";
@@ -61,33 +61,6 @@ pub(crate) fn with_product(mut response: Response) -> Response {
     response
 }
 
-/// The token presented as `ApiKey`, basic-auth password, or `Bearer`.
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    let credentials = credentials.trim();
-    let decoded = || {
-        base64::engine::general_purpose::STANDARD
-            .decode(credentials)
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-    };
-    match scheme.to_ascii_lowercase().as_str() {
-        "bearer" => Some(credentials.to_string()),
-        "basic" => {
-            decoded().and_then(|pair| pair.split_once(':').map(|(_, token)| token.to_string()))
-        }
-        "apikey" => Some(match decoded() {
-            Some(pair) => match pair.split_once(':') {
-                Some((_, token)) => token.to_string(),
-                None => pair,
-            },
-            None => credentials.to_string(),
-        }),
-        _ => None,
-    }
-}
-
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
     let unauthorized = || {
         es_error(
@@ -96,7 +69,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Resp
             "missing or unknown credentials: use an API key, basic auth or a bearer token holding a seclog token",
         )
     };
-    let token = presented_token(headers).ok_or_else(unauthorized)?;
+    let token = presented_token(headers, &[Scheme::ApiKey, Scheme::Basic, Scheme::Bearer])
+        .ok_or_else(unauthorized)?;
     match state.meta.authenticate(&token) {
         Ok(Some(info)) => Ok(info),
         Ok(None) => Err(unauthorized()),
@@ -357,7 +331,7 @@ fn prepare(
         accepted: 0,
         rejected: 0,
     };
-    let mut dead = Vec::new();
+    let mut batches = Batches::default();
     for item in decoded {
         let index = item
             .index
@@ -415,47 +389,22 @@ fn prepare(
                     .into_bytes(),
                     raw: document.to_vec(),
                 };
-                let batch = match prepared
-                    .batches
-                    .iter()
-                    .position(|batch| batch.group == group)
-                {
-                    Some(batch) => batch,
-                    None => {
-                        prepared.batches.push(GroupBatch {
-                            group,
-                            records: Vec::new(),
-                        });
-                        prepared.batches.len() - 1
-                    }
-                };
-                let records = &mut prepared.batches[batch].records;
-                records.push(record.encode());
+                let (batch, offset) = batches.push(&group, record.encode());
                 prepared.accepted += 1;
-                Outcome::Stored {
-                    batch,
-                    offset: records.len() - 1,
-                }
+                Outcome::Stored { batch, offset }
             }
             (failure, _) => {
                 let (status, kind, reason) =
                     failure.unwrap_or((400, "parse_exception".into(), "no source".into()));
-                dead.push(
-                    Record {
-                        time: received,
-                        observed_time: received,
-                        kind: RecordKind::Invalid,
-                        source: source.to_string(),
-                        attrs: json!({
-                            "reason": format!("bulk line {}: {reason}", item.line),
-                            "listener": "elasticsearch_bulk",
-                            "index": index,
-                        })
-                        .to_string()
-                        .into_bytes(),
-                        raw: item.raw.to_vec(),
-                    }
-                    .encode(),
+                batches.push(
+                    &GroupName::dead_letter(),
+                    dead_letter(
+                        item.raw,
+                        &format!("bulk line {}, index {index:?}: {reason}", item.line),
+                        "elasticsearch_bulk",
+                        received,
+                        source,
+                    ),
                 );
                 prepared.rejected += 1;
                 Outcome::Failed {
@@ -472,44 +421,6 @@ fn prepare(
             outcome,
         });
     }
-    if !dead.is_empty() {
-        prepared.batches.push(GroupBatch {
-            group: GroupName::dead_letter(),
-            records: dead,
-        });
-    }
+    prepared.batches = batches.into_inner();
     Ok(prepared)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
-    #[test]
-    fn credentials_map_onto_tokens() {
-        let b64 = |text: &str| base64::engine::general_purpose::STANDARD.encode(text);
-        assert_eq!(
-            presented_token(&headers(&format!("ApiKey {}", b64("seclog:tok123")))).as_deref(),
-            Some("tok123")
-        );
-        assert_eq!(
-            presented_token(&headers(&format!("ApiKey {}", b64("tok123")))).as_deref(),
-            Some("tok123")
-        );
-        assert_eq!(
-            presented_token(&headers(&format!("Basic {}", b64("elastic:tok123")))).as_deref(),
-            Some("tok123")
-        );
-        assert_eq!(
-            presented_token(&headers("Bearer tok123")).as_deref(),
-            Some("tok123")
-        );
-        assert_eq!(presented_token(&headers("Digest x")), None);
-    }
 }

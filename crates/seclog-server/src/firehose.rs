@@ -12,8 +12,8 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use seclog_formats::decode_ingest_body;
 use seclog_formats::firehose::{FirehoseRecord, decode_firehose};
-use seclog_formats::{EventKind, decode_ingest_body};
 use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
 use seclog_model::{GroupName, Timestamp};
@@ -21,8 +21,8 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
-use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::metrics::ListenerCounters;
+use crate::ingest::{content_encoding, decompress_body, event_record, peer_address, read_body};
+use crate::protocol::{Batches, dead_letter, group_named};
 
 fn now_ms() -> i64 {
     Timestamp::now().unix_nanos() / 1_000_000
@@ -78,67 +78,15 @@ fn authenticate(
 
 /// The group name for a CloudWatch log group (`/aws/lambda/pay` → `cloudwatch/aws/lambda/pay`).
 pub(crate) fn cloudwatch_group(log_group: &str) -> GroupName {
-    let parts: Vec<String> = log_group
-        .split('/')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let cleaned: String = part
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            if cleaned == "." || cleaned == ".." {
-                "_".to_string()
-            } else {
-                cleaned
-            }
-        })
-        .collect();
-    let name = if parts.is_empty() {
-        "cloudwatch/unknown".to_string()
-    } else {
-        format!("cloudwatch/{}", parts.join("/"))
-    };
-    GroupName::parse(&name)
-        .or_else(|_| GroupName::parse("cloudwatch/unknown"))
-        .unwrap_or_else(|_| GroupName::dead_letter())
+    group_named("cloudwatch", log_group, "unknown")
 }
 
 /// The group for a delivery stream's own records.
 fn stream_group(source_arn: Option<&str>) -> GroupName {
     let name = source_arn
         .and_then(|arn| arn.rsplit_once("deliverystream/"))
-        .map(|(_, name)| name)
-        .filter(|name| !name.is_empty())
-        .unwrap_or("default");
-    let cleaned: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    GroupName::parse(&format!("firehose/{cleaned}"))
-        .or_else(|_| GroupName::parse("firehose/default"))
-        .unwrap_or_else(|_| GroupName::dead_letter())
-}
-
-fn push(batches: &mut Vec<GroupBatch>, group: &GroupName, record: Vec<u8>) {
-    match batches.iter_mut().find(|batch| batch.group == *group) {
-        Some(batch) => batch.records.push(record),
-        None => batches.push(GroupBatch {
-            group: group.clone(),
-            records: vec![record],
-        }),
-    }
+        .map_or("", |(_, name)| name);
+    group_named("firehose", name, "default")
 }
 
 /// `POST /api/v1/firehose`.
@@ -222,9 +170,7 @@ pub(crate) async fn deliver(State(state): State<AppState>, request: Request) -> 
         }
     }
     let counters = state.metrics.listener("firehose");
-    ListenerCounters::add(&counters.received, accepted + rejected);
-    ListenerCounters::add(&counters.accepted, accepted);
-    ListenerCounters::add(&counters.rejected, rejected);
+    counters.stored(accepted, rejected);
     axum::Json(json!({ "requestId": request_id, "timestamp": now_ms() })).into_response()
 }
 
@@ -237,21 +183,9 @@ fn prepare(
     received: Timestamp,
     source: &str,
 ) -> Result<Prepared, String> {
-    let mut batches = Vec::new();
+    let mut batches = Batches::default();
     let (mut accepted, mut rejected) = (0u64, 0u64);
-    let dead = |raw: &[u8], reason: &str| {
-        Record {
-            time: received,
-            observed_time: received,
-            kind: RecordKind::Invalid,
-            source: source.to_string(),
-            attrs: json!({ "reason": reason, "listener": "firehose" })
-                .to_string()
-                .into_bytes(),
-            raw: raw.to_vec(),
-        }
-        .encode()
-    };
+    let dead = |raw: &[u8], reason: &str| dead_letter(raw, reason, "firehose", received, source);
     let covered = |group: &GroupName| {
         if token.covers(group.as_str()) && !group.is_internal() {
             Ok(())
@@ -263,7 +197,7 @@ fn prepare(
         match record {
             FirehoseRecord::Control => {}
             FirehoseRecord::Invalid { raw, reason } => {
-                push(&mut batches, &GroupName::dead_letter(), dead(&raw, &reason));
+                batches.push(&GroupName::dead_letter(), dead(&raw, &reason));
                 rejected += 1;
             }
             FirehoseRecord::CloudWatch {
@@ -275,11 +209,7 @@ fn prepare(
                 let group = cloudwatch_group(&log_group);
                 covered(&group)?;
                 for event in events {
-                    let is_json = event.message.trim_start().starts_with('{')
-                        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(
-                            &event.message,
-                        )
-                        .is_ok();
+                    let is_json = crate::protocol::is_json_object(&event.message);
                     let record = Record {
                         time: event.time.unwrap_or(received),
                         observed_time: received,
@@ -299,7 +229,7 @@ fn prepare(
                         .into_bytes(),
                         raw: event.message.into_bytes(),
                     };
-                    push(&mut batches, &group, record.encode());
+                    batches.push(&group, record.encode());
                     accepted += 1;
                 }
             }
@@ -307,44 +237,25 @@ fn prepare(
                 covered(stream)?;
                 match decode_ingest_body(&data) {
                     Ok(decoded) => {
-                        for event in decoded.events {
-                            let record = Record {
-                                time: event.time.unwrap_or(received),
-                                observed_time: received,
-                                kind: match event.kind {
-                                    EventKind::Json => RecordKind::Json,
-                                    EventKind::Text => RecordKind::Text,
-                                },
-                                source: source.to_string(),
-                                attrs: Vec::new(),
-                                raw: event.raw.to_vec(),
-                            };
-                            push(&mut batches, stream, record.encode());
+                        for event in &decoded.events {
+                            batches.push(stream, event_record(event, received, source));
                             accepted += 1;
                         }
                         for bad in decoded.rejected {
-                            push(
-                                &mut batches,
-                                &GroupName::dead_letter(),
-                                dead(bad.raw, &bad.reason),
-                            );
+                            batches.push(&GroupName::dead_letter(), dead(bad.raw, &bad.reason));
                             rejected += 1;
                         }
                     }
                     Err(seclog_formats::BodyError::Empty) => {}
                     Err(error) => {
-                        push(
-                            &mut batches,
-                            &GroupName::dead_letter(),
-                            dead(&data, &error.to_string()),
-                        );
+                        batches.push(&GroupName::dead_letter(), dead(&data, &error.to_string()));
                         rejected += 1;
                     }
                 }
             }
         }
     }
-    Ok((request.request_id, batches, accepted, rejected))
+    Ok((request.request_id, batches.into_inner(), accepted, rejected))
 }
 
 #[cfg(test)]

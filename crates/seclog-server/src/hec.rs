@@ -12,7 +12,6 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use seclog_formats::hec::decode_hec_events;
 use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
@@ -22,7 +21,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::metrics::ListenerCounters;
+use crate::protocol::{Batches, Scheme, presented_token};
 
 fn reply(status: StatusCode, code: u16, text: &str) -> Response {
     (status, axum::Json(json!({ "text": text, "code": code }))).into_response()
@@ -33,22 +32,9 @@ pub(crate) async fn health() -> Response {
     reply(StatusCode::OK, 17, "HEC is healthy")
 }
 
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "splunk" | "bearer" => Some(credentials.trim().to_string()),
-        "basic" => base64::engine::general_purpose::STANDARD
-            .decode(credentials.trim())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|pair| pair.split_once(':').map(|(_, token)| token.to_string())),
-        _ => None,
-    }
-}
-
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
-    let Some(token) = presented_token(headers) else {
+    let Some(token) = presented_token(headers, &[Scheme::Splunk, Scheme::Bearer, Scheme::Basic])
+    else {
         return Err(reply(StatusCode::UNAUTHORIZED, 2, "Token is required"));
     };
     match state.meta.authenticate(&token) {
@@ -172,39 +158,12 @@ async fn receive(state: AppState, request: Request, raw: bool) -> Response {
             return reply(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy");
         }
     }
-    ListenerCounters::add(&counters.received, stored + dead);
-    ListenerCounters::add(&counters.accepted, stored);
-    ListenerCounters::add(&counters.rejected, dead);
+    counters.stored(stored, dead);
     result
 }
 
 fn dead_letter(raw: &[u8], reason: &str, received: Timestamp, source: &str) -> GroupBatch {
-    GroupBatch {
-        group: GroupName::dead_letter(),
-        records: vec![
-            Record {
-                time: received,
-                observed_time: received,
-                kind: RecordKind::Invalid,
-                source: source.to_string(),
-                attrs: json!({ "reason": reason, "listener": "splunk_hec" })
-                    .to_string()
-                    .into_bytes(),
-                raw: raw.to_vec(),
-            }
-            .encode(),
-        ],
-    }
-}
-
-fn add(batches: &mut Vec<GroupBatch>, group: GroupName, record: Vec<u8>) {
-    match batches.iter_mut().find(|batch| batch.group == group) {
-        Some(batch) => batch.records.push(record),
-        None => batches.push(GroupBatch {
-            group,
-            records: vec![record],
-        }),
-    }
+    crate::protocol::dead_letter_batch(raw, reason, "splunk_hec", received, source)
 }
 
 fn refuse_index(
@@ -219,14 +178,20 @@ fn refuse_index(
     )
 }
 
-fn check_group(token: &TokenInfo, group: &GroupName) -> Result<(), String> {
+/// The group an event goes to, if the token may write it.
+fn target(
+    token: &TokenInfo,
+    index: Option<&str>,
+    sourcetype: Option<&str>,
+) -> Result<GroupName, String> {
+    let group = group_for(index, sourcetype)?;
     if group.is_internal() {
         return Err("groups beginning with seclog/ are written by seclog only".into());
     }
     if !token.covers(group.as_str()) {
         return Err(format!("this token may not write to {group}"));
     }
-    Ok(())
+    Ok(group)
 }
 
 fn prepare_events(
@@ -258,18 +223,16 @@ fn prepare_events(
             );
         }
     };
-    let mut batches = Vec::new();
+    let mut batches = Batches::default();
     for event in &events {
-        let group = match group_for(
+        let group = match target(
+            token,
             event.index.as_deref().or(params.index.as_deref()),
             event.sourcetype.as_deref().or(params.sourcetype.as_deref()),
         ) {
             Ok(group) => group,
             Err(reason) => return refuse_index(body, reason, received, source),
         };
-        if let Err(reason) = check_group(token, &group) {
-            return refuse_index(body, reason, received, source);
-        }
         let record = Record {
             time: event.time.unwrap_or(received),
             observed_time: received,
@@ -278,9 +241,9 @@ fn prepare_events(
             attrs: Vec::new(),
             raw: event.raw.to_vec(),
         };
-        add(&mut batches, group, record.encode());
+        batches.push(&group, record.encode());
     }
-    (batches, reply(StatusCode::OK, 0, "Success"))
+    (batches.into_inner(), reply(StatusCode::OK, 0, "Success"))
 }
 
 fn prepare_raw(
@@ -290,13 +253,10 @@ fn prepare_raw(
     received: Timestamp,
     source: &str,
 ) -> (Vec<GroupBatch>, Response) {
-    let group = match group_for(params.index.as_deref(), params.sourcetype.as_deref()) {
+    let group = match target(token, params.index.as_deref(), params.sourcetype.as_deref()) {
         Ok(group) => group,
         Err(reason) => return refuse_index(body, reason, received, source),
     };
-    if let Err(reason) = check_group(token, &group) {
-        return refuse_index(body, reason, received, source);
-    }
     let mut attrs = serde_json::Map::new();
     for (name, value) in [
         ("sourcetype", &params.sourcetype),

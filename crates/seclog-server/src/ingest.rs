@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use seclog_formats::{BodyError, EventKind, decode_ingest_body};
+use seclog_formats::{BodyError, EventKind, IngestEvent, decode_ingest_body};
 use seclog_journal::{Record, RecordKind};
 use seclog_meta::Role;
 use seclog_model::{GroupName, Timestamp};
@@ -17,7 +17,6 @@ use serde_json::json;
 
 use crate::committer::{GroupBatch, SubmitError};
 use crate::error::ApiError;
-use crate::metrics::ListenerCounters;
 use crate::{AppState, auth};
 
 /// Body size limits.
@@ -113,13 +112,10 @@ pub(crate) async fn ingest(
     match &outcome {
         Outcome::Accepted { accepted, rejected } => {
             let (accepted, rejected) = (*accepted as u64, *rejected as u64);
-            ListenerCounters::add(&counters.received, accepted + rejected);
-            ListenerCounters::add(&counters.accepted, accepted);
-            ListenerCounters::add(&counters.rejected, rejected);
+            counters.stored(accepted, rejected);
         }
         Outcome::Refused(_) => {
-            ListenerCounters::add(&counters.received, 1);
-            ListenerCounters::add(&counters.rejected, 1);
+            counters.stored(0, 1);
         }
     }
     match outcome {
@@ -307,18 +303,7 @@ fn prepare(
     };
     let mut records = Vec::with_capacity(decoded.events.len());
     for event in &decoded.events {
-        let record = Record {
-            time: event.time.unwrap_or(received_at),
-            observed_time: received_at,
-            kind: match event.kind {
-                EventKind::Json => RecordKind::Json,
-                EventKind::Text => RecordKind::Text,
-            },
-            source: source.to_string(),
-            attrs: Vec::new(),
-            raw: event.raw.to_vec(),
-        };
-        records.push(record.encode());
+        records.push(event_record(event, received_at, source));
     }
     let dead: Vec<Vec<u8>> = decoded
         .rejected
@@ -349,6 +334,22 @@ fn prepare(
         });
     }
     (batches, outcome)
+}
+
+/// The encoded record of an event of an ingest body.
+pub(crate) fn event_record(event: &IngestEvent<'_>, received: Timestamp, source: &str) -> Vec<u8> {
+    Record {
+        time: event.time.unwrap_or(received),
+        observed_time: received,
+        kind: match event.kind {
+            EventKind::Json => RecordKind::Json,
+            EventKind::Text => RecordKind::Text,
+        },
+        source: source.to_string(),
+        attrs: Vec::new(),
+        raw: event.raw.to_vec(),
+    }
+    .encode()
 }
 
 pub(crate) fn percent_decode(text: &str) -> Option<String> {

@@ -47,6 +47,7 @@ mod ingest;
 mod loki;
 pub mod metrics;
 mod otlp;
+mod protocol;
 mod search;
 pub mod syslog;
 

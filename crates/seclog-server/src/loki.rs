@@ -12,7 +12,6 @@
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use seclog_formats::loki::{LokiEntry, decode_loki_json, decode_loki_protobuf};
 use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
@@ -22,7 +21,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::metrics::ListenerCounters;
+use crate::protocol::{Batches, Scheme, group_named, presented_token};
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
     (
@@ -31,20 +30,6 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
         format!("{}\n", message.into()),
     )
         .into_response()
-}
-
-fn presented_token(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    match scheme.to_ascii_lowercase().as_str() {
-        "bearer" => Some(credentials.trim().to_string()),
-        "basic" => base64::engine::general_purpose::STANDARD
-            .decode(credentials.trim())
-            .ok()
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|pair| pair.split_once(':').map(|(_, token)| token.to_string())),
-        _ => None,
-    }
 }
 
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
@@ -59,7 +44,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Resp
         );
         response
     };
-    let token = presented_token(headers).ok_or_else(unauthorized)?;
+    let token =
+        presented_token(headers, &[Scheme::Basic, Scheme::Bearer]).ok_or_else(unauthorized)?;
     match state.meta.authenticate(&token) {
         Ok(Some(info)) if matches!(info.role, Role::Ingest | Role::Admin) => Ok(info),
         Ok(Some(_)) => Err(text(StatusCode::FORBIDDEN, "this token may not ingest")),
@@ -85,31 +71,7 @@ fn group_for(labels: &[(String, String)]) -> GroupName {
                 .map(|(_, value)| value.as_str())
         })
         .unwrap_or("default");
-    let cleaned: String = pick
-        .split('/')
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let part: String = part
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            if part == "." || part == ".." {
-                "_".to_string()
-            } else {
-                part
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("/");
-    GroupName::parse(&format!("loki/{cleaned}"))
-        .or_else(|_| GroupName::parse("loki/default"))
-        .unwrap_or_else(|_| GroupName::dead_letter())
+    group_named("loki", pick, "default")
 }
 
 /// `POST /loki/api/v1/push`.
@@ -190,29 +152,12 @@ pub(crate) async fn push(State(state): State<AppState>, request: Request) -> Res
             }
         }
     }
-    ListenerCounters::add(&counters.received, accepted + rejected);
-    ListenerCounters::add(&counters.accepted, accepted);
-    ListenerCounters::add(&counters.rejected, rejected);
+    counters.stored(accepted, rejected);
     response
 }
 
 fn dead_letter(raw: &[u8], reason: &str, received: Timestamp, source: &str) -> GroupBatch {
-    GroupBatch {
-        group: GroupName::dead_letter(),
-        records: vec![
-            Record {
-                time: received,
-                observed_time: received,
-                kind: RecordKind::Invalid,
-                source: source.to_string(),
-                attrs: json!({ "reason": reason, "listener": "loki_push" })
-                    .to_string()
-                    .into_bytes(),
-                raw: raw.to_vec(),
-            }
-            .encode(),
-        ],
-    }
+    crate::protocol::dead_letter_batch(raw, reason, "loki_push", received, source)
 }
 
 type Refused = (Vec<GroupBatch>, Response);
@@ -223,7 +168,7 @@ fn prepare(
     received: Timestamp,
     source: &str,
 ) -> Result<(Vec<GroupBatch>, u64), Refused> {
-    let mut batches: Vec<GroupBatch> = Vec::new();
+    let mut batches = Batches::default();
     let mut accepted = 0u64;
     for entry in entries {
         let group = group_for(&entry.labels);
@@ -240,9 +185,7 @@ fn prepare(
         for (name, value) in entry.labels.iter().chain(entry.metadata.iter()) {
             attrs.insert(name.clone(), json!(value));
         }
-        let is_json = entry.line.trim_start().starts_with('{')
-            && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&entry.line)
-                .is_ok();
+        let is_json = crate::protocol::is_json_object(&entry.line);
         let time = if entry.time.unix_nanos() == 0 {
             received
         } else {
@@ -260,16 +203,10 @@ fn prepare(
             attrs: serde_json::Value::Object(attrs).to_string().into_bytes(),
             raw: entry.line.into_bytes(),
         };
-        match batches.iter_mut().find(|batch| batch.group == group) {
-            Some(batch) => batch.records.push(record.encode()),
-            None => batches.push(GroupBatch {
-                group,
-                records: vec![record.encode()],
-            }),
-        }
+        batches.push(&group, record.encode());
         accepted += 1;
     }
-    Ok((batches, accepted))
+    Ok((batches.into_inner(), accepted))
 }
 
 #[cfg(test)]

@@ -27,6 +27,14 @@ impl ListenerCounters {
     pub fn add(counter: &AtomicU64, count: u64) {
         counter.fetch_add(count, Ordering::Relaxed);
     }
+
+    /// Counts a request's messages once they are durable: received, stored as events, and
+    /// stored as dead letters.
+    pub fn stored(&self, accepted: u64, rejected: u64) {
+        Self::add(&self.received, accepted + rejected);
+        Self::add(&self.accepted, accepted);
+        Self::add(&self.rejected, rejected);
+    }
 }
 
 /// A metric family: name, help text, and which counter it reads.

@@ -22,7 +22,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::metrics::ListenerCounters;
+use crate::protocol::{Batches, group_named};
 
 /// `google.rpc.Status`.
 #[derive(Clone, PartialEq, Message)]
@@ -155,27 +155,7 @@ fn authenticate(
 
 /// The group of a service.
 fn group_for(service: Option<&str>) -> GroupName {
-    let cleaned: String = service
-        .filter(|service| !service.is_empty())
-        .unwrap_or("unknown_service")
-        .chars()
-        .take(100)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let cleaned = if cleaned == "." || cleaned == ".." {
-        "unknown_service".to_string()
-    } else {
-        cleaned
-    };
-    GroupName::parse(&format!("otlp/{cleaned}"))
-        .or_else(|_| GroupName::parse("otlp/unknown_service"))
-        .unwrap_or_else(|_| GroupName::dead_letter())
+    group_named("otlp", service.unwrap_or_default(), "unknown_service")
 }
 
 /// `POST /v1/logs`.
@@ -243,22 +223,7 @@ pub(crate) async fn logs(State(state): State<AppState>, request: Request) -> Res
         match decoded {
             Ok(logs) => Ok(prepare(logs, &token, received, &source)),
             Err(reason) => Err((
-                GroupBatch {
-                    group: GroupName::dead_letter(),
-                    records: vec![
-                        Record {
-                            time: received,
-                            observed_time: received,
-                            kind: RecordKind::Invalid,
-                            source: source.clone(),
-                            attrs: json!({ "reason": reason, "listener": "otlp" })
-                                .to_string()
-                                .into_bytes(),
-                            raw: body.to_vec(),
-                        }
-                        .encode(),
-                    ],
-                },
+                crate::protocol::dead_letter_batch(&body, &reason, "otlp", received, &source),
                 reason,
             )),
         }
@@ -311,9 +276,7 @@ pub(crate) async fn logs(State(state): State<AppState>, request: Request) -> Res
             }
         }
     }
-    ListenerCounters::add(&counters.received, accepted + rejected);
-    ListenerCounters::add(&counters.accepted, accepted);
-    ListenerCounters::add(&counters.rejected, rejected);
+    counters.stored(accepted, rejected);
     reply
 }
 
@@ -323,7 +286,7 @@ fn prepare(
     received: Timestamp,
     source: &str,
 ) -> (Vec<GroupBatch>, u64, i64) {
-    let mut batches: Vec<GroupBatch> = Vec::new();
+    let mut batches = Batches::default();
     let (mut accepted, mut refused) = (0u64, 0i64);
     for log in logs {
         let group = group_for(log.service.as_deref());
@@ -339,16 +302,10 @@ fn prepare(
             attrs: log.context.to_string().into_bytes(),
             raw: log.record.to_string().into_bytes(),
         };
-        match batches.iter_mut().find(|batch| batch.group == group) {
-            Some(batch) => batch.records.push(record.encode()),
-            None => batches.push(GroupBatch {
-                group,
-                records: vec![record.encode()],
-            }),
-        }
+        batches.push(&group, record.encode());
         accepted += 1;
     }
-    (batches, accepted, refused)
+    (batches.into_inner(), accepted, refused)
 }
 
 #[cfg(test)]
@@ -360,7 +317,7 @@ mod tests {
         assert_eq!(group_for(Some("checkout")).as_str(), "otlp/checkout");
         assert_eq!(
             group_for(Some("my service/v2")).as_str(),
-            "otlp/my_service_v2"
+            "otlp/my_service/v2"
         );
         assert_eq!(group_for(None).as_str(), "otlp/unknown_service");
     }

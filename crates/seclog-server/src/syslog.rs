@@ -31,6 +31,7 @@ use tokio::task::JoinHandle;
 
 use crate::committer::{CommitHandle, GroupBatch, SubmitError};
 use crate::metrics::{ListenerCounters, Metrics};
+use crate::protocol::Batches;
 
 /// Datagrams waiting for the journal before new ones are dropped.
 const UDP_QUEUE: usize = 65_536;
@@ -542,21 +543,18 @@ fn trim_datagram(datagram: &[u8]) -> &[u8] {
 /// Records of one read or one run of datagrams, by group.
 #[derive(Default)]
 struct Batch {
-    groups: Vec<(GroupName, Vec<Vec<u8>>)>,
+    groups: Batches,
     accepted: u64,
     rejected: u64,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.groups.iter().map(|(_, records)| records.len()).sum()
+        self.groups.len()
     }
 
     fn push(&mut self, group: GroupName, record: Vec<u8>) {
-        match self.groups.iter_mut().find(|(known, _)| *known == group) {
-            Some((_, records)) => records.push(record),
-            None => self.groups.push((group, vec![record])),
-        }
+        self.groups.push(&group, record);
     }
 
     fn add(
@@ -604,29 +602,24 @@ impl Batch {
             },
             Frame::Invalid { raw, reason } => (raw, reason),
         };
-        let attrs = json!({ "reason": reason, "listener": format!("syslog_{transport}") });
-        let record = Record {
-            time: received,
-            observed_time: received,
-            kind: RecordKind::Invalid,
-            source,
-            attrs: attrs.to_string().into_bytes(),
-            raw: raw.to_vec(),
-        };
-        self.push(GroupName::dead_letter(), record.encode());
+        let record = crate::protocol::dead_letter(
+            raw,
+            &reason,
+            &format!("syslog_{transport}"),
+            received,
+            &source,
+        );
+        self.push(GroupName::dead_letter(), record);
         self.rejected += 1;
     }
 
     /// The batch's records for the journal, with its accepted and rejected counts, leaving
     /// it empty (`None` if it was).
     fn take(&mut self) -> Option<(Vec<GroupBatch>, u64, u64)> {
-        if self.groups.is_empty() {
+        if self.groups.len() == 0 {
             return None;
         }
-        let batches = std::mem::take(&mut self.groups)
-            .into_iter()
-            .map(|(group, records)| GroupBatch { group, records })
-            .collect();
+        let batches = std::mem::take(&mut self.groups).into_inner();
         let counts = (self.accepted, self.rejected);
         (self.accepted, self.rejected) = (0, 0);
         Some((batches, counts.0, counts.1))
@@ -678,25 +671,11 @@ fn group_for(template: &str, app_name: Option<&str>, hostname: Option<&str>) -> 
         .unwrap_or_else(|_| GroupName::dead_letter())
 }
 
-/// A value made fit for one part of a group name.
+/// A value made fit for one part of a group name (`unknown` when absent).
 fn group_part(value: Option<&str>) -> String {
-    let cleaned: String = value
-        .unwrap_or_default()
-        .chars()
-        .take(64)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.is_empty() || cleaned == "." || cleaned == ".." {
-        "unknown".into()
-    } else {
-        cleaned
-    }
+    value
+        .and_then(crate::protocol::name_part)
+        .unwrap_or_else(|| "unknown".into())
 }
 
 #[cfg(test)]
@@ -724,7 +703,7 @@ mod tests {
         );
         assert_eq!(
             group_for("syslog/{appname}", Some(".."), None).as_str(),
-            "syslog/unknown"
+            "syslog/_"
         );
         assert!(check_template("syslog/{appname}").is_ok());
         assert!(check_template("bad group/{appname}").is_err());

@@ -40,6 +40,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
+def wait_healthy(port):
+    """Waits (up to 20 s) until seclog on `port` answers /healthz."""
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    sys.exit(f"seclog on port {port} did not become healthy")
+
+
 def loggen(work):
     """Path to loggen and its environment, unpacking the Debian packages once."""
     root = os.path.join(work, "syslog-ng")
@@ -79,12 +90,7 @@ def run(work, binary, transport, seconds):
         args += ["--tls-cert", cert, "--tls-key", key]
     server = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, f"serve-{transport}.log"), "w"))
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(http)
         generator, env = loggen(work)
         # -P: RFC 5424 with octet counting; -S: stream; -i: IPv4 (TCP); -U alone: TLS.
         mode = ["-i", "-S"] if transport == "tcp" else ["-U"]
@@ -135,12 +141,7 @@ def run_bulk(work, binary, seconds, clients=4, batch=2000):
     server = subprocess.Popen([binary, "serve", "--data", data, "--http", f"127.0.0.1:{http_port}"],
                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(work, "serve-bulk.log"), "w"))
     try:
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_healthy(http_port)
         lines = []
         for i in range(batch):
             lines.append('{"create":{"_index":"bench-bulk"}}')

@@ -14,7 +14,6 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::decode_ingest_body;
 use seclog_formats::firehose::{FirehoseRecord, decode_firehose};
-use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
@@ -22,7 +21,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, event_record, peer_address, read_body};
-use crate::protocol::{Batches, dead_letter, group_named};
+use crate::protocol::{Batches, dead_letter, group_named, line_record, writable};
 
 fn now_ms() -> i64 {
     Timestamp::now().unix_nanos() / 1_000_000
@@ -186,13 +185,6 @@ fn prepare(
     let mut batches = Batches::default();
     let (mut accepted, mut rejected) = (0u64, 0u64);
     let dead = |raw: &[u8], reason: &str| dead_letter(raw, reason, "firehose", received, source);
-    let covered = |group: &GroupName| {
-        if token.covers(group.as_str()) && !group.is_internal() {
-            Ok(())
-        } else {
-            Err(format!("this access key may not write to {group}"))
-        }
-    };
     for record in request.records {
         match record {
             FirehoseRecord::Control => {}
@@ -207,34 +199,22 @@ fn prepare(
                 events,
             } => {
                 let group = cloudwatch_group(&log_group);
-                covered(&group)?;
+                writable(token, &group)?;
                 for event in events {
-                    let is_json = crate::protocol::is_json_object(&event.message);
-                    let record = Record {
-                        time: event.time.unwrap_or(received),
-                        observed_time: received,
-                        kind: if is_json {
-                            RecordKind::Json
-                        } else {
-                            RecordKind::Text
-                        },
-                        source: source.to_string(),
-                        attrs: json!({
-                            "logGroup": log_group,
-                            "logStream": log_stream,
-                            "owner": owner,
-                            "id": event.id,
-                        })
-                        .to_string()
-                        .into_bytes(),
-                        raw: event.message.into_bytes(),
-                    };
-                    batches.push(&group, record.encode());
+                    let attrs = json!({
+                        "logGroup": log_group,
+                        "logStream": log_stream,
+                        "owner": owner,
+                        "id": event.id,
+                    });
+                    let time = event.time.unwrap_or(received);
+                    let record = line_record(event.message, time, received, source, &attrs);
+                    batches.push(&group, record);
                     accepted += 1;
                 }
             }
             FirehoseRecord::Data(data) => {
-                covered(stream)?;
+                writable(token, stream)?;
                 match decode_ingest_body(&data) {
                     Ok(decoded) => {
                         for event in &decoded.events {

@@ -185,12 +185,7 @@ fn target(
     sourcetype: Option<&str>,
 ) -> Result<GroupName, String> {
     let group = group_for(index, sourcetype)?;
-    if group.is_internal() {
-        return Err("groups beginning with seclog/ are written by seclog only".into());
-    }
-    if !token.covers(group.as_str()) {
-        return Err(format!("this token may not write to {group}"));
-    }
+    crate::protocol::writable(token, &group)?;
     Ok(group)
 }
 

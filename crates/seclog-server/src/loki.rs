@@ -13,7 +13,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::loki::{LokiEntry, decode_loki_json, decode_loki_protobuf};
-use seclog_journal::{Record, RecordKind};
 use seclog_meta::{Role, TokenInfo};
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
@@ -21,7 +20,7 @@ use serde_json::json;
 use crate::AppState;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::protocol::{Batches, Scheme, group_named, presented_token};
+use crate::protocol::{Batches, Scheme, group_named, line_record, presented_token, writable};
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
     (
@@ -172,38 +171,26 @@ fn prepare(
     let mut accepted = 0u64;
     for entry in entries {
         let group = group_for(&entry.labels);
-        if !token.covers(group.as_str()) {
-            return Err((
-                Vec::new(),
-                text(
-                    StatusCode::FORBIDDEN,
-                    format!("this token may not write to {group}"),
-                ),
-            ));
+        if let Err(reason) = writable(token, &group) {
+            return Err((Vec::new(), text(StatusCode::FORBIDDEN, reason)));
         }
         let mut attrs = serde_json::Map::new();
         for (name, value) in entry.labels.iter().chain(entry.metadata.iter()) {
             attrs.insert(name.clone(), json!(value));
         }
-        let is_json = crate::protocol::is_json_object(&entry.line);
         let time = if entry.time.unix_nanos() == 0 {
             received
         } else {
             entry.time
         };
-        let record = Record {
+        let record = line_record(
+            entry.line,
             time,
-            observed_time: received,
-            kind: if is_json {
-                RecordKind::Json
-            } else {
-                RecordKind::Text
-            },
-            source: source.to_string(),
-            attrs: serde_json::Value::Object(attrs).to_string().into_bytes(),
-            raw: entry.line.into_bytes(),
-        };
-        batches.push(&group, record.encode());
+            received,
+            source,
+            &serde_json::Value::Object(attrs),
+        );
+        batches.push(&group, record);
         accepted += 1;
     }
     Ok((batches.into_inner(), accepted))

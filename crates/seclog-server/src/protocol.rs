@@ -128,10 +128,41 @@ pub(crate) fn dead_letter_batch(
     }
 }
 
-/// Whether a line that came as text is a JSON object (then it is stored as a JSON event).
-pub(crate) fn is_json_object(text: &str) -> bool {
-    text.trim_start().starts_with('{')
-        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).is_ok()
+/// The encoded record of a line a protocol carried as text: a JSON event when the line is a
+/// JSON object, a text event otherwise; `attrs` are what the protocol said about it.
+pub(crate) fn line_record(
+    line: String,
+    time: Timestamp,
+    received: Timestamp,
+    source: &str,
+    attrs: &serde_json::Value,
+) -> Vec<u8> {
+    let is_json = line.trim_start().starts_with('{')
+        && serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line).is_ok();
+    Record {
+        time,
+        observed_time: received,
+        kind: if is_json {
+            RecordKind::Json
+        } else {
+            RecordKind::Text
+        },
+        source: source.to_string(),
+        attrs: attrs.to_string().into_bytes(),
+        raw: line.into_bytes(),
+    }
+    .encode()
+}
+
+/// Whether `token` may write events to `group` (never to seclog's own groups); the reason if not.
+pub(crate) fn writable(token: &seclog_meta::TokenInfo, group: &GroupName) -> Result<(), String> {
+    if group.is_internal() {
+        return Err("groups beginning with seclog/ are written by seclog only".into());
+    }
+    if !token.covers(group.as_str()) {
+        return Err(format!("this token may not write to {group}"));
+    }
+    Ok(())
 }
 
 /// Encoded records gathered by group, in the order groups first appear.

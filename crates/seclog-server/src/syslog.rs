@@ -341,6 +341,7 @@ async fn serve_stream<S: AsyncRead + Unpin>(
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut in_flight = InFlight::default();
     let mut stopping = false;
+    let source = format!("syslog-{transport}:{peer}");
     loop {
         // Once the server stops, what the sender already sent is still read (until it closes
         // or goes quiet for a moment), so that nothing in the socket buffer is lost.
@@ -376,7 +377,14 @@ async fn serve_stream<S: AsyncRead + Unpin>(
             match frame {
                 Some(frame) => {
                     ListenerCounters::add(&counters.received, 1);
-                    batch.add(&context, &counters, frame, peer, transport, received);
+                    batch.add(
+                        &context,
+                        &counters,
+                        frame,
+                        peer,
+                        (transport, &source),
+                        received,
+                    );
                     if batch.len() >= MAX_BATCH
                         && !in_flight.queue(&mut batch, &context, &counters).await
                     {
@@ -486,12 +494,13 @@ async fn serve_udp(
             let mut batch = Batch::default();
             for (datagram, peer, received) in datagrams.drain(..) {
                 let message = trim_datagram(&datagram);
+                let source = format!("syslog-udp:{peer}");
                 batch.add(
                     &drain_context,
                     &drain_counters,
                     Frame::Message(message),
                     peer,
-                    "udp",
+                    ("udp", &source),
                     received,
                 );
             }
@@ -563,10 +572,9 @@ impl Batch {
         counters: &ListenerCounters,
         frame: Frame<'_>,
         peer: IpAddr,
-        transport: &str,
+        (transport, source): (&str, &str),
         received: Timestamp,
     ) {
-        let source = format!("syslog-{transport}:{peer}");
         let (raw, reason) = match frame {
             Frame::Message(raw) => match parse_syslog(raw, received) {
                 Ok(message) => {
@@ -590,7 +598,7 @@ impl Batch {
                         time: message.time.unwrap_or(received),
                         observed_time: received,
                         kind: RecordKind::Text,
-                        source,
+                        source: source.to_string(),
                         attrs: Value::Object(attrs).to_string().into_bytes(),
                         raw: raw.to_vec(),
                     };
@@ -607,7 +615,7 @@ impl Batch {
             &reason,
             &format!("syslog_{transport}"),
             received,
-            &source,
+            source,
         );
         self.push(GroupName::dead_letter(), record);
         self.rejected += 1;

@@ -31,20 +31,9 @@ ok, errors = helpers.bulk(es, actions, raise_on_error=False, chunk_size=200)
 print(json.dumps({"version": info["version"]["number"], "ok": ok, "errors": errors}))
 "#;
 
-fn python_has_elasticsearch() {
-    let status = Command::new("python3")
-        .args(["-c", "import elasticsearch"])
-        .status()
-        .expect("python3 runs");
-    assert!(
-        status.success(),
-        "the Python elasticsearch client is not installed: run scripts/test (it installs it)"
-    );
-}
-
 #[test]
 fn the_official_client_bulk_indexes_into_groups() {
-    python_has_elasticsearch();
+    common::require_python("import elasticsearch", "the Python elasticsearch client");
     let store = Store::new();
     store.init();
     let ingest = store.create_token("ingest", "app-*");

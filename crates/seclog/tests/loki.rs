@@ -54,14 +54,7 @@ struct ProtoTimestamp {
 
 #[test]
 fn loki_clients_push_json_and_protobuf() {
-    let status = Command::new("python3")
-        .args(["-c", "import logging_loki"])
-        .status()
-        .expect("python3 runs");
-    assert!(
-        status.success(),
-        "python-logging-loki is not installed: run scripts/test (it installs it)"
-    );
+    common::require_python("import logging_loki", "python-logging-loki");
     let store = Store::new();
     store.init();
     let ingest = store.create_token("ingest", "loki/*");

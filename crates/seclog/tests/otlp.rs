@@ -29,27 +29,16 @@ for index in range(30):
 provider.shutdown()
 "#;
 
-fn require_python_sdk() {
-    let status = Command::new("python3")
-        .args([
-            "-c",
-            "from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter",
-        ])
-        .status()
-        .expect("python3 runs");
-    assert!(
-        status.success(),
-        "the OpenTelemetry Python SDK is not installed: run scripts/test (it installs it)"
-    );
-}
-
 fn js_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/js")
 }
 
 #[test]
 fn opentelemetry_sdks_export_logs() {
-    require_python_sdk();
+    common::require_python(
+        "from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter",
+        "the OpenTelemetry Python SDK",
+    );
     let js = js_dir();
     assert!(
         js.join("node_modules/@opentelemetry/sdk-logs").is_dir(),

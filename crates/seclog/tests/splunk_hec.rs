@@ -29,14 +29,7 @@ fn json(reply: &common::Reply) -> Value {
 
 #[test]
 fn splunk_hec_handler_and_raw_events_are_stored() {
-    let status = Command::new("python3")
-        .args(["-c", "import splunk_hec_handler"])
-        .status()
-        .expect("python3 runs");
-    assert!(
-        status.success(),
-        "splunk-hec-handler is not installed: run scripts/test (it installs it)"
-    );
+    common::require_python("import splunk_hec_handler", "splunk-hec-handler");
     let store = Store::new();
     store.init();
     let ingest = store.create_token("ingest", "app-*");

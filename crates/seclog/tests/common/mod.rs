@@ -89,6 +89,18 @@ where
     String::from_utf8(output.stdout).expect("stdout is UTF-8")
 }
 
+/// Fails the test unless Python can run `import` (a client `scripts/test` installs as `what`).
+pub fn require_python(import: &str, what: &str) {
+    let status = Command::new("python3")
+        .args(["-c", import])
+        .status()
+        .expect("python3 runs");
+    assert!(
+        status.success(),
+        "{what} is not installed: run scripts/test (it installs it)"
+    );
+}
+
 /// Exit status, stdout and stderr, for failure messages.
 pub fn describe(output: &Output) -> String {
     format!(

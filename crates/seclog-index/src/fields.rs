@@ -5,6 +5,9 @@
 //! (`resources.0.ARN`), and `null` values are absent. Normalized (OCSF) names are aliases of
 //! original paths, resolved at query time.
 
+use std::fmt::Write as _;
+
+use serde::Deserialize;
 use serde_json::Value as Json;
 
 /// A scalar field value as stored in an event.
@@ -83,6 +86,189 @@ fn push_key(path: &mut String, key: &str) -> usize {
     }
     path.push_str(key);
     mark
+}
+
+/// Why [`flatten_bytes`] gave up on a text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlattenError {
+    /// The text is not one JSON value.
+    Invalid,
+    /// An object repeats a key: the parsed value keeps only the last one, so the caller
+    /// should flatten the parsed value instead.
+    DuplicateKey,
+}
+
+/// Calls `visit(path, value)` for every scalar of the JSON text `raw`, exactly as [`flatten`]
+/// would for its parsed value, without building that value (the indexer's hot path). On an
+/// error some fields may already have been visited: the caller discards what it collected.
+pub fn flatten_bytes(
+    raw: &[u8],
+    visit: &mut impl for<'s> FnMut(&str, Scalar<'s>),
+) -> Result<(), FlattenError> {
+    let mut state = Stream {
+        path: String::new(),
+        keys: Vec::new(),
+        duplicate: false,
+        visit,
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(raw);
+    let parsed = serde::de::DeserializeSeed::deserialize(
+        Node {
+            state: &mut state,
+            depth: 0,
+        },
+        &mut deserializer,
+    )
+    .and_then(|()| deserializer.end());
+    match parsed {
+        Ok(()) => Ok(()),
+        Err(_) if state.duplicate => Err(FlattenError::DuplicateKey),
+        Err(_) => Err(FlattenError::Invalid),
+    }
+}
+
+/// What a streamed flattening carries: the current path, the key hashes of the objects being
+/// read (to notice a repeated key), and the visitor.
+struct Stream<'v, F> {
+    path: String,
+    keys: Vec<u64>,
+    duplicate: bool,
+    visit: &'v mut F,
+}
+
+impl<F: for<'s> FnMut(&str, Scalar<'s>)> Stream<'_, F> {
+    fn scalar(&mut self, value: Scalar<'_>) {
+        if !self.path.is_empty() {
+            (self.visit)(&self.path, value);
+        }
+    }
+}
+
+/// One JSON value at `depth`.
+struct Node<'a, 'v, F> {
+    state: &'a mut Stream<'v, F>,
+    depth: usize,
+}
+
+impl<'de, F: for<'s> FnMut(&str, Scalar<'s>)> serde::de::DeserializeSeed<'de> for Node<'_, '_, F> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        if self.depth > MAX_DEPTH {
+            serde::de::IgnoredAny::deserialize(deserializer)?;
+            return Ok(());
+        }
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, F: for<'s> FnMut(&str, Scalar<'s>)> serde::de::Visitor<'de> for Node<'_, '_, F> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<(), E> {
+        self.state.scalar(Scalar::Bool(value));
+        Ok(())
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<(), E> {
+        self.state.scalar(Scalar::Int(value));
+        Ok(())
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<(), E> {
+        self.state.scalar(match i64::try_from(value) {
+            Ok(int) => Scalar::Int(int),
+            Err(_) => Scalar::UInt(value),
+        });
+        Ok(())
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<(), E> {
+        self.state.scalar(Scalar::Float(value));
+        Ok(())
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<(), E> {
+        self.state.scalar(Scalar::Str(value));
+        Ok(())
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        loop {
+            let mark = push_key(&mut self.state.path, "");
+            // Writing to a String cannot fail.
+            let _ = write!(self.state.path, "{index}");
+            let more = seq.next_element_seed(Node {
+                state: &mut *self.state,
+                depth: self.depth + 1,
+            })?;
+            self.state.path.truncate(mark);
+            if more.is_none() {
+                return Ok(());
+            }
+            index += 1;
+        }
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let first_key = self.state.keys.len();
+        loop {
+            let mark = self.state.path.len();
+            let Some(hash) = map.next_key_seed(Key {
+                path: &mut self.state.path,
+            })?
+            else {
+                break;
+            };
+            if self.state.keys[first_key..].contains(&hash) {
+                self.state.duplicate = true;
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            self.state.keys.push(hash);
+            map.next_value_seed(Node {
+                state: &mut *self.state,
+                depth: self.depth + 1,
+            })?;
+            self.state.path.truncate(mark);
+        }
+        self.state.keys.truncate(first_key);
+        Ok(())
+    }
+}
+
+/// An object key: appended to the path; its hash is the value.
+struct Key<'a> {
+    path: &'a mut String,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Key<'_> {
+    type Value = u64;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<u64, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Key<'_> {
+    type Value = u64;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an object key")
+    }
+
+    fn visit_str<E>(self, key: &str) -> Result<u64, E> {
+        push_key(self.path, key);
+        Ok(xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+    }
 }
 
 /// Normalized (OCSF) names with the original fields they stand for, tried in order.
@@ -165,7 +351,65 @@ mod tests {
                 ("big".into(), Scalar::UInt(u64::MAX)),
             ]
         );
+        let mut streamed = Vec::new();
+        let raw = event.to_string();
+        flatten_bytes(raw.as_bytes(), &mut |path, value| {
+            streamed.push((path.to_string(), format!("{value:?}")))
+        })
+        .expect("valid JSON");
+        let parsed: Vec<_> = seen
+            .iter()
+            .map(|(path, value)| (path.clone(), format!("{value:?}")))
+            .collect();
+        assert_eq!(streamed, parsed);
         assert_eq!(alias_targets("api.operation"), &["eventName"]);
         assert!(alias_targets("eventName").is_empty());
+    }
+
+    fn both(text: &str) -> (Result<(), FlattenError>, Vec<String>, Option<Vec<String>>) {
+        let mut streamed = Vec::new();
+        let result = flatten_bytes(text.as_bytes(), &mut |path, value| {
+            streamed.push(format!("{path}={value:?}"))
+        });
+        let parsed = serde_json::from_str::<Json>(text).ok().map(|json| {
+            let mut seen = Vec::new();
+            flatten(&json, &mut |path, value| {
+                seen.push(format!("{path}={value:?}"))
+            });
+            seen
+        });
+        (result, streamed, parsed)
+    }
+
+    #[test]
+    fn streaming_agrees_with_the_parsed_value() {
+        let deep = format!("{}1{}", "{\"d\":[".repeat(20), "]}".repeat(20));
+        for text in [
+            r#"{"a":"x\"y\u00e9\n","b":[[1,2],[]],"c":{},"e":-5,"f":1e300,"g":false}"#,
+            r#"{"k.j":1,"k":{"j":2},"0":[null,{"x":null}]}"#,
+            r#"  {"t":"\ud83d\ude00"}  "#,
+            r#""top-level string""#,
+            "42",
+            &deep,
+        ] {
+            let (result, streamed, parsed) = both(text);
+            assert_eq!(result, Ok(()), "{text}");
+            assert_eq!(Some(streamed), parsed, "{text}");
+        }
+        for text in [r#"{"a":1"#, r#"{"a":1} x"#, "", r#"{"a":"\q"}"#, "[1,]"] {
+            let (result, _, parsed) = both(text);
+            assert_eq!(result, Err(FlattenError::Invalid), "{text}");
+            assert!(parsed.is_none());
+        }
+        let (result, _, parsed) = both(r#"{"a":{"b":1,"b":2},"c":3}"#);
+        assert_eq!(result, Err(FlattenError::DuplicateKey));
+        assert_eq!(
+            parsed,
+            Some(vec!["a.b=Int(2)".to_string(), "c=Int(3)".to_string()])
+        );
+        // The same key in sibling objects is no repetition.
+        let (result, streamed, parsed) = both(r#"{"a":{"b":1},"c":{"b":2},"b":3}"#);
+        assert_eq!(result, Ok(()));
+        assert_eq!(Some(streamed), parsed);
     }
 }

@@ -1,5 +1,7 @@
 //! The tantivy schema of a piece and how a journal record becomes a document.
 
+use std::fmt::Write as _;
+
 use seclog_journal::{Record, RecordKind};
 use tantivy::schema::{
     Field, IndexRecordOption, JsonObjectOptions, NumericOptions, OwnedValue, Schema,
@@ -11,7 +13,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, TantivyDocument};
 
-use crate::fields::{Scalar, flatten};
+use crate::fields::{FlattenError, Scalar, flatten, flatten_bytes};
 
 /// Name of the full-text tokenizer (words, lower-cased).
 pub const TEXT_TOKENIZER: &str = "seclog_text";
@@ -171,19 +173,17 @@ impl IndexSchema {
         doc.add_i64(self.observed, record.observed_time.unix_nanos());
         doc.add_text(self.stream, &record.source);
         let mut collected = Collected::default();
-        let json = (record.kind == RecordKind::Json)
-            .then(|| serde_json::from_slice::<serde_json::Value>(&record.raw).ok())
-            .flatten();
-        match &json {
-            Some(json) => collected.add(json, ""),
-            None => collected
+        let raw_is_json = record.kind == RecordKind::Json && collected.add_json(&record.raw, "");
+        if !raw_is_json {
+            collected
                 .words
-                .push_str(&String::from_utf8_lossy(&record.raw)),
+                .push_str(&String::from_utf8_lossy(&record.raw));
         }
-        if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&record.attrs)
-            && attrs.as_object().is_some_and(|map| !map.is_empty())
-        {
-            collected.add(&attrs, attrs_prefix(json.is_some()));
+        if record.attrs.len() > 2 {
+            let mark = collected.mark();
+            if !collected.add_json(&record.attrs, attrs_prefix(raw_is_json)) {
+                collected.reset(mark);
+            }
         }
         if !collected.object.is_empty() {
             doc.add_field_value(self.fields, &OwnedValue::Object(collected.object));
@@ -223,38 +223,91 @@ struct Collected {
     id_paths: Vec<String>,
 }
 
+/// How much a [`Collected`] held at one moment (to undo what a failed parse added).
+#[derive(Clone, Copy)]
+struct Mark {
+    object: usize,
+    words: usize,
+    ids: usize,
+    id_paths: usize,
+}
+
 impl Collected {
-    /// Adds the fields of `json`, their paths prefixed with `prefix`.
-    fn add(&mut self, json: &serde_json::Value, prefix: &str) {
-        flatten(json, &mut |path, value| {
-            let start = self.words.len();
-            match value {
-                Scalar::Str(text) => self.words.push_str(text),
-                Scalar::Int(int) => self.words.push_str(&int.to_string()),
-                Scalar::UInt(uint) => self.words.push_str(&uint.to_string()),
-                Scalar::Float(float) => self.words.push_str(&float.to_string()),
-                Scalar::Bool(flag) => self.words.push_str(if flag { "true" } else { "false" }),
+    /// Adds the fields of the JSON text `raw`, their paths prefixed with `prefix`; false
+    /// (and nothing added) when `raw` is not JSON.
+    fn add_json(&mut self, raw: &[u8], prefix: &str) -> bool {
+        let mark = self.mark();
+        match flatten_bytes(raw, &mut |path, value| self.add(prefix, path, value)) {
+            Ok(()) => true,
+            Err(FlattenError::Invalid) => {
+                self.reset(mark);
+                false
             }
-            let path = if prefix.is_empty() {
-                path.to_string()
-            } else {
-                format!("{prefix}{path}")
+            Err(FlattenError::DuplicateKey) => {
+                // The parsed value keeps the last of repeated keys, as the query side does.
+                self.reset(mark);
+                match serde_json::from_slice::<serde_json::Value>(raw) {
+                    Ok(json) => {
+                        flatten(&json, &mut |path, value| self.add(prefix, path, value));
+                        true
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    }
+
+    fn mark(&self) -> Mark {
+        Mark {
+            object: self.object.len(),
+            words: self.words.len(),
+            ids: self.ids.len(),
+            id_paths: self.id_paths.len(),
+        }
+    }
+
+    fn reset(&mut self, mark: Mark) {
+        self.object.truncate(mark.object);
+        self.words.truncate(mark.words);
+        self.ids.truncate(mark.ids);
+        self.id_paths.truncate(mark.id_paths);
+    }
+
+    /// Adds one field.
+    fn add(&mut self, prefix: &str, path: &str, value: Scalar<'_>) {
+        let start = self.words.len();
+        match value {
+            Scalar::Str(text) => self.words.push_str(text),
+            Scalar::Int(int) => {
+                let _ = write!(self.words, "{int}");
+            }
+            Scalar::UInt(uint) => {
+                let _ = write!(self.words, "{uint}");
+            }
+            Scalar::Float(float) => {
+                let _ = write!(self.words, "{float}");
+            }
+            Scalar::Bool(flag) => self.words.push_str(if flag { "true" } else { "false" }),
+        }
+        let path = if prefix.is_empty() {
+            path.to_string()
+        } else {
+            format!("{prefix}{path}")
+        };
+        if is_identifier_path(&path) {
+            self.ids.push(identifier_hash(&path, &self.words[start..]));
+            self.id_paths.push(path);
+        } else {
+            let value = match value {
+                Scalar::Str(text) => OwnedValue::Str(text.to_string()),
+                Scalar::Int(int) => OwnedValue::I64(int),
+                Scalar::UInt(uint) => OwnedValue::U64(uint),
+                Scalar::Float(float) => OwnedValue::F64(float),
+                Scalar::Bool(flag) => OwnedValue::Bool(flag),
             };
-            if is_identifier_path(&path) {
-                self.ids.push(identifier_hash(&path, &self.words[start..]));
-                self.id_paths.push(path);
-            } else {
-                let value = match value {
-                    Scalar::Str(text) => OwnedValue::Str(text.to_string()),
-                    Scalar::Int(int) => OwnedValue::I64(int),
-                    Scalar::UInt(uint) => OwnedValue::U64(uint),
-                    Scalar::Float(float) => OwnedValue::F64(float),
-                    Scalar::Bool(flag) => OwnedValue::Bool(flag),
-                };
-                self.object.push((path, value));
-            }
-            self.words.push('\n');
-        });
+            self.object.push((path, value));
+        }
+        self.words.push('\n');
     }
 }
 

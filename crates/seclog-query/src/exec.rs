@@ -18,7 +18,9 @@ use crate::ast::{Command, Expr, ExprKind, Query, SearchTerm};
 use crate::error::QueryError;
 use crate::eval::{AggSpec, CExpr, Compiler, Matcher, Slots, eval};
 use crate::parser::parse;
-use crate::push::{Push, field_paths, is_system_field, reads_identifier, to_query, translate};
+use crate::push::{
+    Push, field_paths, for_time_span, is_system_field, reads_identifier, to_query, translate,
+};
 use crate::value::{GroupKey, Value};
 
 /// Rows an answer holds when the query sets no `limit`.
@@ -1618,11 +1620,14 @@ impl Engine {
             };
             let mut pending: Vec<(u64, Vec<Value>)> = Vec::new();
             for piece in self.catalog.pieces(group) {
-                if !piece.meta().overlaps(start, end) {
+                // The searcher first: a piece's bounds widen before its reader sees new events.
+                let searcher = piece.searcher();
+                let meta = piece.meta();
+                if !meta.overlaps(start, end) {
                     continue;
                 }
-                let searcher = piece.searcher();
-                let query = to_query(&plan.push, schema, &searcher)?;
+                let push = for_time_span(&plan.push, meta.min_time, meta.max_time);
+                let query = to_query(&push, schema, &searcher)?;
                 let weight = query.weight(EnableScoring::disabled_from_searcher(&searcher))?;
                 if let Some(keys) = &plan.fast_stats {
                     let segments = searcher.segment_readers();
@@ -1647,7 +1652,8 @@ impl Engine {
                         break 'groups;
                     }
                     scanned += u64::from(segment.num_docs());
-                    let mut columns = Columns::open(segment, &plan.sources)?;
+                    // Opened at the first match: a selective query skips most segments.
+                    let mut columns: Option<Columns> = None;
                     let mut error = None;
                     let mut count = 0usize;
                     weight.for_each_no_score(segment, &mut |docs| {
@@ -1661,6 +1667,16 @@ impl Engine {
                                 stopped = true;
                                 return;
                             }
+                            if columns.is_none() {
+                                match Columns::open(segment, &plan.sources) {
+                                    Ok(opened) => columns = Some(opened),
+                                    Err(failed) => {
+                                        error = Some(QueryError::from(failed));
+                                        return;
+                                    }
+                                }
+                            }
+                            let Some(columns) = columns.as_mut() else { return };
                             row.values.fill(Value::Null);
                             row.values[LOG] = group_value.clone();
                             columns.fill(doc, &mut row.values);
@@ -1680,7 +1696,6 @@ impl Engine {
                                 return;
                             }
                         }
-                        let _ = &mut error;
                     })?;
                     if let Some(error) = error {
                         return Err(error);

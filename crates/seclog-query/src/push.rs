@@ -246,6 +246,56 @@ fn equals(name: &str, value: Value) -> Option<Translated> {
     }
 }
 
+/// `push` for a piece whose events all have times in `min..=max`: time ranges that hold for
+/// every such event are dropped (opening the time column of every segment only to keep every
+/// document is most of a selective query's cost).
+pub fn for_time_span(push: &Push, min: i64, max: i64) -> Push {
+    match push {
+        Push::Time(lower, upper) => {
+            let above = match lower {
+                Bound::Included(bound) => min >= *bound,
+                Bound::Excluded(bound) => min > *bound,
+                Bound::Unbounded => true,
+            };
+            let below = match upper {
+                Bound::Included(bound) => max <= *bound,
+                Bound::Excluded(bound) => max < *bound,
+                Bound::Unbounded => true,
+            };
+            if above && below {
+                Push::All
+            } else {
+                push.clone()
+            }
+        }
+        Push::And(parts) => {
+            let mut kept: Vec<Push> = parts
+                .iter()
+                .map(|part| for_time_span(part, min, max))
+                .filter(|part| !matches!(part, Push::All))
+                .collect();
+            match kept.len() {
+                0 => Push::All,
+                1 => kept.remove(0),
+                _ => Push::And(kept),
+            }
+        }
+        Push::Or(parts) => {
+            let parts: Vec<Push> = parts
+                .iter()
+                .map(|part| for_time_span(part, min, max))
+                .collect();
+            if parts.iter().any(|part| matches!(part, Push::All)) {
+                Push::All
+            } else {
+                Push::Or(parts)
+            }
+        }
+        Push::Not(inner) => Push::Not(Box::new(for_time_span(inner, min, max))),
+        other => other.clone(),
+    }
+}
+
 /// Builds the tantivy query for one piece (value scans read that piece's dictionaries).
 pub fn to_query(
     push: &Push,

@@ -36,8 +36,9 @@ enum Message {
 #[derive(Debug, Clone)]
 pub struct CommitSettings {
     /// How long the first request of a group commit waits for others to join it when the
-    /// previous commit is less than this old (under load); an idle journal commits at once,
-    /// and requests arriving during that fsync join the next commit.
+    /// previous commit is less than this old and gathered several requests (concurrent
+    /// senders); otherwise it commits at once, and requests arriving during that fsync join
+    /// the next commit.
     pub commit_interval: Duration,
     /// Longest time between an acknowledgement and the checkpoint that covers it.
     pub seal_delay: Duration,
@@ -307,6 +308,7 @@ fn run(
     let mut last_commit = Instant::now()
         .checked_sub(settings.commit_interval)
         .unwrap_or_else(Instant::now);
+    let mut last_commit_requests = 0usize;
     // Seal anything a previous run acknowledged but did not sign (a crash before its checkpoint).
     if writer.has_unsealed() {
         seal(&mut writer, &stats, &mut unsealed_acks);
@@ -325,10 +327,15 @@ fn run(
         match receiver.recv_timeout(wait) {
             Ok(message) => {
                 let first_at = Instant::now();
-                let window = if last_commit.elapsed() >= settings.commit_interval {
-                    Duration::ZERO
-                } else {
+                // Waiting pays only when requests come concurrently: a lone client sending one
+                // request after another (a query's access record, a sequential shipper) would
+                // wait the whole window for nobody.
+                let window = if last_commit_requests > 1
+                    && last_commit.elapsed() < settings.commit_interval
+                {
                     settings.commit_interval
+                } else {
+                    Duration::ZERO
                 };
                 let mut pending_bytes = 0usize;
                 let mut next = Some(message);
@@ -357,6 +364,7 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => shutdown = true,
         }
         if !pending.is_empty() {
+            last_commit_requests = pending.len();
             commit(&mut writer, &stats, pending, &mut unsealed_acks);
             last_commit = Instant::now();
         }

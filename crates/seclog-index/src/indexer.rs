@@ -14,6 +14,10 @@ use crate::error::Result;
 const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
 /// Memory budget of one piece writer.
 const WRITER_MEMORY: usize = 256 << 20;
+/// Segments of one size merged at once: twice tantivy's default, so that while a piece fills an
+/// event is rewritten by merges about half as often (more indexing throughput), for a few more
+/// segments per query.
+const MERGE_WIDTH: usize = 16;
 /// Longest a catch-up keeps adding reads to one commit.
 const COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 /// A writer idle this long is closed (its memory returned).
@@ -136,6 +140,9 @@ impl Indexer {
             _ => self.catalog.create_piece(group, seq, day)?,
         };
         let writer = piece.index.writer_with_num_threads(2, WRITER_MEMORY)?;
+        let mut policy = tantivy::indexer::LogMergePolicy::default();
+        policy.set_min_num_segments(MERGE_WIDTH);
+        writer.set_merge_policy(Box::new(policy));
         let meta = piece.meta();
         self.active.insert(
             group.clone(),

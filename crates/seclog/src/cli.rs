@@ -188,8 +188,8 @@ pub(crate) struct ServeArgs {
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) http: SocketAddr,
-    /// How long a commit waits for concurrent requests to join it while the journal is busy
-    /// (milliseconds; an idle journal commits at once).
+    /// How long a commit waits for concurrent requests to join it while several senders are
+    /// writing (milliseconds; a lone sender's request commits at once).
     #[arg(long, default_value_t = 5)]
     pub(crate) commit_interval_ms: u64,
     /// Longest delay between an acknowledgement and its signed checkpoint (milliseconds, at most 1000).

@@ -94,6 +94,22 @@ impl Piece {
         self.reader.searcher()
     }
 
+    /// Lets readers see the segments background merges have made since the last reload (a
+    /// merge changes the index's segment list without a commit of the indexer's).
+    pub(crate) fn refresh(&self) -> Result<()> {
+        let searcher = self.reader.searcher();
+        let open: Vec<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|segment| segment.segment_id())
+            .collect();
+        let listed = self.index.searchable_segment_ids()?;
+        if listed.len() != open.len() || listed.iter().any(|id| !open.contains(id)) {
+            self.reader.reload()?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn published(&self, meta: PieceMeta) -> Result<()> {
         // Widen what the piece claims before readers see the new documents.
         if let Ok(mut current) = self.meta.write() {

@@ -178,6 +178,14 @@ impl Indexer {
         Ok(())
     }
 
+    /// Lets searches see the segments that background merges of the open writers have made.
+    pub fn refresh_merged(&mut self) -> Result<()> {
+        for active in self.active.values() {
+            active.piece.refresh()?;
+        }
+        Ok(())
+    }
+
     /// Closes writers that have been idle for a while.
     pub fn close_idle(&mut self) -> Result<()> {
         let idle: Vec<GroupName> = self
@@ -189,6 +197,7 @@ impl Indexer {
         for group in idle {
             if let Some(active) = self.active.remove(&group) {
                 active.writer.wait_merging_threads()?;
+                active.piece.refresh()?;
             }
         }
         Ok(())
@@ -227,6 +236,7 @@ impl Indexer {
             self.commit(&group)?;
             if let Some(active) = self.active.remove(&group) {
                 active.writer.wait_merging_threads()?;
+                active.piece.refresh()?;
             }
         }
         Ok(())

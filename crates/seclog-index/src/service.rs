@@ -99,6 +99,7 @@ fn run(
     let mut indexer = Indexer::new(catalog, reader);
     let mut last_retention = Instant::now() - RETENTION_CHECK;
     let mut failing: BTreeMap<GroupName, Instant> = BTreeMap::new();
+    let mut last_refresh = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let sizes = heads.snapshot();
         let mut busy = false;
@@ -150,6 +151,12 @@ fn run(
             }
         }
         if !busy {
+            if last_refresh.elapsed() >= REFRESH_INTERVAL {
+                last_refresh = Instant::now();
+                if let Err(error) = indexer.refresh_merged() {
+                    tracing::warn!(error = %error, "reloading merged index segments failed");
+                }
+            }
             heads.wait_changed(&sizes, Duration::from_millis(250));
         }
     }
@@ -157,6 +164,9 @@ fn run(
         tracing::error!(error = %error, "closing the index failed");
     }
 }
+
+/// How often, while idle, searches are moved onto segments that merges have made.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Nice value of the indexing thread (and of tantivy's threads, which inherit it): when the
 /// machine is saturated, storing what senders send comes before indexing it; the index catches

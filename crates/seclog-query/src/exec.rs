@@ -12,7 +12,7 @@ use seclog_journal::{JournalReader, RecordKind, StoredEvent};
 use seclog_model::{GroupName, Timestamp};
 use tantivy::columnar::{DynamicColumn, StrColumn};
 use tantivy::query::EnableScoring;
-use tantivy::{DocId, SegmentReader};
+use tantivy::{DocId, DocSet, SegmentReader};
 
 use crate::ast::{Command, Expr, ExprKind, Query, SearchTerm};
 use crate::error::QueryError;
@@ -1194,14 +1194,14 @@ fn sort_rows(rows: &mut [Row], keys: &[(CExpr, bool)]) {
 /// column value (term ordinals, not strings), decoded once per distinct key.
 fn count_by_columns(
     weight: &dyn tantivy::query::Weight,
-    segment: &SegmentReader,
+    part: &Part<'_>,
     columns: &Columns,
     keys: &[FastKey],
     out: &mut Counts,
 ) -> Result<(), QueryError> {
     const MISSING: u64 = u64::MAX;
     if let [FastKey::Bin(period)] = keys
-        && count_by_bin(weight, segment, &columns.time, *period, out)?
+        && count_by_bin(weight, part, &columns.time, *period, out)?
     {
         return Ok(());
     }
@@ -1242,7 +1242,7 @@ fn count_by_columns(
         _ => None,
     };
     let mut ords_buffer = Vec::new();
-    weight.for_each_no_score(segment, &mut |docs| {
+    part.for_each(weight, &mut |docs| {
         if let (Some(column), Some(Some(ords))) = (only_column, dense.first_mut()) {
             ords_buffer.clear();
             ords_buffer.resize(docs.len(), None);
@@ -1352,15 +1352,56 @@ fn count_by_columns(
     Ok(())
 }
 
+/// Fewest documents in a part of a segment counted on its own.
+const MIN_PART_DOCS: u32 = 1 << 16;
+
+/// A range of one segment's documents.
+struct Part<'a> {
+    /// The segment's place among the piece's segments.
+    ord: usize,
+    segment: &'a SegmentReader,
+    docs: std::ops::Range<DocId>,
+}
+
+impl Part<'_> {
+    /// Calls `callback` with the part's documents that match `weight`, in batches.
+    fn for_each(
+        &self,
+        weight: &dyn tantivy::query::Weight,
+        callback: &mut dyn FnMut(&[DocId]),
+    ) -> tantivy::Result<()> {
+        if self.docs.start == 0 && self.docs.end >= self.segment.max_doc() {
+            return weight.for_each_no_score(self.segment, callback);
+        }
+        let mut scorer = weight.scorer(self.segment, 1.0)?;
+        if scorer.doc() < self.docs.start {
+            scorer.seek(self.docs.start);
+        }
+        let mut buffer = [0 as DocId; tantivy::COLLECT_BLOCK_BUFFER_LEN];
+        loop {
+            let filled = scorer.fill_buffer(&mut buffer);
+            let docs = &buffer[..filled];
+            let inside = docs.partition_point(|doc| *doc < self.docs.end);
+            if inside > 0 {
+                callback(&docs[..inside]);
+            }
+            if inside < buffer.len() {
+                return Ok(());
+            }
+        }
+    }
+}
+
 /// Event counts per group key, as the counting fast path produces them.
 type Counts = Vec<(Vec<GroupKey>, u64)>;
 
 /// Counts a piece's segments on the counting fast path, spread over the machine's cores; a
-/// segment not started before the time-out is left out (the caller reports the answer as
+/// part not started before the time-out is left out (the caller reports the answer as
 /// partial).
 fn count_segments(
     weight: &dyn tantivy::query::Weight,
     segments: &[SegmentReader],
+    every: bool,
     plan: &Plan,
     keys: &[FastKey],
     started: Instant,
@@ -1368,19 +1409,54 @@ fn count_segments(
 ) -> Result<Counts, QueryError> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |count| count.get())
-        .min(segments.len())
         .max(1);
+    // Merges leave one segment holding most of a piece: when every document is counted,
+    // segments are cut into parts of about an even share each, so that every core gets the
+    // same work.
+    let total: u64 = segments
+        .iter()
+        .map(|segment| u64::from(segment.max_doc()))
+        .sum();
+    let chunk = if every {
+        u32::try_from(total.div_ceil(workers as u64 * 2))
+            .unwrap_or(u32::MAX)
+            .max(MIN_PART_DOCS)
+    } else {
+        u32::MAX
+    };
+    let mut parts: Vec<Part<'_>> = Vec::new();
+    for (ord, segment) in segments.iter().enumerate() {
+        let mut start = 0;
+        while start < segment.max_doc() {
+            let end = start.saturating_add(chunk).min(segment.max_doc());
+            parts.push(Part {
+                ord,
+                segment,
+                docs: start..end,
+            });
+            start = end;
+        }
+    }
+    // Larger parts first, dealt round-robin, so that the shares come out even.
+    parts.sort_by_key(|part| std::cmp::Reverse(part.docs.len()));
+    let workers = workers.min(parts.len()).max(1);
+    let parts = &parts;
     let count_share = |share: usize| -> Result<Counts, QueryError> {
         let mut out = Vec::new();
-        // Larger segments first, dealt round-robin, so that the shares come out even.
-        let mut order: Vec<&SegmentReader> = segments.iter().collect();
-        order.sort_by_key(|segment| std::cmp::Reverse(segment.num_docs()));
-        for segment in order.into_iter().skip(share).step_by(workers) {
+        // Opening a segment's columns reads their headers: once per segment and thread.
+        let mut opened: Vec<(usize, Columns)> = Vec::new();
+        for part in parts.iter().skip(share).step_by(workers) {
             if started.elapsed() >= request.limits.timeout {
                 break;
             }
-            let columns = Columns::open(segment, &plan.sources)?;
-            count_by_columns(weight, segment, &columns, keys, &mut out)?;
+            let index = match opened.iter().position(|(ord, _)| *ord == part.ord) {
+                Some(index) => index,
+                None => {
+                    opened.push((part.ord, Columns::open(part.segment, &plan.sources)?));
+                    opened.len() - 1
+                }
+            };
+            count_by_columns(weight, part, &opened[index].1, keys, &mut out)?;
         }
         Ok(out)
     };
@@ -1416,7 +1492,7 @@ const DENSE_BINS: i64 = 1 << 20;
 /// segment's time range; `false` if that range has too many buckets.
 fn count_by_bin(
     weight: &dyn tantivy::query::Weight,
-    segment: &SegmentReader,
+    part: &Part<'_>,
     time: &tantivy::columnar::Column<i64>,
     period: i64,
     out: &mut Counts,
@@ -1432,7 +1508,7 @@ fn count_by_bin(
     // Events of a segment come mostly in time order: the bucket of the previous one is
     // tried before dividing.
     let (mut from, mut until, mut current) = (i64::MAX, i64::MIN, 0usize);
-    weight.for_each_no_score(segment, &mut |docs| {
+    part.for_each(weight, &mut |docs| {
         values.clear();
         values.resize(docs.len(), None);
         time.first_vals(docs, &mut values);
@@ -1635,8 +1711,11 @@ impl Engine {
                         .iter()
                         .map(|segment| u64::from(segment.num_docs()))
                         .sum::<u64>();
+                    // Every document of the piece matches: segments can be cut into parts
+                    // (a filter's own per-segment iteration is faster than cutting it).
+                    let every = matches!(push, Push::All);
                     for (key, count) in
-                        count_segments(&*weight, segments, plan, keys, started, request)?
+                        count_segments(&*weight, segments, every, plan, keys, started, request)?
                     {
                         run.add_counts(key, count);
                     }

@@ -139,3 +139,65 @@ fn errors_point_at_the_problem() {
         }
     }
 }
+
+/// Counting cuts large segments into parts spread over the cores (and counts a filter's
+/// matches per segment): the counts must be those of the events one by one.
+#[test]
+fn counts_over_large_segments_match_the_events() {
+    const NAMES: [&str; 5] = [
+        "GetObject",
+        "PutObject",
+        "ListBuckets",
+        "ConsoleLogin",
+        "AssumeRole",
+    ];
+    let mut by_name = std::collections::BTreeMap::<&str, u64>::new();
+    let mut by_hour = std::collections::BTreeMap::<String, u64>::new();
+    let mut put_by_hour = std::collections::BTreeMap::<String, u64>::new();
+    let events: Vec<serde_json::Value> = (0..200_000u64)
+        .map(|index| {
+            let name = NAMES[(index * 7 % 5) as usize];
+            // Hours out of order, so that neighbouring documents fall in different buckets.
+            let hour = (index * 13) % 48;
+            let (day, hour) = (1 + hour / 24, hour % 24);
+            let bucket = format!("2024-01-{day:02}T{hour:02}:00:00.000000000Z");
+            *by_name.entry(name).or_default() += 1;
+            *by_hour.entry(bucket.clone()).or_default() += 1;
+            if name == "PutObject" {
+                *put_by_hour.entry(bucket).or_default() += 1;
+            }
+            let (minute, second) = (index % 60, (index / 60) % 60);
+            json!({
+                "eventTime": format!("2024-01-{day:02}T{hour:02}:{minute:02}:{second:02}Z"),
+                "eventName": name,
+            })
+        })
+        .collect();
+    let fx = Fixture::new(vec![("aws/cloudtrail", events)]);
+    let rows = |query: &str| -> Vec<(String, u64)> {
+        rows_json(&fx.query(query))
+            .into_iter()
+            .map(|row| {
+                (
+                    row[0].as_str().expect("key").to_string(),
+                    row[1].as_u64().expect("count"),
+                )
+            })
+            .collect()
+    };
+    let expected: Vec<(String, u64)> = by_name
+        .iter()
+        .map(|(name, count)| (name.to_string(), *count))
+        .collect();
+    assert_eq!(
+        rows("stats count() by eventName | sort eventName asc"),
+        expected
+    );
+    let expected: Vec<(String, u64)> = by_hour.into_iter().collect();
+    assert_eq!(rows("stats count() by bin(1h)"), expected);
+    let expected: Vec<(String, u64)> = put_by_hour.into_iter().collect();
+    assert_eq!(
+        rows("filter eventName = \"PutObject\" | stats count() by bin(1h)"),
+        expected
+    );
+}

@@ -93,8 +93,9 @@ fn push_key(path: &mut String, key: &str) -> usize {
 pub enum FlattenError {
     /// The text is not one JSON value.
     Invalid,
-    /// An object repeats a key: the parsed value keeps only the last one, so the caller
-    /// should flatten the parsed value instead.
+    /// An object repeats a key (the text is read no further, so it may still turn out not to
+    /// be JSON): a parsed value keeps only the last of them, so the caller should parse the
+    /// text and flatten that value instead.
     DuplicateKey,
 }
 
@@ -411,5 +412,91 @@ mod tests {
         let (result, streamed, parsed) = both(r#"{"a":{"b":1},"c":{"b":2},"b":3}"#);
         assert_eq!(result, Ok(()));
         assert_eq!(Some(streamed), parsed);
+    }
+
+    /// A random JSON text: nested objects and arrays, keys that repeat, escapes, numbers of
+    /// every kind; sometimes damaged.
+    fn random_text(rng: &mut fastrand::Rng) -> String {
+        fn value(rng: &mut fastrand::Rng, depth: usize, out: &mut String) {
+            match rng.u8(0..if depth > 4 { 6 } else { 8 }) {
+                0 => out.push_str("null"),
+                1 => out.push_str(if rng.bool() { "true" } else { "false" }),
+                2 => out.push_str(&rng.i64(..).to_string()),
+                3 => out.push_str(&rng.u64(..).to_string()),
+                4 => out.push_str(&format!("{:e}", rng.f64() * 1e10)),
+                5 => {
+                    let pieces = [
+                        "a",
+                        "é",
+                        "\\n",
+                        "\\\"",
+                        "\\u00e9",
+                        "\\ud83d\\ude00",
+                        " ",
+                        "x.y",
+                    ];
+                    out.push('"');
+                    for _ in 0..rng.usize(0..4) {
+                        out.push_str(pieces[rng.usize(..pieces.len())]);
+                    }
+                    out.push('"');
+                }
+                6 => {
+                    out.push('[');
+                    for index in 0..rng.usize(0..4) {
+                        if index > 0 {
+                            out.push(',');
+                        }
+                        value(rng, depth + 1, out);
+                    }
+                    out.push(']');
+                }
+                _ => {
+                    out.push('{');
+                    for index in 0..rng.usize(0..5) {
+                        if index > 0 {
+                            out.push(',');
+                        }
+                        let keys = ["a", "b", "c.d", "0", "\\u0061"];
+                        out.push_str(&format!("\"{}\":", keys[rng.usize(..keys.len())]));
+                        value(rng, depth + 1, out);
+                    }
+                    out.push('}');
+                }
+            }
+        }
+        let mut text = String::new();
+        value(rng, 0, &mut text);
+        if rng.u8(0..8) == 0 && !text.is_empty() {
+            let cut = rng.usize(0..text.len());
+            if text.is_char_boundary(cut) {
+                text.truncate(cut);
+            }
+        }
+        text
+    }
+
+    #[test]
+    fn streaming_agrees_with_the_parsed_value_on_random_texts() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut outcomes = [0usize; 3];
+        for _ in 0..20_000 {
+            let text = random_text(&mut rng);
+            let (result, streamed, parsed) = both(&text);
+            match result {
+                Ok(()) => {
+                    outcomes[0] += 1;
+                    assert_eq!(Some(streamed), parsed, "{text}");
+                }
+                Err(FlattenError::Invalid) => {
+                    outcomes[1] += 1;
+                    assert!(parsed.is_none(), "{text}");
+                }
+                // Reading stopped at the repeated key; the caller parses the text instead.
+                Err(FlattenError::DuplicateKey) => outcomes[2] += 1,
+            }
+        }
+        // Every outcome occurs.
+        assert!(outcomes.iter().all(|count| *count > 100), "{outcomes:?}");
     }
 }

@@ -79,6 +79,17 @@ def certificates(work):
     return cert, key
 
 
+def stop(server):
+    server.terminate()
+    server.wait(timeout=120)
+
+
+def stored_events(binary, data, prefix):
+    """Events stored in the groups whose names start with `prefix` (read with the server stopped)."""
+    groups = subprocess.run([binary, "groups", "--data", data], capture_output=True, text=True, check=True).stdout
+    return sum(int(line.rsplit(" ", 1)[1]) for line in groups.splitlines() if line.startswith(prefix))
+
+
 def run(work, binary, transport, seconds):
     data = os.path.join(work, f"data-{transport}")
     shutil.rmtree(data, ignore_errors=True)
@@ -116,10 +127,8 @@ def run(work, binary, transport, seconds):
             time.sleep(0.25)
         stored_after = time.monotonic() - started
     finally:
-        server.terminate()
-        server.wait(timeout=120)
-    groups = subprocess.run([binary, "groups", "--data", data], capture_output=True, text=True, check=True).stdout
-    stored = sum(int(line.rsplit(" ", 1)[1]) for line in groups.splitlines() if line.startswith("syslog/"))
+        stop(server)
+    stored = stored_events(binary, data, "syslog/")
     dropped = re.search(rf'seclog_dropped_total{{listener="syslog_{transport}"}} (\d+)', metrics)
     size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(os.path.join(data, "journal")) for f in fs)
     return {"transport": transport, "seconds": seconds, "sent": sent, "loggen_rate": rate, "stored": stored,
@@ -169,10 +178,8 @@ def run_bulk(work, binary, seconds, clients=4, batch=2000):
             thread.join()
         elapsed = time.monotonic() - started
     finally:
-        server.terminate()
-        server.wait(timeout=120)
-    groups = subprocess.run([binary, "groups", "--data", data], capture_output=True, text=True, check=True).stdout
-    stored = sum(int(line.rsplit(" ", 1)[1]) for line in groups.splitlines() if line.startswith("bench-bulk"))
+        stop(server)
+    stored = stored_events(binary, data, "bench-bulk")
     sent = sum(acknowledged)
     return {"transport": f"_bulk ({clients} clients)", "seconds": seconds, "sent": sent, "loggen_rate": sent / elapsed,
             "stored": stored, "lost": sent - stored, "stored_after_s": elapsed, "stored_rate": stored / elapsed}

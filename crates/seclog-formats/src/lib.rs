@@ -44,6 +44,7 @@ pub mod hec;
 pub mod loki;
 mod object_scan;
 pub mod otlp;
+pub mod service;
 pub mod syslog;
 mod time_value;
 

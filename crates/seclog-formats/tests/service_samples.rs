@@ -132,11 +132,11 @@ fn the_apache_sample_decodes_as_combined() {
 fn golden(name: &str, format: Format, bytes: &[u8], count: usize) {
     let events: Vec<Value> = items(format, bytes)
         .into_iter()
-        .filter_map(|item| match item {
-            Item::Event(event) => Some(serde_json::json!({
+        .map(|item| match item {
+            Item::Event(event) => serde_json::json!({
                 "fields": event.fields,
                 "ocsf": event.ocsf,
-            })),
+            }),
             Item::Rejected(rejected) => panic!("{name}: {}", rejected.reason),
         })
         .take(count)

@@ -440,6 +440,7 @@ fn api_activity(record: &Value) -> (u32, &'static str) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -122,6 +122,7 @@ fn item(raw: &[u8], number: usize) -> Item {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

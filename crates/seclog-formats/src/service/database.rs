@@ -678,6 +678,7 @@ fn mariadb_line(line: &[u8], number: usize) -> Item {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

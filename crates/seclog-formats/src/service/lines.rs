@@ -188,6 +188,7 @@ pub(crate) fn member_array<'a>(value: &'a RawValue, key: &str) -> Option<Vec<&'a
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

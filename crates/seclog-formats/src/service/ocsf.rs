@@ -322,6 +322,7 @@ pub(crate) fn host_port(text: &str) -> (Option<&str>, Option<u16>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

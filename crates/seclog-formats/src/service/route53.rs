@@ -300,6 +300,7 @@ fn rcode(event: &mut Map<String, Value>, code: Option<&str>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -370,6 +370,7 @@ fn normalize(
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing, clippy::panic, clippy::unwrap_used)]
 mod tests {
     use super::*;
 

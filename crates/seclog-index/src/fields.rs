@@ -279,7 +279,11 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("api.request.uid", &["requestID"]),
     ("api.response.error", &["errorCode"]),
     ("api.response.message", &["errorMessage"]),
-    ("actor.user.uid", &["userIdentity.principalId"]),
+    (
+        "actor.user.uid",
+        &["userIdentity.arn", "userIdentity.principalId"],
+    ),
+    ("actor.user.uid_alt", &["userIdentity.principalId"]),
     (
         "actor.user.name",
         &[
@@ -316,6 +320,19 @@ const ALIASES: &[(&str, &[&str])] = &[
     ("rcode", &["rcode"]),
     ("tls.version", &["tlsDetails.tlsVersion"]),
     ("tls.cipher", &["tlsDetails.cipherSuite"]),
+    // The names CloudWatch Logs Insights discovers in VPC Flow Logs and Route 53 query logs,
+    // so that its sample queries run on imported files.
+    ("srcAddr", &["srcaddr"]),
+    ("dstAddr", &["dstaddr"]),
+    ("srcPort", &["srcport"]),
+    ("dstPort", &["dstport"]),
+    ("logStatus", &["log-status"]),
+    ("interfaceId", &["interface-id"]),
+    ("accountId", &["account-id", "account_id"]),
+    ("queryName", &["query_name"]),
+    ("queryType", &["query_type"]),
+    ("responseCode", &["rcode"]),
+    ("resolverIp", &["srcaddr"]),
 ];
 
 /// The original paths a normalized name stands for (empty when it is not an alias).

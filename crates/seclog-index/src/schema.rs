@@ -181,7 +181,7 @@ impl IndexSchema {
         }
         if record.attrs.len() > 2 {
             let mark = collected.mark();
-            if !collected.add_json(&record.attrs, attrs_prefix(raw_is_json)) {
+            if !collected.add_attrs(&record.attrs, attrs_prefix(raw_is_json)) {
                 collected.reset(mark);
             }
         }
@@ -212,6 +212,17 @@ impl Default for IndexSchema {
 /// a text record has no fields of its own, so they are its fields (`appname`, `reason`).
 pub fn attrs_prefix(raw_is_json: bool) -> &'static str {
     if raw_is_json { "@attrs." } else { "" }
+}
+
+/// The attribute that holds an event's normalized (OCSF) form, as service log imports store it.
+pub const OCSF_ATTR: &str = "@ocsf";
+
+/// Where the fields under one top-level key of an event's OCSF form are named: at the top
+/// level beside the original fields (`api.operation`, `src_endpoint.ip`), unless the original
+/// fields already use that key (VPC Flow Logs' `action`, CloudTrail's `resources`); then under
+/// `ocsf.` (`ocsf.action`). `taken` says whether the original fields use a top-level key.
+pub fn ocsf_prefix(key: &str, taken: impl Fn(&str) -> bool) -> &'static str {
+    if taken(key) { "ocsf." } else { "" }
 }
 
 /// What one event contributes to the index.
@@ -255,6 +266,40 @@ impl Collected {
                 }
             }
         }
+    }
+
+    /// Adds a record's attributes: the OCSF form (see [`ocsf_prefix`]) adds fields but no
+    /// words (its values repeat the original's); the rest are named with `prefix`.
+    fn add_attrs(&mut self, attrs: &[u8], prefix: &str) -> bool {
+        let needle = b"\"@ocsf\"";
+        if !attrs.windows(needle.len()).any(|window| window == needle) {
+            return self.add_json(attrs, prefix);
+        }
+        let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice(attrs) else {
+            return false;
+        };
+        let ocsf = map.remove(OCSF_ATTR);
+        let rest = serde_json::Value::Object(map);
+        flatten(&rest, &mut |path, value| self.add(prefix, path, value));
+        if let Some(serde_json::Value::Object(ocsf)) = ocsf {
+            let words = self.words.len();
+            for (key, value) in ocsf {
+                let prefix = ocsf_prefix(&key, |key| self.uses_top_level(key));
+                let single = serde_json::Value::Object([(key, value)].into_iter().collect());
+                flatten(&single, &mut |path, value| self.add(prefix, path, value));
+            }
+            self.words.truncate(words);
+        }
+        true
+    }
+
+    /// Whether a field already added has `key` as its first path segment.
+    fn uses_top_level(&self, key: &str) -> bool {
+        let under = |path: &str| {
+            path.strip_prefix(key)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+        };
+        self.object.iter().any(|(path, _)| under(path)) || self.id_paths.iter().any(|p| under(p))
     }
 
     fn mark(&self) -> Mark {

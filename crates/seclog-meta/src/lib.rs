@@ -26,6 +26,7 @@ pub use tokens::{Role, TokenInfo, hash_token};
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 const RETENTION: TableDefinition<&str, u32> = TableDefinition::new("retention_days");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
+const IMPORTS: TableDefinition<&str, &str> = TableDefinition::new("imports");
 
 /// Result alias.
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -82,6 +83,7 @@ impl MetaStore {
         txn.open_table(TOKENS).map_err(storage)?;
         txn.open_table(RETENTION).map_err(storage)?;
         txn.open_table(CURSORS).map_err(storage)?;
+        txn.open_table(IMPORTS).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(MetaStore { db })
     }
@@ -134,6 +136,52 @@ impl MetaStore {
         txn.open_table(CURSORS)
             .map_err(storage)?
             .insert(key.as_str(), next_seq)
+            .map_err(storage)?;
+        txn.commit().map_err(storage)
+    }
+}
+
+/// How far the import of one object (identified by the SHA-256 of its content) into one group
+/// has come.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportState {
+    /// The object's name when it was first imported (a path or `s3://bucket/key`).
+    pub object: String,
+    /// The format it was read as.
+    pub format: String,
+    /// Records (events and dead letters) stored so far, in the object's order.
+    pub items_done: u64,
+    /// Events stored.
+    pub events: u64,
+    /// Records stored as dead letters.
+    pub rejected: u64,
+    /// Every record of the object is stored.
+    pub complete: bool,
+}
+
+impl MetaStore {
+    /// The import state of an object in a group.
+    pub fn import_state(&self, group: &str, sha256: &str) -> Result<Option<ImportState>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(IMPORTS).map_err(storage)?;
+        let key = format!("{group}\u{0}{sha256}");
+        let Some(value) = table.get(key.as_str()).map_err(storage)? else {
+            return Ok(None);
+        };
+        serde_json::from_str(value.value())
+            .map(Some)
+            .map_err(|error| MetaError::Invalid(format!("import state of {sha256}: {error}")))
+    }
+
+    /// Durably stores the import state of an object in a group.
+    pub fn set_import_state(&self, group: &str, sha256: &str, state: &ImportState) -> Result<()> {
+        let value =
+            serde_json::to_string(state).map_err(|error| MetaError::Invalid(error.to_string()))?;
+        let txn = self.db.begin_write().map_err(storage)?;
+        let key = format!("{group}\u{0}{sha256}");
+        txn.open_table(IMPORTS)
+            .map_err(storage)?
+            .insert(key.as_str(), value.as_str())
             .map_err(storage)?;
         txn.commit().map_err(storage)
     }

@@ -836,14 +836,44 @@ fn fill_fields(event: &StoredEvent, sources: &[(usize, Vec<String>)], values: &m
         });
     };
     let mut raw_is_json = false;
+    let mut raw_json = None;
     if event.record.kind == RecordKind::Json
         && let Ok(json) = serde_json::from_slice::<serde_json::Value>(&event.record.raw)
     {
         raw_is_json = true;
         visit(&json, "");
+        raw_json = Some(json);
     }
-    if let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&event.record.attrs) {
-        visit(&attrs, seclog_index::schema::attrs_prefix(raw_is_json));
+    if let Ok(serde_json::Value::Object(mut attrs)) =
+        serde_json::from_slice::<serde_json::Value>(&event.record.attrs)
+    {
+        let ocsf = attrs.remove(seclog_index::schema::OCSF_ATTR);
+        let taken = |key: &str| {
+            let used = |value: Option<&serde_json::Value>| {
+                value.is_some_and(|value| match value {
+                    serde_json::Value::Null => false,
+                    serde_json::Value::Object(map) => !map.is_empty(),
+                    serde_json::Value::Array(items) => !items.is_empty(),
+                    _ => true,
+                })
+            };
+            if raw_is_json {
+                used(raw_json.as_ref().and_then(|json| json.get(key)))
+            } else {
+                used(attrs.get(key))
+            }
+        };
+        if let Some(serde_json::Value::Object(ocsf)) = ocsf {
+            for (key, value) in ocsf {
+                let prefix = seclog_index::schema::ocsf_prefix(&key, taken);
+                let single = serde_json::Value::Object([(key, value)].into_iter().collect());
+                visit(&single, prefix);
+            }
+        }
+        visit(
+            &serde_json::Value::Object(attrs),
+            seclog_index::schema::attrs_prefix(raw_is_json),
+        );
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
-    message: String,
+    pub(crate) message: String,
     retry_after: Option<u64>,
     details: Option<Box<serde_json::Value>>,
 }

@@ -229,7 +229,7 @@ enum DecodeFailure {
     TooLarge,
 }
 
-fn dead_letter(
+pub(crate) fn dead_letter(
     raw: &[u8],
     reason: &str,
     group: &GroupName,

@@ -43,6 +43,7 @@ mod elastic;
 mod error;
 mod firehose;
 mod hec;
+pub mod import;
 mod ingest;
 mod loki;
 pub mod metrics;
@@ -124,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/services/collector/health", get(hec::health))
         .route("/services/collector/health/1.0", get(hec::health))
         .route("/api/v1/ingest/{*group}", post(ingest::ingest))
+        .route("/api/v1/import", post(import::import))
         .route("/api/v1/status", get(status))
         .route("/api/v1/checkpoint", get(checkpoint))
         .route("/api/v1/retention/{*group}", put(set_retention))
@@ -332,6 +334,38 @@ impl Server {
     /// The running syslog listeners (their bound addresses).
     pub fn syslog(&self) -> Option<&SyslogListeners> {
         self.syslog.as_ref()
+    }
+
+    /// Imports one service log object, as `POST /api/v1/import` does (for `seclog import
+    /// --data`); the error is the reason the client would be given.
+    pub async fn import(
+        &self,
+        request: &import::ImportRequest,
+        bytes: Vec<u8>,
+    ) -> Result<import::ImportOutcome, String> {
+        let outcome = import::import_object(&self.state, request, bytes, &|_| Ok(()))
+            .await
+            .map_err(|error| error.message)?;
+        self.state
+            .metrics
+            .listener("import")
+            .stored(outcome.events, outcome.rejected);
+        Ok(outcome)
+    }
+
+    /// Stops without serving: seals the journal and stops the indexing thread.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        drop(self.state);
+        let committer = self.committer;
+        let indexer = self.indexer;
+        tokio::task::spawn_blocking(move || {
+            committer.shutdown();
+            if let Some(indexer) = indexer {
+                indexer.shutdown();
+            }
+        })
+        .await
+        .map_err(std::io::Error::other)
     }
 
     /// The handler state (for [`router`]).

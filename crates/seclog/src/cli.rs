@@ -119,6 +119,9 @@ pub(crate) enum Command {
     },
     /// Run a CloudWatch Logs Insights query (recorded in seclog/access).
     Query(Box<QueryArgs>),
+    /// Import service log files (CloudTrail, VPC Flow Logs, Route 53, ALB, WAF, S3 access,
+    /// Config, database audit, web access logs), normalized to OCSF; each object once.
+    Import(Box<ImportArgs>),
     /// Rebuild the search index from the journal (server stopped).
     Reindex {
         #[command(flatten)]
@@ -138,6 +141,42 @@ pub(crate) enum OutputFormat {
     Json,
     /// One JSON object per row.
     Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    /// Send the objects to a running server (token from SECLOG_TOKEN).
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    pub(crate) server: Option<String>,
+    /// Store into a data directory directly (the server must be stopped).
+    #[arg(long, value_name = "DIR", required_unless_present = "server")]
+    pub(crate) data: Option<PathBuf>,
+    /// Master key file for --data (default DIR/keys/master.key).
+    #[arg(
+        long = "master-key-file",
+        env = "SECLOG_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// Token for --server.
+    #[arg(long, env = "SECLOG_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+    /// auto, cloudtrail, vpcflow, route53, alb, elb, waf, s3access, config, pgaudit,
+    /// mysql-audit or combined.
+    #[arg(long, default_value = "auto")]
+    pub(crate) format: String,
+    /// Group for the events (default aws/<format>).
+    #[arg(long)]
+    pub(crate) group: Option<String>,
+    /// VPC Flow Logs format string for files without a header line, e.g. '${version} ${srcaddr} …'.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) vpc_format: Option<String>,
+    /// No progress bar.
+    #[arg(long)]
+    pub(crate) quiet: bool,
+    /// Files and directories (read recursively; .gz and .zst are decompressed).
+    #[arg(required = true, value_name = "INPUT")]
+    pub(crate) inputs: Vec<String>,
 }
 
 #[derive(Debug, Args)]

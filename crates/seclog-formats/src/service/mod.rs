@@ -215,20 +215,41 @@ pub fn detect(name: &str, head: &[u8]) -> Option<Format> {
 
 fn detect_by_name(name: &str, head: &[u8]) -> Option<Format> {
     let lower = name.to_ascii_lowercase();
-    if lower.contains("/cloudtrail/")
-        || lower.contains("/cloudtrail-digest/")
-        || lower.contains("_cloudtrail_")
-        || lower.contains("_cloudtrail-digest_")
-    {
+    let file = lower.rsplit(['/', '\\']).next().unwrap_or(&lower);
+    // `AWSLogs/<account>/<service>/<region>/YYYY/MM/DD/<account>_<service>_<region>_…`
+    let service = lower
+        .find("awslogs/")
+        .and_then(|at| lower.get(at + "awslogs/".len()..))
+        .and_then(|rest| {
+            let mut parts = rest.split('/');
+            let account = parts.next()?;
+            // Organization trails add the organization id: AWSLogs/o-xxxx/<account>/…
+            let service = if account.starts_with("o-") {
+                parts.nth(1)
+            } else {
+                parts.next()
+            };
+            service.map(str::to_string)
+        });
+    // File names AWS gives: `<12-digit account>_<service>_<region>_…`.
+    let account_file = file.len() > 13
+        && file.bytes().take(12).all(|byte| byte.is_ascii_digit())
+        && file.as_bytes().get(12) == Some(&b'_');
+    let is = |service_name: &str, file_part: &str| {
+        service.as_deref() == Some(service_name)
+            || (account_file && file.contains(file_part))
+            || (file_part.starts_with("aws-") && lower.contains(file_part))
+    };
+    if is("cloudtrail", "_cloudtrail_") || is("cloudtrail-digest", "_cloudtrail-digest_") {
         return Some(Format::CloudTrail);
     }
-    if lower.contains("/vpcflowlogs/") || lower.contains("_vpcflowlogs_") {
+    if is("vpcflowlogs", "_vpcflowlogs_") {
         return Some(Format::VpcFlow);
     }
-    if lower.contains("/vpcdnsquerylogs/") || lower.contains("_vpcdnsquerylogs_") {
+    if is("vpcdnsquerylogs", "_vpcdnsquerylogs_") {
         return Some(Format::Route53);
     }
-    if lower.contains("/elasticloadbalancing/") || lower.contains("_elasticloadbalancing_") {
+    if is("elasticloadbalancing", "_elasticloadbalancing_") {
         let first = lines::first_line(head);
         return Some(if web::is_alb_line(first) {
             Format::Alb
@@ -236,10 +257,10 @@ fn detect_by_name(name: &str, head: &[u8]) -> Option<Format> {
             Format::Elb
         });
     }
-    if lower.contains("/waflogs/") || lower.contains("aws-waf-logs") {
+    if is("waflogs", "aws-waf-logs-") {
         return Some(Format::Waf);
     }
-    if lower.contains("/config/") || lower.contains("_config_") {
+    if is("config", "_config_") {
         return Some(Format::Config);
     }
     None

@@ -1,0 +1,466 @@
+//! Service log objects: `POST /api/v1/import?object=NAME[&format=F][&group=G]` with the object
+//! (a CloudTrail delivery file, a flow log file, …; gzip, zstd or plain) as the body, and
+//! [`import_object`] for `seclog import --data`.
+//!
+//! An object is identified by the SHA-256 of its content (decompressed), so the same object
+//! imported twice, under any name, is stored once. Its records are stored in order, in batches;
+//! after each durable batch the meta store records how many are stored, so an interrupted
+//! import resumes after the last stored batch. Records that cannot be decoded go to
+//! `seclog/dead-letter` with the reason; CloudTrail digest files go to `<group>-digest`.
+
+use std::io::Read;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::Request;
+use axum::response::{IntoResponse, Response};
+use seclog_formats::service::{
+    DecodeOptions, Decoded, Format, Item, RawKind, decode_object, detect, parse_vpc_format,
+};
+use seclog_journal::{Record, RecordKind};
+use seclog_meta::{ImportState, Role};
+use seclog_model::{GroupName, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::committer::{GroupBatch, SubmitError};
+use crate::error::ApiError;
+use crate::ingest::{content_encoding, dead_letter, read_body};
+use crate::{AppState, auth};
+
+/// Records stored per group commit (the unit an interrupted import may repeat).
+const BATCH_ITEMS: usize = 5_000;
+
+/// What to import.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImportRequest {
+    /// The object's name (`s3://bucket/key` or a path): the events' `@logStream`, and the
+    /// hint for format detection.
+    pub object: String,
+    /// The format (`auto` or absent: detected from the name and content).
+    #[serde(default)]
+    pub format: Option<String>,
+    /// The group (default `aws/<format>`).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// VPC Flow Logs format string for records without a header line.
+    #[serde(default)]
+    pub vpc_format: Option<String>,
+}
+
+/// What an import did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportOutcome {
+    /// The object's name.
+    pub object: String,
+    /// SHA-256 of its content (hex).
+    pub sha256: String,
+    /// The format it was read as.
+    pub format: String,
+    /// The group its events went to.
+    pub group: String,
+    /// `imported`, `already_imported` or `digest`.
+    pub status: String,
+    /// Events stored by this call.
+    pub events: u64,
+    /// Dead letters stored by this call.
+    pub rejected: u64,
+    /// Records skipped because an earlier, interrupted import stored them.
+    pub resumed_after: u64,
+    /// Decompressed size in bytes.
+    pub bytes: u64,
+}
+
+pub(crate) async fn import(
+    State(state): State<AppState>,
+    Query(request): Query<ImportRequest>,
+    http: Request<Body>,
+) -> Result<Response, ApiError> {
+    let (parts, body) = http.into_parts();
+    let token = auth::authenticate(&state, &parts.headers)?;
+    if !matches!(token.role, Role::Ingest | Role::Admin) {
+        return Err(ApiError::forbidden("this token may not ingest"));
+    }
+    // Content-Encoding is checked for a clear error; the body's magic bytes decide.
+    content_encoding(&parts.headers)?;
+    let body = read_body(body, state.limits.max_decompressed_bytes).await?;
+    let source = format!("http:{}", crate::ingest::peer_address(&parts.extensions));
+    let outcome = import_object(&state, &request, body.to_vec(), &|group| {
+        if !token.covers(group.as_str()) {
+            return Err(ApiError::forbidden(format!(
+                "this token may not write to group {group}"
+            )));
+        }
+        Ok(())
+    })
+    .await?;
+    state
+        .metrics
+        .listener("import")
+        .stored(outcome.events, outcome.rejected);
+    tracing::info!(
+        object = %outcome.object,
+        group = %outcome.group,
+        events = outcome.events,
+        rejected = outcome.rejected,
+        status = %outcome.status,
+        %source,
+        "object imported"
+    );
+    Ok(axum::Json(outcome).into_response())
+}
+
+/// Imports one object (its bytes as stored: gzip and zstd are recognized by their magic bytes).
+/// `allowed` checks the group the object's events go to.
+pub(crate) async fn import_object(
+    state: &AppState,
+    request: &ImportRequest,
+    bytes: Vec<u8>,
+    allowed: &(dyn Fn(&GroupName) -> Result<(), ApiError> + Sync),
+) -> Result<ImportOutcome, ApiError> {
+    let limit = state.limits.max_decompressed_bytes;
+    let object = request.object.clone();
+    let prepared = {
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || prepare(&request, bytes, limit))
+            .await
+            .map_err(|_| ApiError::internal("import worker failed"))??
+    };
+    let Prepared {
+        plain,
+        plain_len,
+        sha256,
+        format,
+        group,
+        decoded,
+    } = prepared;
+    allowed(&group)?;
+    if group.is_internal() {
+        return Err(ApiError::forbidden(
+            "groups beginning with seclog/ are written by seclog only",
+        ));
+    }
+    let mut outcome = ImportOutcome {
+        object: object.clone(),
+        sha256: sha256.clone(),
+        format: format.name().to_string(),
+        group: group.to_string(),
+        status: "imported".into(),
+        events: 0,
+        rejected: 0,
+        resumed_after: 0,
+        bytes: plain_len as u64,
+    };
+    let received = Timestamp::now();
+    let items = match decoded {
+        Decoded::Digest(digest) => {
+            let time =
+                seclog_formats::parse_time_value(&Value::String(digest.digest_end_time.clone()));
+            let digest = DigestObject {
+                group: &group,
+                object: &object,
+                sha256,
+                plain,
+                time,
+            };
+            return store_digest(state, digest, received, outcome).await;
+        }
+        Decoded::Items(items) => items,
+    };
+    let meta_error = |error: seclog_meta::MetaError| {
+        tracing::error!(%error, "import state not readable");
+        ApiError::internal("the import state cannot be read")
+    };
+    let mut progress = state
+        .meta
+        .import_state(group.as_str(), &sha256)
+        .map_err(meta_error)?
+        .unwrap_or_else(|| ImportState {
+            object: object.clone(),
+            format: format.name().to_string(),
+            ..ImportState::default()
+        });
+    if progress.complete {
+        outcome.status = "already_imported".into();
+        outcome.resumed_after = progress.items_done;
+        return Ok(outcome);
+    }
+    let start = usize::try_from(progress.items_done).unwrap_or(usize::MAX);
+    outcome.resumed_after = progress.items_done;
+    let remaining = items.get(start..).unwrap_or_default();
+    if remaining.is_empty() {
+        progress.complete = true;
+        save(state, &group, &sha256, &progress)?;
+        return Ok(outcome);
+    }
+    let chunks: Vec<&[Item]> = remaining.chunks(BATCH_ITEMS).collect();
+    let last = chunks.len().saturating_sub(1);
+    for (index, chunk) in chunks.into_iter().enumerate() {
+        let (events, dead) = records(chunk, &group, &object, received);
+        let (event_count, dead_count) = (events.len() as u64, dead.len() as u64);
+        let mut batches = Vec::new();
+        if !events.is_empty() {
+            batches.push(GroupBatch {
+                group: group.clone(),
+                records: events,
+            });
+        }
+        if !dead.is_empty() {
+            batches.push(GroupBatch {
+                group: GroupName::dead_letter(),
+                records: dead,
+            });
+        }
+        submit(state, batches).await?;
+        progress.items_done += chunk.len() as u64;
+        progress.events += event_count;
+        progress.rejected += dead_count;
+        progress.complete = index == last;
+        save(state, &group, &sha256, &progress)?;
+        outcome.events += event_count;
+        outcome.rejected += dead_count;
+    }
+    Ok(outcome)
+}
+
+fn save(
+    state: &AppState,
+    group: &GroupName,
+    sha256: &str,
+    progress: &ImportState,
+) -> Result<(), ApiError> {
+    state
+        .meta
+        .set_import_state(group.as_str(), sha256, progress)
+        .map_err(|error| {
+            tracing::error!(%error, "import state not stored");
+            ApiError::internal("the import position cannot be stored")
+        })
+}
+
+async fn submit(state: &AppState, batches: Vec<GroupBatch>) -> Result<(), ApiError> {
+    match state.commit.submit(batches, state.submit_wait).await {
+        Ok(_) => Ok(()),
+        Err(SubmitError::Busy) => Err(ApiError::unavailable(
+            "the journal is busy; retry shortly",
+            1,
+        )),
+        Err(SubmitError::Closed) => Err(ApiError::unavailable("seclog is shutting down", 5)),
+        Err(SubmitError::Failed(reason)) => {
+            tracing::error!(error = %reason, "import not committed");
+            Err(ApiError::unavailable(
+                "the journal cannot write; the events were not stored",
+                30,
+            ))
+        }
+    }
+}
+
+/// A digest file is evidence, not events: it is stored whole in `<group>-digest`, once.
+/// A digest file to store.
+struct DigestObject<'a> {
+    group: &'a GroupName,
+    object: &'a str,
+    sha256: String,
+    plain: Vec<u8>,
+    time: Option<Timestamp>,
+}
+
+async fn store_digest(
+    state: &AppState,
+    digest: DigestObject<'_>,
+    received: Timestamp,
+    mut outcome: ImportOutcome,
+) -> Result<ImportOutcome, ApiError> {
+    let DigestObject {
+        group,
+        object,
+        sha256,
+        plain,
+        time: digest_time,
+    } = digest;
+    let digest_group = GroupName::parse(&format!("{group}-digest"))
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    outcome.status = "digest".into();
+    outcome.group = digest_group.to_string();
+    if state
+        .meta
+        .import_state(digest_group.as_str(), &sha256)
+        .ok()
+        .flatten()
+        .is_some_and(|state| state.complete)
+    {
+        outcome.status = "already_imported".into();
+        return Ok(outcome);
+    }
+    let record = Record {
+        time: digest_time.unwrap_or(received),
+        observed_time: received,
+        kind: RecordKind::Json,
+        source: object.to_string(),
+        attrs: Vec::new(),
+        raw: plain,
+    }
+    .encode();
+    submit(
+        state,
+        vec![GroupBatch {
+            group: digest_group.clone(),
+            records: vec![record],
+        }],
+    )
+    .await?;
+    outcome.events = 1;
+    save(
+        state,
+        &digest_group,
+        &sha256,
+        &ImportState {
+            object: object.to_string(),
+            format: "cloudtrail-digest".into(),
+            items_done: 1,
+            events: 1,
+            rejected: 0,
+            complete: true,
+        },
+    )?;
+    Ok(outcome)
+}
+
+/// The records of a run of items: events for the group, dead letters.
+fn records(
+    items: &[Item],
+    group: &GroupName,
+    object: &str,
+    received: Timestamp,
+) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let mut events = Vec::new();
+    let mut dead = Vec::new();
+    for item in items {
+        match item {
+            Item::Event(event) => {
+                let mut attrs: Map<String, Value> = event.fields.clone();
+                if !event.ocsf.is_empty() {
+                    attrs.insert(
+                        seclog_index::schema::OCSF_ATTR.into(),
+                        Value::Object(event.ocsf.clone()),
+                    );
+                }
+                let attrs = if attrs.is_empty() {
+                    Vec::new()
+                } else {
+                    serde_json::to_vec(&attrs).unwrap_or_default()
+                };
+                events.push(
+                    Record {
+                        time: event.time.unwrap_or(received),
+                        observed_time: received,
+                        kind: match event.kind {
+                            RawKind::Json => RecordKind::Json,
+                            RawKind::Text => RecordKind::Text,
+                        },
+                        source: object.to_string(),
+                        attrs,
+                        raw: event.raw.clone(),
+                    }
+                    .encode(),
+                );
+            }
+            Item::Rejected(rejected) => dead.push(dead_letter(
+                &rejected.raw,
+                &rejected.reason,
+                group,
+                None,
+                received,
+                object,
+            )),
+        }
+    }
+    (events, dead)
+}
+
+struct Prepared {
+    plain: Vec<u8>,
+    plain_len: usize,
+    sha256: String,
+    format: Format,
+    group: GroupName,
+    decoded: Decoded,
+}
+
+fn prepare(request: &ImportRequest, bytes: Vec<u8>, limit: usize) -> Result<Prepared, ApiError> {
+    let plain = decompress_object(bytes, limit)?;
+    let sha256 = hex::encode(Sha256::digest(&plain));
+    let format = match request.format.as_deref() {
+        None | Some("" | "auto") => detect(&request.object, &plain).ok_or_else(|| {
+            ApiError::bad_request(
+                "unknown_format",
+                format!(
+                    "cannot tell the format of {}; name it with format=",
+                    request.object
+                ),
+            )
+        })?,
+        Some(name) => Format::parse(name).ok_or_else(|| {
+            let known: Vec<&str> = Format::ALL.iter().map(|format| format.name()).collect();
+            ApiError::bad_request(
+                "unknown_format",
+                format!("unknown format {name:?}; one of auto, {}", known.join(", ")),
+            )
+        })?,
+    };
+    let group_text = request
+        .group
+        .clone()
+        .unwrap_or_else(|| format.default_group());
+    let group = GroupName::parse(&group_text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    let vpc_fields = match request.vpc_format.as_deref() {
+        Some(text) => Some(
+            parse_vpc_format(text)
+                .map_err(|reason| ApiError::bad_request("invalid_vpc_format", reason))?,
+        ),
+        None => None,
+    };
+    let decoded = decode_object(format, &plain, &DecodeOptions { vpc_fields });
+    // Only a digest file's bytes are kept past decoding (events carry their own raw bytes).
+    let keep = matches!(decoded, Decoded::Digest(_));
+    Ok(Prepared {
+        plain_len: plain.len(),
+        plain: if keep { plain } else { Vec::new() },
+        sha256,
+        format,
+        group,
+        decoded,
+    })
+}
+
+/// The object's content: gzip (possibly several members) and zstd are recognized by their
+/// magic bytes, anything else is taken as it is.
+fn decompress_object(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> {
+    let reader: Box<dyn Read + '_> = match bytes.get(..4) {
+        Some([0x1f, 0x8b, ..]) => Box::new(flate2::read::MultiGzDecoder::new(bytes.as_slice())),
+        Some([0x28, 0xb5, 0x2f, 0xfd]) => Box::new(
+            zstd::stream::read::Decoder::new(bytes.as_slice())
+                .map_err(|error| ApiError::bad_request("malformed_body", error.to_string()))?,
+        ),
+        _ => return Ok(bytes),
+    };
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|error| {
+            ApiError::bad_request(
+                "malformed_body",
+                format!("the compressed object is invalid: {error}"),
+            )
+        })?;
+    if out.len() > limit {
+        return Err(ApiError::too_large(format!(
+            "the object decompresses to more than {limit} bytes"
+        )));
+    }
+    Ok(out)
+}

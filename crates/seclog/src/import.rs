@@ -1,0 +1,248 @@
+//! `seclog import`: service log files from files and directories (plain, `.gz`, `.zst`), sent
+//! one object at a time to a running server (`--server`) or stored directly into a stopped
+//! data directory (`--data`). The server keeps the position of every object, so a second run
+//! stores nothing twice and an interrupted run resumes.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use seclog_journal::{JournalConfig, JournalWriter, Layout};
+use seclog_server::import::{ImportOutcome, ImportRequest};
+use seclog_server::{CommitSettings, IngestLimits, SearchSettings, Server, ServerConfig};
+
+use crate::cli::ImportArgs;
+use crate::commands::{load_master, open_meta};
+
+/// Where objects go.
+enum Target {
+    Server { url: String, token: String },
+    Local(Box<Server>),
+}
+
+pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
+    let objects = collect(&args.inputs)?;
+    if objects.is_empty() {
+        bail!("no files found under {}", args.inputs.join(", "));
+    }
+    let total: u64 = objects.iter().map(|(_, size)| size).sum();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let target = match (&args.server, &args.data) {
+        (Some(url), None) => Target::Server {
+            url: url.trim_end_matches('/').to_string(),
+            token: args
+                .token
+                .clone()
+                .context("--server needs a token: --token or SECLOG_TOKEN")?,
+        },
+        (None, Some(data)) => {
+            let layout = Layout::new(data, args.master_key_file.clone());
+            Target::Local(Box::new(runtime.block_on(open_local(&layout))?))
+        }
+        _ => bail!("name one of --server URL or --data DIR"),
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(total)
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {bytes}/{total_bytes} ({bytes_per_sec}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = Instant::now();
+    let mut summary = Summary::default();
+    let mut failed = 0usize;
+    for (path, size) in &objects {
+        let name = path.display().to_string();
+        bar.set_message(name.clone());
+        let request = ImportRequest {
+            object: name.clone(),
+            format: Some(args.format.clone()),
+            group: args.group.clone(),
+            vpc_format: args.vpc_format.clone(),
+        };
+        let result = std::fs::read(path)
+            .with_context(|| format!("reading {name}"))
+            .and_then(|bytes| runtime.block_on(send(&target, &request, bytes)));
+        match result {
+            Ok(outcome) => summary.add(&outcome),
+            Err(error) if format!("{error:#}").contains("cannot tell the format") => {
+                summary.unknown += 1;
+                bar.suspend(|| {
+                    eprintln!("skipped: {name}: not a known log format (name it with --format)")
+                });
+            }
+            Err(error) => {
+                failed += 1;
+                bar.suspend(|| eprintln!("error: {name}: {error:#}"));
+            }
+        }
+        bar.inc(*size);
+    }
+    bar.finish_and_clear();
+    if let Target::Local(server) = target {
+        runtime.block_on(server.shutdown())?;
+    }
+    let seconds = started.elapsed().as_secs_f64().max(1e-9);
+    println!(
+        "{} objects: {} imported, {} already imported, {} digests, {} of unknown format, {failed} failed; {} events, {} dead letters; {:.1} MB in {seconds:.1} s ({:.1} MB/s of input)",
+        objects.len(),
+        summary.imported,
+        summary.already,
+        summary.digests,
+        summary.unknown,
+        summary.events,
+        summary.rejected,
+        total as f64 / 1e6,
+        total as f64 / 1e6 / seconds,
+    );
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[derive(Default)]
+struct Summary {
+    unknown: usize,
+    imported: usize,
+    already: usize,
+    digests: usize,
+    events: u64,
+    rejected: u64,
+}
+
+impl Summary {
+    fn add(&mut self, outcome: &ImportOutcome) {
+        match outcome.status.as_str() {
+            "already_imported" => self.already += 1,
+            "digest" => self.digests += 1,
+            _ => self.imported += 1,
+        }
+        self.events += outcome.events;
+        self.rejected += outcome.rejected;
+    }
+}
+
+async fn send(target: &Target, request: &ImportRequest, bytes: Vec<u8>) -> Result<ImportOutcome> {
+    match target {
+        Target::Local(server) => server
+            .import(request, bytes)
+            .await
+            .map_err(anyhow::Error::msg),
+        Target::Server { url, token } => {
+            let url = format!("{url}/api/v1/import");
+            let token = token.clone();
+            let request = request.clone();
+            tokio::task::spawn_blocking(move || post(&url, &token, &request, &bytes)).await?
+        }
+    }
+}
+
+fn post(url: &str, token: &str, request: &ImportRequest, bytes: &[u8]) -> Result<ImportOutcome> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(600)))
+        .build()
+        .new_agent();
+    let mut call = agent
+        .post(url)
+        .header("authorization", &format!("Bearer {token}"))
+        .header("content-type", "application/octet-stream")
+        .query("object", &request.object);
+    if let Some(format) = &request.format {
+        call = call.query("format", format);
+    }
+    if let Some(group) = &request.group {
+        call = call.query("group", group);
+    }
+    if let Some(vpc_format) = &request.vpc_format {
+        call = call.query("vpc_format", vpc_format);
+    }
+    let response = call
+        .send(bytes)
+        .with_context(|| format!("contacting {url}"))?;
+    let status = response.status();
+    let reply: serde_json::Value = response
+        .into_body()
+        .read_json()
+        .context("reading the answer")?;
+    if !status.is_success() {
+        let message = reply["error"]["message"]
+            .as_str()
+            .unwrap_or("request failed");
+        bail!("{message} (HTTP {})", status.as_u16());
+    }
+    Ok(serde_json::from_value(reply)?)
+}
+
+/// A server over a stopped data directory, without listeners.
+async fn open_local(layout: &Layout) -> Result<Server> {
+    if !layout.verification_key().is_file() {
+        bail!(
+            "{} is not a seclog data directory (run seclog init first)",
+            layout.root().display()
+        );
+    }
+    let master = load_master(layout)?;
+    let meta =
+        Arc::new(open_meta(layout).context("is the server running? stop it, or use --server")?);
+    let (writer, notes) = JournalWriter::open(layout, master.clone(), JournalConfig::default())
+        .context("opening the journal")?;
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    let config = ServerConfig {
+        http: ([127, 0, 0, 1], 0).into(),
+        commit: CommitSettings::default(),
+        limits: IngestLimits::default(),
+        search: SearchSettings::default(),
+        syslog: seclog_server::SyslogSettings::default(),
+    };
+    Ok(Server::start(writer, meta, master, &config)?)
+}
+
+/// Files named by the inputs (directories read recursively, in name order), with sizes.
+fn collect(inputs: &[String]) -> Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    for input in inputs {
+        if input.starts_with("s3://") {
+            bail!(
+                "{input}: S3 inputs are not supported by this build yet; copy the objects locally (aws s3 sync) and import the directory"
+            );
+        }
+        walk(Path::new(input), &mut out).with_context(|| format!("reading {input}"))?;
+    }
+    Ok(out)
+}
+
+fn walk(path: &Path, out: &mut Vec<(PathBuf, u64)>) -> Result<()> {
+    let metadata = std::fs::metadata(path)?;
+    if metadata.is_file() {
+        out.push((path.to_path_buf(), metadata.len()));
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(path)?
+        .map(|entry| entry.map(|entry| entry.path()))
+        .collect::<std::io::Result<_>>()?;
+    entries.sort();
+    for entry in entries {
+        let hidden = entry
+            .file_name()
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.starts_with('.'));
+        if !hidden {
+            walk(&entry, out)?;
+        }
+    }
+    Ok(())
+}

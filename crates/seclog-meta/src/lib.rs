@@ -27,6 +27,7 @@ const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 const RETENTION: TableDefinition<&str, u32> = TableDefinition::new("retention_days");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const IMPORTS: TableDefinition<&str, &str> = TableDefinition::new("imports");
+const IMPORTED_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("imported_objects");
 
 /// Result alias.
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -84,6 +85,7 @@ impl MetaStore {
         txn.open_table(RETENTION).map_err(storage)?;
         txn.open_table(CURSORS).map_err(storage)?;
         txn.open_table(IMPORTS).map_err(storage)?;
+        txn.open_table(IMPORTED_OBJECTS).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(MetaStore { db })
     }
@@ -171,6 +173,36 @@ impl MetaStore {
         serde_json::from_str(value.value())
             .map(Some)
             .map_err(|error| MetaError::Invalid(format!("import state of {sha256}: {error}")))
+    }
+
+    /// The content hash of a stored object version (its name and entity tag) imported
+    /// completely into a group, so that a bucket can be listed again without fetching what is
+    /// already stored.
+    pub fn imported_object(&self, group: &str, object: &str, etag: &str) -> Result<Option<String>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(IMPORTED_OBJECTS).map_err(storage)?;
+        let key = format!("{group}\u{0}{object}\u{0}{etag}");
+        Ok(table
+            .get(key.as_str())
+            .map_err(storage)?
+            .map(|value| value.value().to_string()))
+    }
+
+    /// Records that an object version was imported completely (see [`MetaStore::imported_object`]).
+    pub fn set_imported_object(
+        &self,
+        group: &str,
+        object: &str,
+        etag: &str,
+        sha256: &str,
+    ) -> Result<()> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let key = format!("{group}\u{0}{object}\u{0}{etag}");
+        txn.open_table(IMPORTED_OBJECTS)
+            .map_err(storage)?
+            .insert(key.as_str(), sha256)
+            .map_err(storage)?;
+        txn.commit().map_err(storage)
     }
 
     /// Durably stores the import state of an object in a group.

@@ -47,6 +47,14 @@ pub struct ImportRequest {
     /// VPC Flow Logs format string for records without a header line.
     #[serde(default)]
     pub vpc_format: Option<String>,
+    /// The object version's entity tag (S3 ETag): with it, a version imported completely is
+    /// remembered by name, so a later listing need not fetch it again.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// Only ask whether this object version (`object` and `etag`) is stored already; the body
+    /// is empty. The answer's status is `already_imported` or `not_imported`.
+    #[serde(default)]
+    pub check: bool,
 }
 
 /// What an import did.
@@ -119,6 +127,9 @@ pub(crate) async fn import_object(
     bytes: Vec<u8>,
     allowed: &(dyn Fn(&GroupName) -> Result<(), ApiError> + Sync),
 ) -> Result<ImportOutcome, ApiError> {
+    if request.check {
+        return check_known(state, request, allowed);
+    }
     let limit = state.limits.max_decompressed_bytes;
     let object = request.object.clone();
     let prepared = {
@@ -168,6 +179,9 @@ pub(crate) async fn import_object(
         }
         Decoded::Items(items) => items,
     };
+    // Two imports of one object at once (a watcher and a CLI run) would both find it not
+    // stored: the second waits for the first, then finds it stored.
+    let _claim = ImportClaim::take(state, format!("{group}\u{0}{sha256}")).await;
     let meta_error = |error: seclog_meta::MetaError| {
         tracing::error!(%error, "import state not readable");
         ApiError::internal("the import state cannot be read")
@@ -184,6 +198,7 @@ pub(crate) async fn import_object(
     if progress.complete {
         outcome.status = "already_imported".into();
         outcome.resumed_after = progress.items_done;
+        remember_version(state, request, &group, &sha256);
         return Ok(outcome);
     }
     let start = usize::try_from(progress.items_done).unwrap_or(usize::MAX);
@@ -220,6 +235,107 @@ pub(crate) async fn import_object(
         save(state, &group, &sha256, &progress)?;
         outcome.events += event_count;
         outcome.rejected += dead_count;
+    }
+    remember_version(state, request, &group, &sha256);
+    Ok(outcome)
+}
+
+/// The exclusive right to import one object into one group, released on drop.
+struct ImportClaim {
+    importing: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    key: String,
+}
+
+impl ImportClaim {
+    async fn take(state: &AppState, key: String) -> ImportClaim {
+        loop {
+            {
+                let mut importing = state
+                    .importing
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if importing.insert(key.clone()) {
+                    return ImportClaim {
+                        importing: std::sync::Arc::clone(&state.importing),
+                        key,
+                    };
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for ImportClaim {
+    fn drop(&mut self) {
+        self.importing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&self.key);
+    }
+}
+
+/// Remembers a completely imported object version by name and entity tag.
+fn remember_version(state: &AppState, request: &ImportRequest, group: &GroupName, sha256: &str) {
+    if let Some(etag) = &request.etag
+        && let Err(error) =
+            state
+                .meta
+                .set_imported_object(group.as_str(), &request.object, etag, sha256)
+    {
+        // Only an optimization is lost: the next listing fetches the object and finds its
+        // content stored.
+        tracing::warn!(%error, object = %request.object, "imported object not remembered");
+    }
+}
+
+/// Whether an object version is stored already, from its name alone (the format and group
+/// must follow from the name or the request).
+fn check_known(
+    state: &AppState,
+    request: &ImportRequest,
+    allowed: &(dyn Fn(&GroupName) -> Result<(), ApiError> + Sync),
+) -> Result<ImportOutcome, ApiError> {
+    let mut outcome = ImportOutcome {
+        object: request.object.clone(),
+        sha256: String::new(),
+        format: String::new(),
+        group: String::new(),
+        status: "not_imported".into(),
+        events: 0,
+        rejected: 0,
+        resumed_after: 0,
+        bytes: 0,
+    };
+    let Some(etag) = &request.etag else {
+        return Ok(outcome);
+    };
+    let format = match request.format.as_deref() {
+        None | Some("" | "auto") => detect(&request.object, b""),
+        Some(name) => Format::parse(name),
+    };
+    let Some(format) = format else {
+        return Ok(outcome);
+    };
+    let group_text = request
+        .group
+        .clone()
+        .unwrap_or_else(|| format.default_group());
+    let group = GroupName::parse(&group_text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    allowed(&group)?;
+    outcome.format = format.name().to_string();
+    outcome.group = group.to_string();
+    let known = state
+        .meta
+        .imported_object(group.as_str(), &request.object, etag)
+        .map_err(|error| {
+            tracing::error!(%error, "import state not readable");
+            ApiError::internal("the import state cannot be read")
+        })?;
+    if let Some(sha256) = known {
+        outcome.sha256 = sha256;
+        outcome.status = "already_imported".into();
     }
     Ok(outcome)
 }

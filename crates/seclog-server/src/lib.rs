@@ -49,8 +49,10 @@ mod loki;
 pub mod metrics;
 mod otlp;
 mod protocol;
+pub mod s3;
 mod search;
 pub mod syslog;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,6 +91,8 @@ pub struct AppState {
     search: Option<search::Search>,
     index_stats: Option<Arc<IndexStats>>,
     metrics: Arc<metrics::Metrics>,
+    /// Objects being imported now (group and content hash): one import of an object at a time.
+    importing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 /// Everything `serve` needs besides the opened stores.
@@ -265,6 +269,7 @@ pub struct Server {
     indexer: Option<IndexService>,
     state: AppState,
     syslog: Option<SyslogListeners>,
+    watchers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Server {
@@ -302,12 +307,14 @@ impl Server {
             search: Some(search),
             index_stats: Some(Arc::clone(&indexer.stats)),
             metrics: Arc::new(metrics::Metrics::default()),
+            importing: Arc::default(),
         };
         Ok(Server {
             committer,
             indexer: Some(indexer),
             state,
             syslog: None,
+            watchers: Vec::new(),
         })
     }
 
@@ -328,6 +335,13 @@ impl Server {
             }
             self.syslog = Some(listeners);
         }
+        Ok(())
+    }
+
+    /// Starts watching bucket prefixes (see [`watch`]); they stop with [`Server::serve`].
+    pub fn start_watchers(&mut self, settings: &watch::WatchSettings) -> Result<(), String> {
+        let tasks = watch::start(&self.state, settings)?;
+        self.watchers.extend(tasks);
         Ok(())
     }
 
@@ -355,6 +369,9 @@ impl Server {
 
     /// Stops without serving: seals the journal and stops the indexing thread.
     pub async fn shutdown(self) -> std::io::Result<()> {
+        for watcher in self.watchers {
+            watcher.abort();
+        }
         drop(self.state);
         let committer = self.committer;
         let indexer = self.indexer;
@@ -385,6 +402,9 @@ impl Server {
             .await;
         if let Some(syslog) = self.syslog {
             syslog.stop().await;
+        }
+        for watcher in self.watchers {
+            watcher.abort();
         }
         drop(self.state);
         let committer = self.committer;

@@ -171,10 +171,14 @@ pub(crate) struct ImportArgs {
     /// VPC Flow Logs format string for files without a header line, e.g. '${version} ${srcaddr} …'.
     #[arg(long, value_name = "FORMAT")]
     pub(crate) vpc_format: Option<String>,
+    /// S3 endpoint for s3:// inputs (default AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL")]
+    pub(crate) s3_endpoint: Option<String>,
     /// No progress bar.
     #[arg(long)]
     pub(crate) quiet: bool,
-    /// Files and directories (read recursively; .gz and .zst are decompressed).
+    /// Files, directories (read recursively) and s3://bucket/prefix URLs; .gz and .zst
+    /// objects are decompressed.
     #[arg(required = true, value_name = "INPUT")]
     pub(crate) inputs: Vec<String>,
 }
@@ -261,6 +265,16 @@ pub(crate) struct ServeArgs {
     /// Queries running at once (more wait their turn).
     #[arg(long, default_value_t = 2)]
     pub(crate) query_concurrency: usize,
+    /// Import new service log objects under this bucket prefix as they land
+    /// (s3://bucket/AWSLogs/…; repeat for several).
+    #[arg(long = "watch", value_name = "S3_URL")]
+    pub(crate) watch: Vec<String>,
+    /// Seconds between listings of watched prefixes.
+    #[arg(long, default_value_t = 60)]
+    pub(crate) watch_interval_secs: u64,
+    /// S3 endpoint for watched buckets (default AWS_ENDPOINT_URL, else AWS).
+    #[arg(long, value_name = "URL")]
+    pub(crate) s3_endpoint: Option<String>,
     #[command(flatten)]
     pub(crate) syslog: SyslogArgs,
     #[command(flatten)]

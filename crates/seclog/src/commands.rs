@@ -184,6 +184,14 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             .start_syslog(&config.syslog)
             .await
             .context("starting the syslog listeners")?;
+        server
+            .start_watchers(&seclog_server::watch::WatchSettings {
+                urls: args.watch.clone(),
+                interval: Duration::from_secs(args.watch_interval_secs),
+                endpoint: args.s3_endpoint.clone(),
+            })
+            .map_err(anyhow::Error::msg)
+            .context("watching buckets")?;
         server.serve(listener, shutdown_signal()).await?;
         tracing::info!("seclog stopped; journal sealed");
         anyhow::Ok(())

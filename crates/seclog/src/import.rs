@@ -12,6 +12,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use seclog_journal::{JournalConfig, JournalWriter, Layout};
 use seclog_server::import::{ImportOutcome, ImportRequest};
+use seclog_server::s3::{S3Object, S3Source, S3Url};
 use seclog_server::{CommitSettings, IngestLimits, SearchSettings, Server, ServerConfig};
 
 use crate::cli::ImportArgs;
@@ -23,15 +24,37 @@ enum Target {
     Local(Box<Server>),
 }
 
-pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
-    let objects = collect(&args.inputs)?;
-    if objects.is_empty() {
-        bail!("no files found under {}", args.inputs.join(", "));
+/// One object to import.
+enum Input {
+    File(PathBuf, u64),
+    S3(Arc<S3Source>, S3Object),
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::File(path, _) => path.display().to_string(),
+            Input::S3(source, object) => source.url().object_url(&object.key),
+        }
     }
-    let total: u64 = objects.iter().map(|(_, size)| size).sum();
+
+    fn size(&self) -> u64 {
+        match self {
+            Input::File(_, size) => *size,
+            Input::S3(_, object) => object.size,
+        }
+    }
+}
+
+pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let objects = runtime.block_on(collect(&args.inputs, args.s3_endpoint.as_deref()))?;
+    if objects.is_empty() {
+        bail!("no objects found under {}", args.inputs.join(", "));
+    }
+    let total: u64 = objects.iter().map(Input::size).sum();
     let target = match (&args.server, &args.data) {
         (Some(url), None) => Target::Server {
             url: url.trim_end_matches('/').to_string(),
@@ -60,18 +83,35 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut failed = 0usize;
-    for (path, size) in &objects {
-        let name = path.display().to_string();
+    for input in &objects {
+        let name = input.name();
         bar.set_message(name.clone());
-        let request = ImportRequest {
+        let mut request = ImportRequest {
             object: name.clone(),
             format: Some(args.format.clone()),
             group: args.group.clone(),
             vpc_format: args.vpc_format.clone(),
+            etag: None,
+            check: false,
         };
-        let result = std::fs::read(path)
-            .with_context(|| format!("reading {name}"))
-            .and_then(|bytes| runtime.block_on(send(&target, &request, bytes)));
+        let result = match input {
+            Input::File(path, _) => std::fs::read(path)
+                .with_context(|| format!("reading {name}"))
+                .and_then(|bytes| runtime.block_on(send(&target, &request, bytes))),
+            Input::S3(source, object) => runtime.block_on(async {
+                request.etag = object.etag.clone();
+                if request.etag.is_some() {
+                    request.check = true;
+                    let known = send(&target, &request, Vec::new()).await?;
+                    if known.status == "already_imported" {
+                        return Ok(known);
+                    }
+                    request.check = false;
+                }
+                let bytes = source.get(&object.key).await.map_err(anyhow::Error::msg)?;
+                send(&target, &request, bytes).await
+            }),
+        };
         match result {
             Ok(outcome) => summary.add(&outcome),
             Err(error) if format!("{error:#}").contains("cannot tell the format") => {
@@ -85,7 +125,7 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
                 bar.suspend(|| eprintln!("error: {name}: {error:#}"));
             }
         }
-        bar.inc(*size);
+        bar.inc(input.size());
     }
     bar.finish_and_clear();
     if let Target::Local(server) = target {
@@ -168,6 +208,12 @@ fn post(url: &str, token: &str, request: &ImportRequest, bytes: &[u8]) -> Result
     if let Some(vpc_format) = &request.vpc_format {
         call = call.query("vpc_format", vpc_format);
     }
+    if let Some(etag) = &request.etag {
+        call = call.query("etag", etag);
+    }
+    if request.check {
+        call = call.query("check", "true");
+    }
     let response = call
         .send(bytes)
         .with_context(|| format!("contacting {url}"))?;
@@ -211,16 +257,29 @@ async fn open_local(layout: &Layout) -> Result<Server> {
     Ok(Server::start(writer, meta, master, &config)?)
 }
 
-/// Files named by the inputs (directories read recursively, in name order), with sizes.
-fn collect(inputs: &[String]) -> Result<Vec<(PathBuf, u64)>> {
+/// Objects named by the inputs: files, directories read recursively in name order, and
+/// bucket prefixes listed in key order.
+async fn collect(inputs: &[String], endpoint: Option<&str>) -> Result<Vec<Input>> {
     let mut out = Vec::new();
     for input in inputs {
         if input.starts_with("s3://") {
-            bail!(
-                "{input}: S3 inputs are not supported by this build yet; copy the objects locally (aws s3 sync) and import the directory"
+            let url = S3Url::parse(input).map_err(anyhow::Error::msg)?;
+            let source = Arc::new(S3Source::new(&url, endpoint).map_err(anyhow::Error::msg)?);
+            let objects = source.list().await.map_err(anyhow::Error::msg)?;
+            out.extend(
+                objects
+                    .into_iter()
+                    .map(|object| Input::S3(Arc::clone(&source), object)),
             );
+            continue;
         }
-        walk(Path::new(input), &mut out).with_context(|| format!("reading {input}"))?;
+        let mut files = Vec::new();
+        walk(Path::new(input), &mut files).with_context(|| format!("reading {input}"))?;
+        out.extend(
+            files
+                .into_iter()
+                .map(|(path, size)| Input::File(path, size)),
+        );
     }
     Ok(out)
 }

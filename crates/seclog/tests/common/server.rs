@@ -28,6 +28,16 @@ pub struct Server {
 impl Server {
     /// Starts `seclog serve --data data` and waits for `/healthz`; logs go to `logs/serve-N.*`.
     pub fn start(data: &Path, logs: &Path, extra: &[&str]) -> Server {
+        Server::start_with_env(data, logs, extra, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables for the server process.
+    pub fn start_with_env(
+        data: &Path,
+        logs: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Server {
         let mut last_failure = String::new();
         // The port is free when chosen but another process may take it before the server binds.
         for _attempt in 0..5 {
@@ -41,6 +51,7 @@ impl Server {
                 .args(["--http", &address])
                 .args(FAST_EPOCHS)
                 .args(extra)
+                .envs(envs.iter().copied())
                 .stdout(fs::File::create(&stdout_path).expect("stdout file"))
                 .stderr(fs::File::create(&stderr_path).expect("stderr file"))
                 .spawn()

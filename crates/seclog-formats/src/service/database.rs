@@ -110,7 +110,8 @@ fn pg_entry(raw: &[u8], number: usize) -> Item {
         match pg_prefix(text) {
             Some((prefix_fields, message)) => {
                 fields.extend(prefix_fields);
-                message.to_string()
+                // PostgreSQL puts a tab after every newline of a message in this format.
+                message.replace("\n\t", "\n")
             }
             None => {
                 return rejected(
@@ -690,7 +691,8 @@ mod tests {
         let [Item::Event(audit), Item::Event(other)] = items.as_slice() else {
             panic!("{items:?}")
         };
-        assert_eq!(audit.fields["statement"], "SELECT a, b\n\tFROM t");
+        assert_eq!(audit.fields["statement"], "SELECT a, b\nFROM t");
+        assert!(audit.raw.ends_with(b"SELECT a, b\n\tFROM t\",<not logged>"));
         assert_eq!(audit.fields["class"], "READ");
         assert_eq!(audit.fields["user_name"], "alice");
         assert_eq!(audit.fields["process_id"], 4242);

@@ -175,6 +175,29 @@ impl MetaStore {
             .map_err(|error| MetaError::Invalid(format!("import state of {sha256}: {error}")))
     }
 
+    /// Every object import of a group: content hash and state.
+    pub fn imports(&self, group: &str) -> Result<Vec<(String, ImportState)>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(IMPORTS).map_err(storage)?;
+        let start = format!("{group}\u{0}");
+        let end = format!("{group}\u{1}");
+        let mut out = Vec::new();
+        for entry in table.range(start.as_str()..end.as_str()).map_err(storage)? {
+            let (key, value) = entry.map_err(storage)?;
+            let sha256 = key
+                .value()
+                .rsplit('\u{0}')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let state: ImportState = serde_json::from_str(value.value()).map_err(|error| {
+                MetaError::Invalid(format!("import state of {sha256}: {error}"))
+            })?;
+            out.push((sha256, state));
+        }
+        Ok(out)
+    }
+
     /// The content hash of a stored object version (its name and entity tag) imported
     /// completely into a group, so that a bucket can be listed again without fetching what is
     /// already stored.

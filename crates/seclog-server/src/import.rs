@@ -55,6 +55,9 @@ pub struct ImportRequest {
     /// is empty. The answer's status is `already_imported` or `not_imported`.
     #[serde(default)]
     pub check: bool,
+    /// A CloudTrail digest file's signature (hex), from its S3 metadata; kept with the digest.
+    #[serde(default)]
+    pub signature: Option<String>,
 }
 
 /// What an import did.
@@ -174,6 +177,7 @@ pub(crate) async fn import_object(
                 sha256,
                 plain,
                 time,
+                signature: request.signature.clone(),
             };
             return store_digest(state, digest, received, outcome).await;
         }
@@ -381,6 +385,7 @@ struct DigestObject<'a> {
     sha256: String,
     plain: Vec<u8>,
     time: Option<Timestamp>,
+    signature: Option<String>,
 }
 
 async fn store_digest(
@@ -395,6 +400,7 @@ async fn store_digest(
         sha256,
         plain,
         time: digest_time,
+        signature,
     } = digest;
     let digest_group = GroupName::parse(&format!("{group}-digest"))
         .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
@@ -415,7 +421,12 @@ async fn store_digest(
         observed_time: received,
         kind: RecordKind::Json,
         source: object.to_string(),
-        attrs: Vec::new(),
+        attrs: match signature {
+            Some(signature) => serde_json::json!({ "signature": signature })
+                .to_string()
+                .into_bytes(),
+            None => Vec::new(),
+        },
         raw: plain,
     }
     .encode();

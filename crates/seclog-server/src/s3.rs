@@ -112,16 +112,26 @@ impl S3Source {
 
     /// An object's bytes.
     pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
+        self.get_with_signature(key).await.map(|(bytes, _)| bytes)
+    }
+
+    /// An object's bytes and the `signature` of its user metadata (`x-amz-meta-signature`,
+    /// where CloudTrail keeps a digest file's signature).
+    pub async fn get_with_signature(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
         let result = self
             .store
             .get(&Path::from(key))
             .await
             .map_err(|error| format!("reading {}: {error}", self.url.object_url(key)))?;
+        let signature = result
+            .attributes
+            .get(&object_store::Attribute::Metadata("signature".into()))
+            .map(|value| value.to_string());
         let bytes = result
             .bytes()
             .await
             .map_err(|error| format!("reading {}: {error}", self.url.object_url(key)))?;
-        Ok(bytes.to_vec())
+        Ok((bytes.to_vec(), signature))
     }
 }
 

@@ -57,6 +57,7 @@ async fn sync_once(state: &AppState, source: &S3Source) -> Result<(), String> {
             vpc_format: None,
             etag: object.etag.clone(),
             check: true,
+            signature: None,
         };
         let known = import_object(state, &request, Vec::new(), &|_| Ok(()))
             .await
@@ -64,8 +65,9 @@ async fn sync_once(state: &AppState, source: &S3Source) -> Result<(), String> {
         if known.status == "already_imported" {
             continue;
         }
-        let bytes = source.get(&object.key).await?;
+        let (bytes, signature) = source.get_with_signature(&object.key).await?;
         request.check = false;
+        request.signature = signature;
         match import_object(state, &request, bytes, &|_| Ok(())).await {
             Ok(outcome) => {
                 state

@@ -122,6 +122,9 @@ pub(crate) enum Command {
     /// Import service log files (CloudTrail, VPC Flow Logs, Route 53, ALB, WAF, S3 access,
     /// Config, database audit, web access logs), normalized to OCSF; each object once.
     Import(Box<ImportArgs>),
+    /// Check imported CloudTrail log files against CloudTrail's signed digest chain, offline,
+    /// and report what the chain leaves out (server stopped).
+    ValidateCloudtrail(Box<ValidateArgs>),
     /// Rebuild the search index from the journal (server stopped).
     Reindex {
         #[command(flatten)]
@@ -141,6 +144,29 @@ pub(crate) enum OutputFormat {
     Json,
     /// One JSON object per row.
     Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ValidateArgs {
+    /// Data directory.
+    #[arg(long = "data", value_name = "DIR")]
+    pub(crate) data: PathBuf,
+    /// Master key file (default DIR/keys/master.key).
+    #[arg(
+        long = "master-key-file",
+        env = "SECLOG_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// The JSON `aws cloudtrail list-public-keys` prints.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) public_keys: PathBuf,
+    /// The group the trail's log files were imported into (digests are in <group>-digest).
+    #[arg(long, default_value = "aws/cloudtrail")]
+    pub(crate) group: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Token { action } => token(action),
         Command::Query(args) => crate::search::query(*args),
         Command::Import(args) => crate::import::run(*args),
+        Command::ValidateCloudtrail(args) => crate::validate::run(*args),
         Command::Reindex { data, group } => {
             crate::search::reindex(&layout(&data), group.as_deref())
         }

@@ -93,6 +93,7 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
             vpc_format: args.vpc_format.clone(),
             etag: None,
             check: false,
+            signature: None,
         };
         let result = match input {
             Input::File(path, _) => std::fs::read(path)
@@ -108,7 +109,11 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
                     }
                     request.check = false;
                 }
-                let bytes = source.get(&object.key).await.map_err(anyhow::Error::msg)?;
+                let (bytes, signature) = source
+                    .get_with_signature(&object.key)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                request.signature = signature;
                 send(&target, &request, bytes).await
             }),
         };
@@ -213,6 +218,9 @@ fn post(url: &str, token: &str, request: &ImportRequest, bytes: &[u8]) -> Result
     }
     if request.check {
         call = call.query("check", "true");
+    }
+    if let Some(signature) = &request.signature {
+        call = call.query("signature", signature);
     }
     let response = call
         .send(bytes)

@@ -5,6 +5,7 @@ mod commands;
 mod config;
 mod import;
 mod search;
+mod validate;
 
 use std::process::ExitCode;
 

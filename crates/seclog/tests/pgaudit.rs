@@ -102,14 +102,27 @@ fn pgaudit_statements_are_imported_as_events() {
     let server = Postgres { child };
     let psql = |sql: &str| {
         pg_command(&bin, "psql")
-            .args(["-h", &socket_dir, "-p", &port, "-U", "postgres", "-d", "postgres"])
+            .args([
+                "-h",
+                &socket_dir,
+                "-p",
+                &port,
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+            ])
             .args(["-v", "ON_ERROR_STOP=1", "-X", "-q", "-c", sql])
             .output()
             .expect("psql runs")
     };
     let deadline = Instant::now() + Duration::from_secs(30);
     while !psql("SELECT 1").status.success() {
-        assert!(Instant::now() < deadline, "PostgreSQL did not start:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "PostgreSQL did not start:\n{}",
+            std::fs::read_to_string(&log_path).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let statements = [
@@ -125,12 +138,19 @@ fn pgaudit_statements_are_imported_as_events() {
     ];
     for sql in statements {
         let output = psql(sql);
-        assert!(output.status.success(), "{sql}: {}", common::describe(&output));
+        assert!(
+            output.status.success(),
+            "{sql}: {}",
+            common::describe(&output)
+        );
     }
     drop(server);
 
     let log_text = std::fs::read_to_string(&log_path).expect("log");
-    assert!(log_text.contains("AUDIT: SESSION"), "no audit lines:\n{log_text}");
+    assert!(
+        log_text.contains("AUDIT: SESSION"),
+        "no audit lines:\n{log_text}"
+    );
     let store = Store::new();
     store.init();
     let data = store.data_arg();
@@ -145,17 +165,29 @@ fn pgaudit_statements_are_imported_as_events() {
 
     let query = |text: &str| -> Vec<Value> {
         let output = run([
-            "query", "--data", &data, "--group", "aws/pgaudit", "--start",
-            "2000-01-01T00:00:00Z", "--output", "json", text,
+            "query",
+            "--data",
+            &data,
+            "--group",
+            "aws/pgaudit",
+            "--start",
+            "2000-01-01T00:00:00Z",
+            "--output",
+            "json",
+            text,
         ]);
         assert!(output.status.success(), "{}", common::describe(&output));
         let answer: Value = serde_json::from_slice(&output.stdout).expect("json");
         answer["rows"].as_array().expect("rows").clone()
     };
-    let audited = query("filter ispresent(audit_type) | fields statement, class, command, activity_name, database.name");
+    let audited = query(
+        "filter ispresent(audit_type) | fields statement, class, command, activity_name, database.name",
+    );
     for sql in &statements[1..] {
         assert!(
-            audited.iter().any(|row| row["statement"].as_str() == Some(sql)),
+            audited
+                .iter()
+                .any(|row| row["statement"].as_str() == Some(sql)),
             "{sql:?} is not among the audit events: {audited:#?}"
         );
     }

@@ -52,16 +52,23 @@ impl Moto {
 
     /// Uploads `body` gzip-compressed as `key` with boto3.
     fn upload(&self, bucket: &str, key: &str, body: &str) {
+        self.upload_with_signature(bucket, key, body, "");
+    }
+
+    /// Uploads `body` gzip-compressed as `key`, with `x-amz-meta-signature` when `signature`
+    /// is not empty (as CloudTrail stores digest files).
+    fn upload_with_signature(&self, bucket: &str, key: &str, body: &str, signature: &str) {
         let script = r#"
 import boto3, gzip, sys
 s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
                   aws_access_key_id="testing", aws_secret_access_key="testing")
 if sys.argv[2] not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
     s3.create_bucket(Bucket=sys.argv[2])
-s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=gzip.compress(sys.stdin.buffer.read()))
+extra = {"Metadata": {"signature": sys.argv[4], "signature-algorithm": "SHA256withRSA"}} if sys.argv[4] else {}
+s3.put_object(Bucket=sys.argv[2], Key=sys.argv[3], Body=gzip.compress(sys.stdin.buffer.read()), **extra)
 "#;
         let mut child = Command::new("python3")
-            .args(["-c", script, &self.endpoint, bucket, key])
+            .args(["-c", script, &self.endpoint, bucket, key, signature])
             .stdin(Stdio::piped())
             .spawn()
             .expect("python3 runs");
@@ -211,4 +218,200 @@ fn bucket_imports_once_and_the_watcher_picks_up_new_objects() {
     );
     let metrics = common::get(&server.url("/metrics"), None).text();
     assert!(metrics.contains("s3_watch"), "{metrics}");
+}
+
+/// Hex SHA-256.
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+#[test]
+fn cloudtrail_digests_from_s3_validate_offline_and_tampering_is_found() {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::{KeyPair, KeySize};
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256};
+
+    require_python("import moto.server, boto3", "moto[server] and boto3");
+    let moto = Moto::start();
+    let key = KeyPair::generate(KeySize::Rsa2048).expect("RSA key");
+    let fingerprint = "00112233445566778899aabbccddeeff";
+    // Two hourly digests ending at the last two full hours, so the newest is not stale.
+    let now = seclog_model_now_secs();
+    let hour = now - now % 3600;
+    let ends = [hour - 3600, hour];
+    let bucket = "trail-digests";
+    let account = "AWSLogs/111122223333";
+    let mut previous: Option<(String, String, String)> = None;
+    let mut log_keys = Vec::new();
+    for (n, end) in ends.iter().enumerate() {
+        let stamp = rfc3339(*end);
+        let log_key = format!(
+            "{account}/CloudTrail/us-east-1/2024/05/01/111122223333_CloudTrail_us-east-1_{n}_log.json.gz"
+        );
+        let log = trail_file(&["ListUsers", "GetUser"], 10 + n as u32);
+        moto.upload(bucket, &log_key, &log);
+        log_keys.push((log_key.clone(), log.clone()));
+        let digest_key = format!(
+            "{account}/CloudTrail-Digest/us-east-1/2024/05/01/111122223333_CloudTrail-Digest_us-east-1_main_us-east-1_{n}.json.gz"
+        );
+        let mut digest = json!({
+            "awsAccountId": "111122223333",
+            "digestStartTime": rfc3339(end - 3600),
+            "digestEndTime": stamp,
+            "digestS3Bucket": bucket,
+            "digestS3Object": digest_key,
+            "digestPublicKeyFingerprint": fingerprint,
+            "digestSignatureAlgorithm": "SHA256withRSA",
+            "newestEventTime": null, "oldestEventTime": null,
+            "previousDigestS3Bucket": null, "previousDigestS3Object": null,
+            "previousDigestHashValue": null, "previousDigestHashAlgorithm": null,
+            "previousDigestSignature": null,
+            "logFiles": [{"s3Bucket": bucket, "s3Object": log_key, "hashValue": sha256(log.as_bytes()),
+                          "hashAlgorithm": "SHA-256", "newestEventTime": null, "oldestEventTime": null}]
+        });
+        if let Some((prev_key, prev_sha, prev_signature)) = &previous {
+            digest["previousDigestS3Bucket"] = json!(bucket);
+            digest["previousDigestS3Object"] = json!(prev_key);
+            digest["previousDigestHashValue"] = json!(prev_sha);
+            digest["previousDigestHashAlgorithm"] = json!("SHA-256");
+            digest["previousDigestSignature"] = json!(prev_signature);
+        }
+        let text = digest.to_string();
+        let message = format!(
+            "{stamp}\n{bucket}/{digest_key}\n{}\n{}",
+            sha256(text.as_bytes()),
+            digest["previousDigestSignature"].as_str().unwrap_or("null")
+        );
+        let mut signature = vec![0; key.public_modulus_len()];
+        key.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            message.as_bytes(),
+            &mut signature,
+        )
+        .expect("sign");
+        let signature = hex::encode(signature);
+        moto.upload_with_signature(bucket, &digest_key, &text, &signature);
+        previous = Some((digest_key, sha256(text.as_bytes()), signature));
+    }
+    // A log file no digest names.
+    moto.upload(
+        bucket,
+        &format!("{account}/CloudTrail/us-east-1/2024/05/01/111122223333_CloudTrail_us-east-1_planted.json.gz"),
+        &trail_file(&["CreateUser"], 12),
+    );
+    let keys_dir = tempfile::tempdir().expect("tempdir");
+    let keys_path = keys_dir.path().join("keys.json");
+    std::fs::write(
+        &keys_path,
+        json!({"PublicKeyList": [{
+            "Value": base64_encode(key.public_key().as_ref()),
+            "ValidityStartTime": "2024-01-01T00:00:00Z", "ValidityEndTime": "2030-01-01T00:00:00Z",
+            "Fingerprint": fingerprint}]})
+        .to_string(),
+    )
+    .expect("keys");
+
+    let store = Store::new();
+    store.init();
+    let data = store.data_arg();
+    let import = || {
+        let mut command = common::seclog();
+        command
+            .args([
+                "import",
+                "--data",
+                &data,
+                "--quiet",
+                "--s3-endpoint",
+                &moto.endpoint,
+            ])
+            .arg(format!("s3://{bucket}/AWSLogs/"))
+            .envs(CREDENTIALS);
+        let output = command.output().expect("import");
+        assert!(output.status.success(), "{}", common::describe(&output));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    let imported = import();
+    assert!(imported.contains("2 digests"), "{imported}");
+    let keys_arg = keys_path.to_string_lossy().to_string();
+    let validate = || {
+        run([
+            "validate-cloudtrail",
+            "--data",
+            &data,
+            "--public-keys",
+            &keys_arg,
+            "--json",
+        ])
+    };
+    let output = validate();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    assert!(output.status.success(), "{report:#}");
+    assert_eq!(
+        report["digests_valid"].as_array().map(Vec::len),
+        Some(2),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["digests_unverified"].as_array().map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(report["logs_valid"].as_array().map(Vec::len), Some(2));
+    assert_eq!(report["logs_uncovered"].as_array().map(Vec::len), Some(1));
+    assert_eq!(report["newest_digest_stale"], false);
+
+    // Someone rewrites a delivered log file; the next import stores the new version, and
+    // validation names it.
+    let (first_key, _) = &log_keys[0];
+    moto.upload(bucket, first_key, &trail_file(&["ListUsers"], 10));
+    import();
+    let output = validate();
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    assert!(!output.status.success(), "{report:#}");
+    assert_eq!(
+        report["logs_invalid"].as_array().map(Vec::len),
+        Some(1),
+        "{report:#}"
+    );
+    assert!(
+        report["logs_invalid"][0][0]
+            .as_str()
+            .is_some_and(|name| name.ends_with(first_key.as_str())),
+        "{report:#}"
+    );
+}
+
+fn seclog_model_now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil from days, Howard Hinnant's algorithm).
+fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }

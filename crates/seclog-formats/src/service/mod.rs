@@ -30,7 +30,10 @@ mod route53;
 mod vpcflow;
 mod web;
 
-pub use digest::{DigestFile, DigestLogFile, parse_digest};
+pub use digest::{
+    DigestFile, DigestLogFile, ImportedLog, PublicKey, StoredDigest, ValidationReport,
+    parse_digest, parse_public_keys, validate,
+};
 pub use vpcflow::{VPC_DEFAULT_FIELDS, parse_vpc_format};
 
 /// A service log format.

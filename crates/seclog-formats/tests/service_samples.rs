@@ -255,3 +255,85 @@ fn golden_ocsf_for_documented_records() {
         2,
     );
 }
+
+/// The generator's records have the shape of the real ones: every key all real CloudTrail
+/// records carry, no key they never carry, the same JSON types; ALB lines as many fields as
+/// the real lines.
+#[test]
+fn generated_records_have_the_shape_of_the_samples() {
+    use seclog_formats::service::Generator;
+    use std::collections::{BTreeMap, BTreeSet};
+    let Some(data) = data_dir() else { return };
+    let kind = |value: &Value| match value {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let mut real_keys: BTreeMap<String, BTreeSet<&str>> = BTreeMap::new();
+    let mut always: Option<BTreeSet<String>> = None;
+    for entry in std::fs::read_dir(data.join("cloudtrail/invictus")).expect("dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let file: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        for record in file["Records"].as_array().expect("records") {
+            let object = record.as_object().expect("object");
+            let keys: BTreeSet<String> = object.keys().cloned().collect();
+            always = Some(match always {
+                None => keys,
+                Some(known) => known.intersection(&keys).cloned().collect(),
+            });
+            for (key, value) in object {
+                real_keys.entry(key.clone()).or_default().insert(kind(value));
+            }
+        }
+    }
+    let always = always.expect("records");
+    let mut generator = Generator::new(Format::CloudTrail, 3, 1_714_557_600).expect("generator");
+    for _ in 0..2_000 {
+        let record: Value = serde_json::from_str(&generator.next_record()).expect("json");
+        let object = record.as_object().expect("object");
+        for key in &always {
+            assert!(object.contains_key(key), "generated record lacks {key}: {record}");
+        }
+        for (key, value) in object {
+            let kinds = real_keys
+                .get(key)
+                .unwrap_or_else(|| panic!("real records never carry {key}"));
+            assert!(kinds.contains(kind(value)), "{key} is {} here, {kinds:?} in real records", kind(value));
+        }
+    }
+    let real_alb = std::fs::read_to_string(data.join("aws-samples/alb-access.log")).expect("alb");
+    let fields = |line: &str| {
+        let mut count = 0;
+        let mut quoted = false;
+        let mut in_field = false;
+        for c in line.chars() {
+            match c {
+                '"' => {
+                    quoted = !quoted;
+                    if !in_field {
+                        in_field = true;
+                        count += 1;
+                    }
+                }
+                ' ' if !quoted => in_field = false,
+                _ if !in_field => {
+                    in_field = true;
+                    count += 1;
+                }
+                _ => {}
+            }
+        }
+        count
+    };
+    let real_count = fields(real_alb.lines().next().expect("line"));
+    let mut generator = Generator::new(Format::Alb, 3, 1_714_557_600).expect("generator");
+    for _ in 0..200 {
+        assert_eq!(fields(&generator.next_record()), real_count);
+    }
+}

@@ -207,16 +207,35 @@ pub(crate) async fn import_object(
     }
     let start = usize::try_from(progress.items_done).unwrap_or(usize::MAX);
     outcome.resumed_after = progress.items_done;
-    let remaining = items.get(start..).unwrap_or_default();
-    if remaining.is_empty() {
+    if items.len() <= start {
         progress.complete = true;
         save(state, &group, &sha256, &progress)?;
         return Ok(outcome);
     }
-    let chunks: Vec<&[Item]> = remaining.chunks(BATCH_ITEMS).collect();
+    // Records are encoded off the async threads, consuming the decoded items as they go (a
+    // decoded item is several times the size of its record).
+    let chunks = {
+        let group = group.clone();
+        let object = object.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut chunks = Vec::new();
+            let mut remaining = items.into_iter().skip(start);
+            loop {
+                let chunk: Vec<Item> = remaining.by_ref().take(BATCH_ITEMS).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let count = chunk.len() as u64;
+                let (events, dead) = records(chunk, &group, &object, received);
+                chunks.push((count, events, dead));
+            }
+            chunks
+        })
+        .await
+        .map_err(|_| ApiError::internal("import worker failed"))?
+    };
     let last = chunks.len().saturating_sub(1);
-    for (index, chunk) in chunks.into_iter().enumerate() {
-        let (events, dead) = records(chunk, &group, &object, received);
+    for (index, (count, events, dead)) in chunks.into_iter().enumerate() {
         let (event_count, dead_count) = (events.len() as u64, dead.len() as u64);
         let mut batches = Vec::new();
         if !events.is_empty() {
@@ -232,7 +251,7 @@ pub(crate) async fn import_object(
             });
         }
         submit(state, batches).await?;
-        progress.items_done += chunk.len() as u64;
+        progress.items_done += count;
         progress.events += event_count;
         progress.rejected += dead_count;
         progress.complete = index == last;
@@ -457,21 +476,21 @@ async fn store_digest(
 
 /// The records of a run of items: events for the group, dead letters.
 fn records(
-    items: &[Item],
+    items: Vec<Item>,
     group: &GroupName,
     object: &str,
     received: Timestamp,
 ) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(items.len());
     let mut dead = Vec::new();
     for item in items {
         match item {
             Item::Event(event) => {
-                let mut attrs: Map<String, Value> = event.fields.clone();
+                let mut attrs: Map<String, Value> = event.fields;
                 if !event.ocsf.is_empty() {
                     attrs.insert(
                         seclog_index::schema::OCSF_ATTR.into(),
-                        Value::Object(event.ocsf.clone()),
+                        Value::Object(event.ocsf),
                     );
                 }
                 let attrs = if attrs.is_empty() {
@@ -479,20 +498,18 @@ fn records(
                 } else {
                     serde_json::to_vec(&attrs).unwrap_or_default()
                 };
-                events.push(
-                    Record {
-                        time: event.time.unwrap_or(received),
-                        observed_time: received,
-                        kind: match event.kind {
-                            RawKind::Json => RecordKind::Json,
-                            RawKind::Text => RecordKind::Text,
-                        },
-                        source: object.to_string(),
-                        attrs,
-                        raw: event.raw.clone(),
-                    }
-                    .encode(),
-                );
+                events.push(Record {
+                    time: event.time.unwrap_or(received),
+                    observed_time: received,
+                    kind: match event.kind {
+                        RawKind::Json => RecordKind::Json,
+                        RawKind::Text => RecordKind::Text,
+                    },
+                    source: object.to_string(),
+                    attrs,
+                    raw: event.raw,
+                }
+                .encode());
             }
             Item::Rejected(rejected) => dead.push(dead_letter(
                 &rejected.raw,

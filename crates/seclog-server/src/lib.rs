@@ -318,6 +318,36 @@ impl Server {
         })
     }
 
+    /// Starts the commit thread only, without indexing or search: for loading a stopped data
+    /// directory (`seclog import --data`); the server indexes what was loaded when it starts.
+    pub fn start_ingest_only(
+        writer: JournalWriter,
+        meta: Arc<MetaStore>,
+        config: &ServerConfig,
+    ) -> std::io::Result<Self> {
+        let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
+        let state = AppState {
+            meta,
+            commit: committer.handle(),
+            limits: config.limits.clone(),
+            submit_wait: Duration::from_secs(10),
+            decode_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |count| count.get()),
+            )),
+            search: None,
+            index_stats: None,
+            metrics: Arc::new(metrics::Metrics::default()),
+            importing: Arc::default(),
+        };
+        Ok(Server {
+            committer,
+            indexer: None,
+            state,
+            syslog: None,
+            watchers: Vec::new(),
+        })
+    }
+
     /// Binds and starts the syslog listeners `settings` names (none if it names none); they
     /// stop with [`Server::serve`].
     pub async fn start_syslog(&mut self, settings: &SyslogSettings) -> std::io::Result<()> {

@@ -125,6 +125,8 @@ pub(crate) enum Command {
     /// Check imported CloudTrail log files against CloudTrail's signed digest chain, offline,
     /// and report what the chain leaves out (server stopped).
     ValidateCloudtrail(Box<ValidateArgs>),
+    /// Generate realistic service log records (seeded) for benchmarks and demos.
+    Gen(Box<GenArgs>),
     /// Rebuild the search index from the journal (server stopped).
     Reindex {
         #[command(flatten)]
@@ -144,6 +146,29 @@ pub(crate) enum OutputFormat {
     Json,
     /// One JSON object per row.
     Ndjson,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GenArgs {
+    /// cloudtrail, vpcflow, route53 or alb.
+    #[arg(long)]
+    pub(crate) format: String,
+    /// How many records.
+    #[arg(long, default_value_t = 1000)]
+    pub(crate) events: u64,
+    /// Seed: the same seed gives the same records.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Time of the first record (RFC 3339; default: so that the last is about now).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) start: Option<String>,
+    /// Write gzip objects in the AWSLogs/<account>/<service>/<region>/YYYY/MM/DD/ layout under
+    /// this directory instead of printing.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) output: Option<PathBuf>,
+    /// Records per object with --output.
+    #[arg(long, default_value_t = 5000)]
+    pub(crate) per_file: u64,
 }
 
 #[derive(Debug, Args)]

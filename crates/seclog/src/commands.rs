@@ -75,6 +75,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Query(args) => crate::search::query(*args),
         Command::Import(args) => crate::import::run(*args),
         Command::ValidateCloudtrail(args) => crate::validate::run(*args),
+        Command::Gen(args) => crate::generate::run(*args),
         Command::Reindex { data, group } => {
             crate::search::reindex(&layout(&data), group.as_deref())
         }

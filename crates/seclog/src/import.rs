@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use futures_util::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use seclog_journal::{JournalConfig, JournalWriter, Layout};
 use seclog_server::import::{ImportOutcome, ImportRequest};
@@ -83,40 +84,26 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let mut summary = Summary::default();
     let mut failed = 0usize;
-    for input in &objects {
-        let name = input.name();
-        bar.set_message(name.clone());
-        let mut request = ImportRequest {
-            object: name.clone(),
-            format: Some(args.format.clone()),
-            group: args.group.clone(),
-            vpc_format: args.vpc_format.clone(),
-            etag: None,
-            check: false,
-            signature: None,
-        };
-        let result = match input {
-            Input::File(path, _) => std::fs::read(path)
-                .with_context(|| format!("reading {name}"))
-                .and_then(|bytes| runtime.block_on(send(&target, &request, bytes))),
-            Input::S3(source, object) => runtime.block_on(async {
-                request.etag = object.etag.clone();
-                if request.etag.is_some() {
-                    request.check = true;
-                    let known = send(&target, &request, Vec::new()).await?;
-                    if known.status == "already_imported" {
-                        return Ok(known);
-                    }
-                    request.check = false;
-                }
-                let (bytes, signature) = source
-                    .get_with_signature(&object.key)
-                    .await
-                    .map_err(anyhow::Error::msg)?;
-                request.signature = signature;
-                send(&target, &request, bytes).await
-            }),
-        };
+    // A few objects at once: decoding is one thread per object, and objects are independent.
+    let parallel = std::thread::available_parallelism().map_or(2, |count| count.get());
+    let target_ref = &target;
+    let args_ref = &args;
+    let results = runtime.block_on(async {
+        futures_util::stream::iter(objects.iter())
+            .map(|input| async move {
+                let name = input.name();
+                let result = import_one(target_ref, args_ref, input, &name).await;
+                (input, name, result)
+            })
+            .buffer_unordered(parallel)
+            .inspect(|(input, name, _)| {
+                bar.set_message(name.clone());
+                bar.inc(input.size());
+            })
+            .collect::<Vec<_>>()
+            .await
+    });
+    for (_, name, result) in results {
         match result {
             Ok(outcome) => summary.add(&outcome),
             Err(error) if format!("{error:#}").contains("cannot tell the format") => {
@@ -130,7 +117,6 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
                 bar.suspend(|| eprintln!("error: {name}: {error:#}"));
             }
         }
-        bar.inc(input.size());
     }
     bar.finish_and_clear();
     if let Target::Local(server) = target {
@@ -154,6 +140,50 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Imports one object (for S3: asks first whether this version is stored, by name and ETag).
+async fn import_one(
+    target: &Target,
+    args: &ImportArgs,
+    input: &Input,
+    name: &str,
+) -> Result<ImportOutcome> {
+    let mut request = ImportRequest {
+        object: name.to_string(),
+        format: Some(args.format.clone()),
+        group: args.group.clone(),
+        vpc_format: args.vpc_format.clone(),
+        etag: None,
+        check: false,
+        signature: None,
+    };
+    match input {
+        Input::File(path, _) => {
+            let path = path.clone();
+            let bytes = tokio::task::spawn_blocking(move || std::fs::read(path))
+                .await?
+                .with_context(|| format!("reading {name}"))?;
+            send(target, &request, bytes).await
+        }
+        Input::S3(source, object) => {
+            request.etag = object.etag.clone();
+            if request.etag.is_some() {
+                request.check = true;
+                let known = send(target, &request, Vec::new()).await?;
+                if known.status == "already_imported" {
+                    return Ok(known);
+                }
+                request.check = false;
+            }
+            let (bytes, signature) = source
+                .get_with_signature(&object.key)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            request.signature = signature;
+            send(target, &request, bytes).await
+        }
+    }
 }
 
 #[derive(Default)]
@@ -262,7 +292,10 @@ async fn open_local(layout: &Layout) -> Result<Server> {
         search: SearchSettings::default(),
         syslog: seclog_server::SyslogSettings::default(),
     };
-    Ok(Server::start(writer, meta, master, &config)?)
+    // Indexing waits for the server: a bulk load is not slowed by it, and `serve` indexes
+    // what was loaded when it starts.
+    drop(master);
+    Ok(Server::start_ingest_only(writer, meta, &config)?)
 }
 
 /// Objects named by the inputs: files, directories read recursively in name order, and

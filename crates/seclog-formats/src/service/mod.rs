@@ -24,6 +24,7 @@ mod cloudtrail;
 mod config;
 mod database;
 mod digest;
+mod generate;
 mod lines;
 mod ocsf;
 mod route53;
@@ -34,6 +35,7 @@ pub use digest::{
     DigestFile, DigestLogFile, ImportedLog, PublicKey, StoredDigest, ValidationReport,
     parse_digest, parse_public_keys, validate,
 };
+pub use generate::{GENERATED_FORMATS, Generator};
 pub use vpcflow::{VPC_DEFAULT_FIELDS, parse_vpc_format};
 
 /// A service log format.

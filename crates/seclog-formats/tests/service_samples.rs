@@ -279,7 +279,8 @@ fn generated_records_have_the_shape_of_the_samples() {
         if path.extension().is_none_or(|ext| ext != "json") {
             continue;
         }
-        let file: Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+        let file: Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
         for record in file["Records"].as_array().expect("records") {
             let object = record.as_object().expect("object");
             let keys: BTreeSet<String> = object.keys().cloned().collect();
@@ -288,7 +289,10 @@ fn generated_records_have_the_shape_of_the_samples() {
                 Some(known) => known.intersection(&keys).cloned().collect(),
             });
             for (key, value) in object {
-                real_keys.entry(key.clone()).or_default().insert(kind(value));
+                real_keys
+                    .entry(key.clone())
+                    .or_default()
+                    .insert(kind(value));
             }
         }
     }
@@ -298,13 +302,20 @@ fn generated_records_have_the_shape_of_the_samples() {
         let record: Value = serde_json::from_str(&generator.next_record()).expect("json");
         let object = record.as_object().expect("object");
         for key in &always {
-            assert!(object.contains_key(key), "generated record lacks {key}: {record}");
+            assert!(
+                object.contains_key(key),
+                "generated record lacks {key}: {record}"
+            );
         }
         for (key, value) in object {
             let kinds = real_keys
                 .get(key)
                 .unwrap_or_else(|| panic!("real records never carry {key}"));
-            assert!(kinds.contains(kind(value)), "{key} is {} here, {kinds:?} in real records", kind(value));
+            assert!(
+                kinds.contains(kind(value)),
+                "{key} is {} here, {kinds:?} in real records",
+                kind(value)
+            );
         }
     }
     let real_alb = std::fs::read_to_string(data.join("aws-samples/alb-access.log")).expect("alb");

@@ -15,7 +15,7 @@ use axum::extract::{Query, State};
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use seclog_formats::service::{
-    DecodeOptions, Decoded, Format, Item, RawKind, decode_object, detect, parse_vpc_format,
+    DecodeOptions, Format, Item, RawKind, decode_each, detect, parse_vpc_format,
 };
 use seclog_journal::{Record, RecordKind};
 use seclog_meta::{ImportState, Role};
@@ -143,11 +143,10 @@ pub(crate) async fn import_object(
     };
     let Prepared {
         plain,
-        plain_len,
         sha256,
         format,
         group,
-        decoded,
+        options,
     } = prepared;
     allowed(&group)?;
     if group.is_internal() {
@@ -164,25 +163,9 @@ pub(crate) async fn import_object(
         events: 0,
         rejected: 0,
         resumed_after: 0,
-        bytes: plain_len as u64,
+        bytes: plain.len() as u64,
     };
     let received = Timestamp::now();
-    let items = match decoded {
-        Decoded::Digest(digest) => {
-            let time =
-                seclog_formats::parse_time_value(&Value::String(digest.digest_end_time.clone()));
-            let digest = DigestObject {
-                group: &group,
-                object: &object,
-                sha256,
-                plain,
-                time,
-                signature: request.signature.clone(),
-            };
-            return store_digest(state, digest, received, outcome).await;
-        }
-        Decoded::Items(items) => items,
-    };
     // Two imports of one object at once (a watcher and a CLI run) would both find it not
     // stored: the second waits for the first, then finds it stored.
     let _claim = ImportClaim::take(state, format!("{group}\u{0}{sha256}")).await;
@@ -205,37 +188,55 @@ pub(crate) async fn import_object(
         remember_version(state, request, &group, &sha256);
         return Ok(outcome);
     }
-    let start = usize::try_from(progress.items_done).unwrap_or(usize::MAX);
-    outcome.resumed_after = progress.items_done;
-    if items.len() <= start {
-        progress.complete = true;
-        save(state, &group, &sha256, &progress)?;
-        return Ok(outcome);
-    }
-    // Records are encoded off the async threads, consuming the decoded items as they go (a
-    // decoded item is several times the size of its record).
-    let chunks = {
+    let start = progress.items_done;
+    outcome.resumed_after = start;
+    // Decoding runs on a blocking thread and hands over encoded chunks through a short queue:
+    // an object's decoded items (several times its size) are never all in memory, and the
+    // journal commits one chunk while the next is decoded.
+    let (sender, mut chunks) = tokio::sync::mpsc::channel::<Chunk>(2);
+    let worker = {
         let group = group.clone();
         let object = object.clone();
         tokio::task::spawn_blocking(move || {
-            let mut chunks = Vec::new();
-            let mut remaining = items.into_iter().skip(start);
-            loop {
-                let chunk: Vec<Item> = remaining.by_ref().take(BATCH_ITEMS).collect();
-                if chunk.is_empty() {
-                    break;
+            let mut pending: Vec<Item> = Vec::with_capacity(BATCH_ITEMS);
+            let mut seen = 0u64;
+            let mut open = true;
+            let flush = |pending: &mut Vec<Item>, open: &mut bool| {
+                let items = std::mem::take(pending);
+                let count = items.len() as u64;
+                let (events, dead) = records(items, &group, &object, received);
+                // A closed queue means the import failed; the rest is decoded for nothing.
+                *open = *open
+                    && sender
+                        .blocking_send(Chunk {
+                            count,
+                            events,
+                            dead,
+                        })
+                        .is_ok();
+            };
+            let digest = decode_each(format, &plain, &options, &mut |item| {
+                seen += 1;
+                if seen <= start || !open {
+                    return;
                 }
-                let count = chunk.len() as u64;
-                let (events, dead) = records(chunk, &group, &object, received);
-                chunks.push((count, events, dead));
+                pending.push(item);
+                if pending.len() == BATCH_ITEMS {
+                    flush(&mut pending, &mut open);
+                }
+            });
+            if !pending.is_empty() {
+                flush(&mut pending, &mut open);
             }
-            chunks
+            digest.map(|digest| (digest, plain))
         })
-        .await
-        .map_err(|_| ApiError::internal("import worker failed"))?
     };
-    let last = chunks.len().saturating_sub(1);
-    for (index, (count, events, dead)) in chunks.into_iter().enumerate() {
+    while let Some(chunk) = chunks.recv().await {
+        let Chunk {
+            count,
+            events,
+            dead,
+        } = chunk;
         let (event_count, dead_count) = (events.len() as u64, dead.len() as u64);
         let mut batches = Vec::new();
         if !events.is_empty() {
@@ -254,13 +255,37 @@ pub(crate) async fn import_object(
         progress.items_done += count;
         progress.events += event_count;
         progress.rejected += dead_count;
-        progress.complete = index == last;
         save(state, &group, &sha256, &progress)?;
         outcome.events += event_count;
         outcome.rejected += dead_count;
     }
+    let digest = worker
+        .await
+        .map_err(|_| ApiError::internal("import worker failed"))?;
+    if let Some((digest, plain)) = digest {
+        let time = seclog_formats::parse_time_value(&Value::String(digest.digest_end_time.clone()));
+        let digest = DigestObject {
+            group: &group,
+            object: &object,
+            sha256,
+            plain,
+            time,
+            signature: request.signature.clone(),
+        };
+        return store_digest(state, digest, received, outcome).await;
+    }
+    progress.complete = true;
+    save(state, &group, &sha256, &progress)?;
     remember_version(state, request, &group, &sha256);
     Ok(outcome)
+}
+
+/// Encoded records of a run of decoded items.
+struct Chunk {
+    /// Items it stands for (events and dead letters).
+    count: u64,
+    events: Vec<Vec<u8>>,
+    dead: Vec<Vec<u8>>,
 }
 
 /// The exclusive right to import one object into one group, released on drop.
@@ -498,18 +523,20 @@ fn records(
                 } else {
                     serde_json::to_vec(&attrs).unwrap_or_default()
                 };
-                events.push(Record {
-                    time: event.time.unwrap_or(received),
-                    observed_time: received,
-                    kind: match event.kind {
-                        RawKind::Json => RecordKind::Json,
-                        RawKind::Text => RecordKind::Text,
-                    },
-                    source: object.to_string(),
-                    attrs,
-                    raw: event.raw,
-                }
-                .encode());
+                events.push(
+                    Record {
+                        time: event.time.unwrap_or(received),
+                        observed_time: received,
+                        kind: match event.kind {
+                            RawKind::Json => RecordKind::Json,
+                            RawKind::Text => RecordKind::Text,
+                        },
+                        source: object.to_string(),
+                        attrs,
+                        raw: event.raw,
+                    }
+                    .encode(),
+                );
             }
             Item::Rejected(rejected) => dead.push(dead_letter(
                 &rejected.raw,
@@ -526,11 +553,10 @@ fn records(
 
 struct Prepared {
     plain: Vec<u8>,
-    plain_len: usize,
     sha256: String,
     format: Format,
     group: GroupName,
-    decoded: Decoded,
+    options: DecodeOptions,
 }
 
 fn prepare(request: &ImportRequest, bytes: Vec<u8>, limit: usize) -> Result<Prepared, ApiError> {
@@ -567,16 +593,12 @@ fn prepare(request: &ImportRequest, bytes: Vec<u8>, limit: usize) -> Result<Prep
         ),
         None => None,
     };
-    let decoded = decode_object(format, &plain, &DecodeOptions { vpc_fields });
-    // Only a digest file's bytes are kept past decoding (events carry their own raw bytes).
-    let keep = matches!(decoded, Decoded::Digest(_));
     Ok(Prepared {
-        plain_len: plain.len(),
-        plain: if keep { plain } else { Vec::new() },
+        plain,
         sha256,
         format,
         group,
-        decoded,
+        options: DecodeOptions { vpc_fields },
     })
 }
 

@@ -12,8 +12,8 @@ use seclog_model::Timestamp;
 use crate::cli::GenArgs;
 
 pub(crate) fn run(args: GenArgs) -> Result<ExitCode> {
-    let format = Format::parse(&args.format)
-        .with_context(|| format!("unknown format {:?}", args.format))?;
+    let format =
+        Format::parse(&args.format).with_context(|| format!("unknown format {:?}", args.format))?;
     let start = match &args.start {
         Some(text) => Timestamp::parse_rfc3339(text)
             .with_context(|| format!("--start {text:?}"))?
@@ -35,7 +35,13 @@ pub(crate) fn run(args: GenArgs) -> Result<ExitCode> {
             out.flush()?;
         }
         Some(dir) => {
-            let files = write_tree(&mut generator, format, args.events, args.per_file.max(1), dir)?;
+            let files = write_tree(
+                &mut generator,
+                format,
+                args.events,
+                args.per_file.max(1),
+                dir,
+            )?;
             eprintln!(
                 "wrote {} {} records in {files} files under {}",
                 args.events,
@@ -82,7 +88,9 @@ fn write_tree(
             }
             Format::VpcFlow => (
                 format!("vpcflowlogs/{region}/{day_path}"),
-                format!("{account}_vpcflowlogs_{region}_fl-0a1b2c3d4e5f67890_{stamp}_{files:06}.log.gz"),
+                format!(
+                    "{account}_vpcflowlogs_{region}_fl-0a1b2c3d4e5f67890_{stamp}_{files:06}.log.gz"
+                ),
                 lines(generator, count),
             ),
             Format::Route53 => (
@@ -92,16 +100,21 @@ fn write_tree(
             ),
             Format::Alb => (
                 format!("elasticloadbalancing/{region}/{day_path}"),
-                format!("{account}_elasticloadbalancing_{region}_app.web-prod.50dc6c495c0c9188_{stamp}_10.0.0.1_{files:06}.log.gz"),
+                format!(
+                    "{account}_elasticloadbalancing_{region}_app.web-prod.50dc6c495c0c9188_{stamp}_10.0.0.1_{files:06}.log.gz"
+                ),
                 lines(generator, count),
             ),
             other => bail!("gen does not make {} records", other.name()),
         };
         let folder = dir.join("AWSLogs").join(&account).join(folder);
-        std::fs::create_dir_all(&folder).with_context(|| format!("creating {}", folder.display()))?;
+        std::fs::create_dir_all(&folder)
+            .with_context(|| format!("creating {}", folder.display()))?;
         let path = folder.join(name);
-        let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut encoder = flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::default());
+        let file =
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut encoder =
+            flate2::write::GzEncoder::new(BufWriter::new(file), flate2::Compression::default());
         encoder.write_all(body.as_bytes())?;
         encoder.finish()?.flush()?;
         written += count;

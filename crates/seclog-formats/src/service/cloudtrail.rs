@@ -12,11 +12,10 @@ use serde_json::{Map, Value, json};
 
 use super::lines::{array_elements, json_values, member_array};
 use super::ocsf::{self, API_ACTIVITY, AUTHENTICATION, Severity, Status, put, str_at};
-use super::{Item, RawKind, ServiceEvent, rejected};
+use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
 
-pub(crate) fn decode(bytes: &[u8]) -> Vec<Item> {
-    let mut items = Vec::new();
+pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0usize;
     for value in json_values(bytes) {
         let value = match value {
@@ -41,7 +40,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Vec<Item> {
             items.push(record_item(record.get().as_bytes(), number));
         }
     }
-    items
 }
 
 /// A CloudWatch Logs subscription event whose `message` is a CloudTrail record.
@@ -466,7 +464,7 @@ mod tests {
     #[test]
     fn eventbridge_records_are_unwrapped() {
         let text = br#"{"version":"0","id":"e1","detail-type":"AWS API Call via CloudTrail","source":"aws.s3","account":"123456789012","time":"2024-01-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{"eventVersion":"1.09","eventTime":"2024-01-01T00:00:00Z","eventName":"PutBucketAcl","eventSource":"s3.amazonaws.com"}}"#;
-        let items = decode(text);
+        let items = super::super::collect(|items| decode(text, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };

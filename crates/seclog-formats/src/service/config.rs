@@ -8,11 +8,10 @@ use serde_json::{Map, Value, json};
 
 use super::lines::{array_elements, json_values, member_array};
 use super::ocsf::{self, CLOUD_RESOURCES_INVENTORY, Severity, Status, put, str_at};
-use super::{Item, RawKind, ServiceEvent, rejected};
+use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
 
-pub(crate) fn decode(bytes: &[u8]) -> Vec<Item> {
-    let mut items = Vec::new();
+pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0;
     for value in json_values(bytes) {
         let value = match value {
@@ -30,7 +29,6 @@ pub(crate) fn decode(bytes: &[u8]) -> Vec<Item> {
             items.push(item(record.get().as_bytes(), number));
         }
     }
-    items
 }
 
 fn item(raw: &[u8], number: usize) -> Item {
@@ -129,7 +127,7 @@ mod tests {
     #[test]
     fn history_files_and_notifications() {
         let history = br#"{"fileVersion":"1.0","configurationItems":[{"configurationItemVersion":"1.3","configurationItemCaptureTime":"2024-02-01T10:00:00.000Z","configurationStateId":1706781600000,"awsAccountId":"111122223333","configurationItemStatus":"ResourceDiscovered","resourceType":"AWS::S3::Bucket","resourceId":"logs","resourceName":"logs","ARN":"arn:aws:s3:::logs","awsRegion":"us-east-1","tags":{"team":"sec"},"configuration":{"name":"logs"}}]}"#;
-        let items = decode(history);
+        let items = super::super::collect(|items| decode(history, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };
@@ -137,14 +135,14 @@ mod tests {
         assert_eq!(event.ocsf["resources"][0]["labels"][0], "team=sec");
         assert_eq!(event.ocsf["class_uid"], 5023);
         let notification = br#"{"configurationItemDiff":{"changeType":"DELETE"},"configurationItem":{"configurationItemCaptureTime":"2024-02-01T10:00:00.000Z","configurationItemStatus":"ResourceDeleted","resourceType":"AWS::EC2::SecurityGroup","resourceId":"sg-1","awsRegion":"us-east-1"},"notificationCreationTime":"2024-02-01T10:00:01.000Z","messageType":"ConfigurationItemChangeNotification","recordVersion":"1.3"}"#;
-        let items = decode(notification);
+        let items = super::super::collect(|items| decode(notification, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };
         assert_eq!(event.ocsf["severity_id"], 2);
         assert_eq!(event.ocsf["resources"][0]["uid"], "sg-1");
         assert!(matches!(
-            decode(br#"{"a":1}"#).as_slice(),
+            super::super::collect(|items| decode(br#"{"a":1}"#, items)).as_slice(),
             [Item::Rejected(_)]
         ));
     }

@@ -16,7 +16,7 @@ use serde_json::{Map, Value, json};
 
 use super::lines::{array_elements, json_values, numbered_lines};
 use super::ocsf::{self, DATASTORE_ACTIVITY, Severity, Status, put, str_at};
-use super::{Item, RawKind, ServiceEvent, rejected};
+use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
 use seclog_model::Timestamp;
 
@@ -60,8 +60,7 @@ pub(crate) fn is_mariadb_line(line: &str) -> bool {
         })
 }
 
-pub(crate) fn decode_pgaudit(bytes: &[u8]) -> Vec<Item> {
-    let mut items = Vec::new();
+pub(crate) fn decode_pgaudit(bytes: &[u8], items: &mut dyn Sink) {
     // An entry: its first line number, and its lines joined (continuations start with a tab).
     let mut entry: Option<(usize, Vec<u8>)> = None;
     for (number, line) in numbered_lines(bytes) {
@@ -80,7 +79,6 @@ pub(crate) fn decode_pgaudit(bytes: &[u8]) -> Vec<Item> {
     if let Some((first, text)) = entry {
         items.push(pg_entry(&text, first));
     }
-    items
 }
 
 fn pg_entry(raw: &[u8], number: usize) -> Item {
@@ -341,14 +339,14 @@ fn csv_row(text: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-pub(crate) fn decode_mysql(bytes: &[u8]) -> Vec<Item> {
+pub(crate) fn decode_mysql(bytes: &[u8], items: &mut dyn Sink) {
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
     if !matches!(first, Some(b'{' | b'[')) {
-        return numbered_lines(bytes)
-            .map(|(number, line)| mariadb_line(line, number))
-            .collect();
+        for (number, line) in numbered_lines(bytes) {
+            items.push(mariadb_line(line, number));
+        }
+        return;
     }
-    let mut items = Vec::new();
     let mut number = 0;
     for value in json_values(bytes) {
         match value {
@@ -360,27 +358,24 @@ pub(crate) fn decode_mysql(bytes: &[u8]) -> Vec<Item> {
             }
             Err(bad) if bad.raw.first() == Some(&b'[') => {
                 // MySQL keeps the array open while it writes: read it a record per line.
-                return open_array(bytes);
+                open_array(bytes, items);
+                return;
             }
             Err(bad) => items.push(Item::Rejected(bad)),
         }
     }
-    items
 }
 
 /// An audit log array that is not closed yet: `[`, then records separated by `,` and newlines.
-fn open_array(bytes: &[u8]) -> Vec<Item> {
-    numbered_lines(bytes)
-        .filter_map(|(number, line)| {
-            let trimmed = std::str::from_utf8(line).ok().map(str::trim).unwrap_or("");
-            let trimmed = trimmed.trim_start_matches('[').trim_end_matches(']');
-            let trimmed = trimmed.trim_end_matches(',').trim();
-            if trimmed.is_empty() {
-                return None;
-            }
-            Some(mysql_record(trimmed.as_bytes(), number))
-        })
-        .collect()
+fn open_array(bytes: &[u8], items: &mut dyn Sink) {
+    for (number, line) in numbered_lines(bytes) {
+        let trimmed = std::str::from_utf8(line).ok().map(str::trim).unwrap_or("");
+        let trimmed = trimmed.trim_start_matches('[').trim_end_matches(']');
+        let trimmed = trimmed.trim_end_matches(',').trim();
+        if !trimmed.is_empty() {
+            items.push(mysql_record(trimmed.as_bytes(), number));
+        }
+    }
 }
 
 fn mysql_record(raw: &[u8], number: usize) -> Item {
@@ -687,7 +682,7 @@ mod tests {
     fn pgaudit_stderr_entries_with_continuations() {
         let log = "2024-11-28 03:00:00.123 UTC [4242] alice@shop LOG:  AUDIT: SESSION,1,1,READ,SELECT,,,\"SELECT a, b\n\tFROM t\",<not logged>\n\
                    2024-11-28 03:00:01.000 UTC [4242] alice@shop LOG:  connection authorized: user=alice\n";
-        let items = decode_pgaudit(log.as_bytes());
+        let items = super::super::collect(|items| decode_pgaudit(log.as_bytes(), items));
         let [Item::Event(audit), Item::Event(other)] = items.as_slice() else {
             panic!("{items:?}")
         };
@@ -709,7 +704,7 @@ mod tests {
     #[test]
     fn mysql_json_open_arrays_and_mariadb_lines() {
         let open = b"[\n{\"timestamp\":\"2019-10-03 13:50:01\",\"id\":0,\"class\":\"connection\",\"event\":\"connect\",\"connection_id\":8,\"account\":{\"user\":\"root\",\"host\":\"localhost\"},\"login\":{\"user\":\"root\",\"os\":\"\",\"ip\":\"10.0.0.9\",\"proxy\":\"\"},\"connection_data\":{\"connection_type\":\"ssl\",\"status\":1045,\"db\":\"shop\"}},\n{\"timestamp\":\"2019-10-03 13:50:02\",\"id\":1,\"class\":\"general\",\"event\":\"status\",\"connection_id\":8,\"account\":{\"user\":\"root\",\"host\":\"localhost\"},\"general_data\":{\"command\":\"Query\",\"sql_command\":\"drop_table\",\"query\":\"DROP TABLE t\",\"status\":0}},\n";
-        let items = decode_mysql(open);
+        let items = super::super::collect(|items| decode_mysql(open, items));
         let [Item::Event(login), Item::Event(drop)] = items.as_slice() else {
             panic!("{items:?}")
         };
@@ -718,7 +713,7 @@ mod tests {
         assert_eq!(login.ocsf["src_endpoint"]["ip"], "10.0.0.9");
         assert_eq!(drop.ocsf["query_info"]["query_string"], "DROP TABLE t");
         let maria = b"20240101 12:00:00,db1,bob,10.0.0.7,12,34,QUERY,shop,'SELECT \\'a,b\\'',0\n";
-        let items = decode_mysql(maria);
+        let items = super::super::collect(|items| decode_mysql(maria, items));
         let [Item::Event(query)] = items.as_slice() else {
             panic!("{items:?}")
         };

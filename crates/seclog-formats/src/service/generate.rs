@@ -19,12 +19,23 @@ pub struct Generator {
 }
 
 /// Formats `gen` can produce.
-pub const GENERATED_FORMATS: [Format; 4] =
-    [Format::CloudTrail, Format::VpcFlow, Format::Route53, Format::Alb];
+pub const GENERATED_FORMATS: [Format; 4] = [
+    Format::CloudTrail,
+    Format::VpcFlow,
+    Format::Route53,
+    Format::Alb,
+];
 
 const REGIONS: [&str; 4] = ["us-east-1", "us-east-1", "eu-west-1", "us-west-2"];
 const USERS: [&str; 8] = [
-    "alice", "bob", "carol", "deploy-bot", "terraform", "dana", "erin", "backup-svc",
+    "alice",
+    "bob",
+    "carol",
+    "deploy-bot",
+    "terraform",
+    "dana",
+    "erin",
+    "backup-svc",
 ];
 const ROLES: [&str; 4] = ["ReadOnly", "Admin", "LambdaExec", "GitHubActions"];
 const AGENTS: [&str; 5] = [
@@ -42,7 +53,12 @@ const CALLS: [(&str, &str, bool, u32); 20] = [
     ("s3.amazonaws.com", "ListBuckets", true, 4),
     ("ec2.amazonaws.com", "DescribeInstances", true, 12),
     ("ec2.amazonaws.com", "RunInstances", false, 1),
-    ("ec2.amazonaws.com", "AuthorizeSecurityGroupIngress", false, 1),
+    (
+        "ec2.amazonaws.com",
+        "AuthorizeSecurityGroupIngress",
+        false,
+        1,
+    ),
     ("iam.amazonaws.com", "ListUsers", true, 4),
     ("iam.amazonaws.com", "GetUser", true, 4),
     ("iam.amazonaws.com", "CreateAccessKey", false, 1),
@@ -234,24 +250,33 @@ impl Generator {
         });
         if name == "ConsoleLogin" {
             let failed = self.rng.u8(0..4) == 0;
-            record["eventType"] = json!("AwsConsoleSignIn");
-            record["requestParameters"] = Value::Null;
-            record["responseElements"] = json!({"ConsoleLogin": if failed { "Failure" } else { "Success" }});
-            record["additionalEventData"] = json!({
-                "LoginTo": "https://console.aws.amazon.com/console/home",
-                "MobileVersion": "No",
-                "MFAUsed": if self.rng.bool() { "Yes" } else { "No" }
-            });
+            set(&mut record, "eventType", json!("AwsConsoleSignIn"));
+            set(&mut record, "requestParameters", Value::Null);
+            set(
+                &mut record,
+                "responseElements",
+                json!({"ConsoleLogin": if failed { "Failure" } else { "Success" }}),
+            );
+            set(
+                &mut record,
+                "additionalEventData",
+                json!({
+                    "LoginTo": "https://console.aws.amazon.com/console/home",
+                    "MobileVersion": "No",
+                    "MFAUsed": if self.rng.bool() { "Yes" } else { "No" }
+                }),
+            );
             if failed {
-                record["errorMessage"] = json!("Failed authentication");
+                set(&mut record, "errorMessage", json!("Failed authentication"));
             }
         } else if self.rng.u8(0..20) == 0 {
-            record["errorCode"] = json!("AccessDenied");
-            record["errorMessage"] = json!(format!(
+            let message = format!(
                 "User: {} is not authorized to perform: {}:{name}",
-                record["userIdentity"]["arn"].as_str().unwrap_or_default(),
+                super::ocsf::str_at(&record, "userIdentity.arn").unwrap_or_default(),
                 source.trim_end_matches(".amazonaws.com")
-            ));
+            );
+            set(&mut record, "errorCode", json!("AccessDenied"));
+            set(&mut record, "errorMessage", json!(message));
         }
         record
     }
@@ -270,7 +295,9 @@ impl Generator {
                 "roleSessionName": self.pick(&USERS)
             }),
             "Decrypt" | "GenerateDataKey" => json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT"}),
-            "Invoke" => json!({"functionName": format!("arn:aws:lambda:us-east-1:{account}:function:{}", self.pick(&["api", "worker", "thumbnailer"]))}),
+            "Invoke" => {
+                json!({"functionName": format!("arn:aws:lambda:us-east-1:{account}:function:{}", self.pick(&["api", "worker", "thumbnailer"]))})
+            }
             "AuthorizeSecurityGroupIngress" => json!({
                 "groupId": format!("sg-{:017x}", self.rng.u64(..) >> 4),
                 "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 22, "toPort": 22,
@@ -295,11 +322,8 @@ impl Generator {
             .get(self.rng.usize(0..7))
             .unwrap_or(&443);
         let ephemeral = self.rng.u16(32_768..61_000);
-        let (source_port, destination_port) = if inbound {
-            (ephemeral, service_port)
-        } else {
-            (ephemeral, service_port)
-        };
+        // The client's ephemeral port talks to the service's port, either way round.
+        let (source_port, destination_port) = (ephemeral, service_port);
         let packets = self.rng.u32(1..200);
         let bytes = u64::from(packets) * self.rng.u64(40..1500);
         let action = if inbound && self.rng.u8(0..5) == 0 {
@@ -381,7 +405,11 @@ impl Generator {
         };
         let client = self.public_ip();
         let target = self.private_ip();
-        let time = format!("{}.{:06}Z", rfc3339(self.clock).trim_end_matches('Z'), self.rng.u32(0..1_000_000));
+        let time = format!(
+            "{}.{:06}Z",
+            rfc3339(self.clock).trim_end_matches('Z'),
+            self.rng.u32(0..1_000_000)
+        );
         let received = self.rng.u32(200..2000);
         let sent = self.rng.u32(200..50_000);
         let trace = format!(
@@ -397,6 +425,13 @@ impl Generator {
             self.account,
             self.account,
         )
+    }
+}
+
+/// Sets a member of a JSON object.
+fn set(record: &mut Value, key: &str, value: Value) {
+    if let Value::Object(map) = record {
+        map.insert(key.to_string(), value);
     }
 }
 
@@ -429,7 +464,8 @@ mod tests {
                 text.push_str(&generator.next_record());
                 text.push('\n');
             }
-            let Decoded::Items(items) = decode_object(format, text.as_bytes(), &DecodeOptions::default())
+            let Decoded::Items(items) =
+                decode_object(format, text.as_bytes(), &DecodeOptions::default())
             else {
                 panic!("records")
             };

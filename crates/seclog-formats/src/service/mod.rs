@@ -190,26 +190,71 @@ pub struct DecodeOptions {
 /// assert!(event.raw.starts_with(b"{\"eventVersion\""));
 /// ```
 pub fn decode_object(format: Format, bytes: &[u8], options: &DecodeOptions) -> Decoded {
+    let mut items = Vec::new();
+    match decode_each(format, bytes, options, &mut |item| items.push(item)) {
+        Some(digest) => Decoded::Digest(digest),
+        None => Decoded::Items(items),
+    }
+}
+
+/// [`decode_object`] one item at a time, in order: what an importer uses, so that an object's
+/// decoded items (several times its size) are never all in memory. Returns the digest file
+/// instead when the object is one (and gives no items).
+pub fn decode_each(
+    format: Format,
+    bytes: &[u8],
+    options: &DecodeOptions,
+    each: &mut dyn FnMut(Item),
+) -> Option<Box<DigestFile>> {
     let bytes = strip_bom(bytes);
     if format == Format::CloudTrail
         && let Some(digest) = digest::sniff_digest(bytes)
     {
-        return Decoded::Digest(Box::new(digest));
+        return Some(Box::new(digest));
     }
-    let items = match format {
-        Format::CloudTrail => cloudtrail::decode(bytes),
-        Format::VpcFlow => vpcflow::decode(bytes, options),
-        Format::Route53 => route53::decode(bytes),
-        Format::Alb => web::decode_alb(bytes),
-        Format::Elb => web::decode_elb(bytes),
-        Format::Waf => web::decode_waf(bytes),
-        Format::S3Access => web::decode_s3_access(bytes),
-        Format::Combined => web::decode_combined(bytes),
-        Format::Config => config::decode(bytes),
-        Format::PgAudit => database::decode_pgaudit(bytes),
-        Format::MysqlAudit => database::decode_mysql(bytes),
-    };
-    Decoded::Items(items)
+    let mut sink = FnSink(each);
+    let items: &mut dyn Sink = &mut sink;
+    match format {
+        Format::CloudTrail => cloudtrail::decode(bytes, items),
+        Format::VpcFlow => vpcflow::decode(bytes, options, items),
+        Format::Route53 => route53::decode(bytes, items),
+        Format::Alb => web::decode_alb(bytes, items),
+        Format::Elb => web::decode_elb(bytes, items),
+        Format::Waf => web::decode_waf(bytes, items),
+        Format::S3Access => web::decode_s3_access(bytes, items),
+        Format::Combined => web::decode_combined(bytes, items),
+        Format::Config => config::decode(bytes, items),
+        Format::PgAudit => database::decode_pgaudit(bytes, items),
+        Format::MysqlAudit => database::decode_mysql(bytes, items),
+    }
+    None
+}
+
+/// Where decoders put what they decode.
+pub(crate) trait Sink {
+    fn push(&mut self, item: Item);
+}
+
+impl Sink for Vec<Item> {
+    fn push(&mut self, item: Item) {
+        Vec::push(self, item);
+    }
+}
+
+struct FnSink<'a>(&'a mut dyn FnMut(Item));
+
+impl Sink for FnSink<'_> {
+    fn push(&mut self, item: Item) {
+        (self.0)(item);
+    }
+}
+
+/// The items a decoder gives (for tests).
+#[cfg(test)]
+pub(crate) fn collect(decode: impl FnOnce(&mut dyn Sink)) -> Vec<Item> {
+    let mut items = Vec::new();
+    decode(&mut items);
+    items
 }
 
 /// The format of an object, from its name (the `AWSLogs/<account>/<service>/…` layouts and

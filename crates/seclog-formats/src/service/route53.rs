@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::lines::{array_elements, json_values, member_array, numbered_lines};
 use super::ocsf::{self, DNS_ACTIVITY, Severity, Status, put, str_at};
-use super::{Item, RawKind, ServiceEvent, rejected};
+use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
 
 /// Field names of a public DNS query log line, in order.
@@ -35,19 +35,18 @@ pub(crate) fn is_public_dns_line(line: &str) -> bool {
         && tokens.get(2).is_some_and(|zone| zone.starts_with('Z'))
 }
 
-pub(crate) fn decode(bytes: &[u8]) -> Vec<Item> {
+pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
     if matches!(first, Some(b'{' | b'[')) {
-        decode_json(bytes)
+        decode_json(bytes, items);
     } else {
-        numbered_lines(bytes)
-            .map(|(number, line)| public_line(line, number))
-            .collect()
+        for (number, line) in numbered_lines(bytes) {
+            items.push(public_line(line, number));
+        }
     }
 }
 
-fn decode_json(bytes: &[u8]) -> Vec<Item> {
-    let mut items = Vec::new();
+fn decode_json(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0;
     for value in json_values(bytes) {
         let value = match value {
@@ -81,7 +80,6 @@ fn decode_json(bytes: &[u8]) -> Vec<Item> {
             items.push(resolver_record(record.get().as_bytes(), number));
         }
     }
-    items
 }
 
 fn resolver_record(raw: &[u8], number: usize) -> Item {
@@ -307,7 +305,7 @@ mod tests {
     #[test]
     fn resolver_and_public_records() {
         let resolver = br#"{"version":"1.100000","account_id":"111122223333","region":"us-east-1","vpc_id":"vpc-1","query_timestamp":"2024-03-01T10:00:00Z","query_name":"example.com.","query_type":"A","query_class":"IN","rcode":"NXDOMAIN","answers":[],"srcaddr":"10.0.0.5","srcport":"53123","transport":"UDP","srcids":{"instance":"i-1"}}"#;
-        let items = decode(resolver);
+        let items = super::super::collect(|items| decode(resolver, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };
@@ -315,7 +313,7 @@ mod tests {
         assert_eq!(event.ocsf["src_endpoint"]["port"], 53123);
         assert_eq!(event.ocsf["status"], "Failure");
         let public = b"1.0 2017-12-13T08:15:50.235Z Z123412341234 example.com A NOERROR UDP FRA6 192.168.1.1 -\n";
-        let items = decode(public);
+        let items = super::super::collect(|items| decode(public, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::lines::{array_elements, json_values, member_array, numbered_lines};
 use super::ocsf::{self, NETWORK_ACTIVITY, Severity, Status, put};
-use super::{DecodeOptions, Item, RawKind, ServiceEvent, rejected};
+use super::{DecodeOptions, Item, RawKind, ServiceEvent, Sink, rejected};
 use seclog_model::Timestamp;
 
 /// The default (version 2) format.
@@ -145,14 +145,13 @@ pub(crate) fn is_default_line(line: &str) -> bool {
             .is_some_and(|action| matches!(*action, "ACCEPT" | "REJECT" | "-"))
 }
 
-pub(crate) fn decode(bytes: &[u8], options: &DecodeOptions) -> Vec<Item> {
+pub(crate) fn decode(bytes: &[u8], options: &DecodeOptions, items: &mut dyn Sink) {
     let default: Vec<String> = VPC_DEFAULT_FIELDS.iter().map(|f| f.to_string()).collect();
     let configured = options.vpc_fields.clone().unwrap_or(default);
     let first = bytes.iter().find(|byte| !byte.is_ascii_whitespace());
     if matches!(first, Some(b'{' | b'[')) {
-        return decode_wrapped(bytes, &configured);
+        return decode_wrapped(bytes, &configured, items);
     }
-    let mut items = Vec::new();
     let mut names = configured;
     let mut first_line = true;
     for (number, line) in numbered_lines(bytes) {
@@ -168,12 +167,10 @@ pub(crate) fn decode(bytes: &[u8], options: &DecodeOptions) -> Vec<Item> {
         first_line = false;
         items.push(record(text, &names, number));
     }
-    items
 }
 
 /// JSON forms: a subscription payload (`logEvents`), or records with a `message` / `body` line.
-fn decode_wrapped(bytes: &[u8], names: &[String]) -> Vec<Item> {
-    let mut items = Vec::new();
+fn decode_wrapped(bytes: &[u8], names: &[String], items: &mut dyn Sink) {
     let mut number = 0;
     for value in json_values(bytes) {
         let value = match value {
@@ -197,7 +194,6 @@ fn decode_wrapped(bytes: &[u8], names: &[String]) -> Vec<Item> {
             }
         }
     }
-    items
 }
 
 fn wrapped_line(value: &RawValue) -> Option<String> {
@@ -380,7 +376,7 @@ mod tests {
                      5 vpc-1 10.0.0.1 10.0.0.2 443 50000 6 1700000000 1700000060 ACCEPT egress\n\
                      5 vpc-1 10.0.0.1 - - - - 1700000000 1700000060 - -\n\
                      5 vpc-1 only three\n";
-        let items = decode(file, &DecodeOptions::default());
+        let items = super::super::collect(|items| decode(file, &DecodeOptions::default(), items));
         let [Item::Event(first), Item::Event(nodata), Item::Rejected(bad)] = items.as_slice()
         else {
             panic!("{items:?}")

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::lines::{json_values, numbered_lines, split_fields};
 use super::ocsf::{self, API_ACTIVITY, HTTP_ACTIVITY, Severity, Status, put, str_at};
-use super::{Item, RawKind, ServiceEvent, rejected};
+use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::{parse_time_str, parse_time_value};
 use seclog_model::Timestamp;
 
@@ -165,8 +165,8 @@ pub(crate) fn is_combined_line(line: &str) -> bool {
     })
 }
 
-pub(crate) fn decode_alb(bytes: &[u8]) -> Vec<Item> {
-    decode_lines(bytes, |line, number| {
+pub(crate) fn decode_alb(bytes: &[u8], items: &mut dyn Sink) {
+    decode_lines(bytes, items, |line, number| {
         let fields = columns(line, ALB_COLUMNS, 13, "ALB", number)?;
         let time = fields
             .get("time")
@@ -201,8 +201,8 @@ pub(crate) fn decode_alb(bytes: &[u8]) -> Vec<Item> {
     })
 }
 
-pub(crate) fn decode_elb(bytes: &[u8]) -> Vec<Item> {
-    decode_lines(bytes, |line, number| {
+pub(crate) fn decode_elb(bytes: &[u8], items: &mut dyn Sink) {
+    decode_lines(bytes, items, |line, number| {
         let fields = columns(line, ELB_COLUMNS, 12, "Classic Load Balancer", number)?;
         let time = fields
             .get("request_timestamp")
@@ -228,8 +228,8 @@ pub(crate) fn decode_elb(bytes: &[u8]) -> Vec<Item> {
     })
 }
 
-pub(crate) fn decode_s3_access(bytes: &[u8]) -> Vec<Item> {
-    decode_lines(bytes, |line, number| {
+pub(crate) fn decode_s3_access(bytes: &[u8], items: &mut dyn Sink) {
+    decode_lines(bytes, items, |line, number| {
         let fields = columns(line, S3_COLUMNS, 18, "S3 server access log", number)?;
         let time = fields
             .get("requestdatetime")
@@ -316,8 +316,8 @@ pub(crate) fn decode_s3_access(bytes: &[u8]) -> Vec<Item> {
     })
 }
 
-pub(crate) fn decode_combined(bytes: &[u8]) -> Vec<Item> {
-    decode_lines(bytes, |line, number| {
+pub(crate) fn decode_combined(bytes: &[u8], items: &mut dyn Sink) {
+    decode_lines(bytes, items, |line, number| {
         let fields = columns(line, COMBINED_COLUMNS, 7, "access log", number)?;
         let time = fields
             .get("time_local")
@@ -351,8 +351,7 @@ pub(crate) fn decode_combined(bytes: &[u8]) -> Vec<Item> {
     })
 }
 
-pub(crate) fn decode_waf(bytes: &[u8]) -> Vec<Item> {
-    let mut items = Vec::new();
+pub(crate) fn decode_waf(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0;
     for value in json_values(bytes) {
         let value = match value {
@@ -386,7 +385,6 @@ pub(crate) fn decode_waf(bytes: &[u8]) -> Vec<Item> {
             ocsf: waf_event(&record),
         }));
     }
-    items
 }
 
 fn waf_event(record: &Value) -> Map<String, Value> {
@@ -482,25 +480,25 @@ type Decoded = (Option<Timestamp>, Map<String, Value>, Map<String, Value>);
 
 fn decode_lines(
     bytes: &[u8],
+    items: &mut dyn Sink,
     mut decode: impl FnMut(&str, usize) -> Result<Decoded, String>,
-) -> Vec<Item> {
-    numbered_lines(bytes)
-        .map(|(number, line)| {
-            let Ok(text) = std::str::from_utf8(line) else {
-                return rejected(line, format!("line {number}: not UTF-8"));
-            };
-            match decode(text, number) {
-                Ok((time, fields, ocsf)) => Item::Event(ServiceEvent {
-                    time,
-                    kind: RawKind::Text,
-                    raw: line.to_vec(),
-                    fields,
-                    ocsf,
-                }),
-                Err(reason) => rejected(line, reason),
-            }
-        })
-        .collect()
+) {
+    for (number, line) in numbered_lines(bytes) {
+        let Ok(text) = std::str::from_utf8(line) else {
+            items.push(rejected(line, format!("line {number}: not UTF-8")));
+            continue;
+        };
+        items.push(match decode(text, number) {
+            Ok((time, fields, ocsf)) => Item::Event(ServiceEvent {
+                time,
+                kind: RawKind::Text,
+                raw: line.to_vec(),
+                fields,
+                ocsf,
+            }),
+            Err(reason) => rejected(line, reason),
+        });
+    }
 }
 
 /// Splits a line into the named columns; at least `required` must be present, and columns
@@ -689,7 +687,7 @@ mod tests {
     #[test]
     fn combined_lines() {
         let line = br#"203.0.113.9 - alice [10/Oct/2000:13:55:36 -0700] "GET /apache_pb.gif?x=1 HTTP/1.0" 200 2326 "http://www.example.com/start.html" "Mozilla/4.08""#;
-        let items = decode_combined(line);
+        let items = super::super::collect(|items| decode_combined(line, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };
@@ -706,7 +704,7 @@ mod tests {
     fn classic_elb_lines() {
         let line = br#"2015-05-13T23:39:43.945958Z my-loadbalancer 192.168.131.39:2817 10.0.0.1:80 0.000073 0.001048 0.000057 200 200 0 29 "GET http://www.example.com:80/ HTTP/1.1" "curl/7.38.0" - -"#;
         assert!(is_elb_line(std::str::from_utf8(line).expect("utf8")));
-        let items = decode_elb(line);
+        let items = super::super::collect(|items| decode_elb(line, items));
         let [Item::Event(event)] = items.as_slice() else {
             panic!("{items:?}")
         };

@@ -160,8 +160,16 @@ fn a_clean_chain_validates() {
     let report = validate(&local, &[signer.public_key()], &trail.logs, NOW);
     assert_eq!(report.digests_valid.len(), 2, "{report:#?}");
     assert_eq!(report.digests_unverified.len(), 1);
-    assert_eq!(report.logs_valid.len(), 3);
-    assert_eq!(report.problems(), 0);
+    assert_eq!(report.logs_valid.len(), 2);
+    assert_eq!(report.logs_unverified.len(), 1);
+    // An unsigned digest could be forged: it counts against the evidence.
+    assert_eq!(report.problems(), 1);
+
+    // A window of the chain: the oldest digest's link leads out of it, which is no gap.
+    let mut window = trail.digests.clone();
+    window.remove(0);
+    let report = validate(&window, &[signer.public_key()], &trail.logs[1..], NOW);
+    assert_eq!(report.problems(), 0, "{report:#?}");
 }
 
 #[test]

@@ -97,7 +97,7 @@ pub(crate) async fn import(
     content_encoding(&parts.headers)?;
     let body = read_body(body, state.limits.max_decompressed_bytes).await?;
     let source = format!("http:{}", crate::ingest::peer_address(&parts.extensions));
-    let outcome = import_object(&state, &request, body.to_vec(), &|group| {
+    let outcome = import_object(&state, &request, Vec::from(body), &|group| {
         if !token.covers(group.as_str()) {
             return Err(ApiError::forbidden(format!(
                 "this token may not write to group {group}"
@@ -263,6 +263,9 @@ pub(crate) async fn import_object(
         .await
         .map_err(|_| ApiError::internal("import worker failed"))?;
     if let Some((digest, plain)) = digest {
+        let digest_group = GroupName::parse(&format!("{group}-digest"))
+            .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+        allowed(&digest_group)?;
         let time = seclog_formats::parse_time_value(&Value::String(digest.digest_end_time.clone()));
         let digest = DigestObject {
             group: &group,
@@ -272,7 +275,9 @@ pub(crate) async fn import_object(
             time,
             signature: request.signature.clone(),
         };
-        return store_digest(state, digest, received, outcome).await;
+        let outcome = store_digest(state, digest, received, outcome).await?;
+        remember_version(state, request, &digest_group, &outcome.sha256);
+        return Ok(outcome);
     }
     progress.complete = true;
     save(state, &group, &sha256, &progress)?;
@@ -369,8 +374,16 @@ fn check_known(
         .group
         .clone()
         .unwrap_or_else(|| format.default_group());
-    let group = GroupName::parse(&group_text)
+    let mut group = GroupName::parse(&group_text)
         .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    // Digest files are remembered in the digest group.
+    let lower = request.object.to_ascii_lowercase();
+    if format == Format::CloudTrail
+        && (lower.contains("/cloudtrail-digest/") || lower.contains("_cloudtrail-digest_"))
+    {
+        group = GroupName::parse(&format!("{group}-digest"))
+            .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    }
     allowed(&group)?;
     outcome.format = format.name().to_string();
     outcome.group = group.to_string();
@@ -611,6 +624,11 @@ fn decompress_object(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> 
             zstd::stream::read::Decoder::new(bytes.as_slice())
                 .map_err(|error| ApiError::bad_request("malformed_body", error.to_string()))?,
         ),
+        _ if bytes.len() > limit => {
+            return Err(ApiError::too_large(format!(
+                "the object is larger than {limit} bytes"
+            )));
+        }
         _ => return Ok(bytes),
     };
     let mut out = Vec::new();

@@ -44,6 +44,8 @@ impl S3Url {
 pub struct S3Object {
     /// Its key.
     pub key: String,
+    /// Its location as listed (what reads use: no re-encoding of the key).
+    pub location: Path,
     /// Its size in bytes.
     pub size: u64,
     /// Its entity tag (changes when the object does).
@@ -98,6 +100,7 @@ impl S3Source {
             .list(prefix.as_ref())
             .map_ok(|meta| S3Object {
                 key: meta.location.to_string(),
+                location: meta.location,
                 size: meta.size,
                 etag: meta.e_tag,
             })
@@ -111,16 +114,22 @@ impl S3Source {
     }
 
     /// An object's bytes.
-    pub async fn get(&self, key: &str) -> Result<Vec<u8>, String> {
-        self.get_with_signature(key).await.map(|(bytes, _)| bytes)
+    pub async fn get(&self, object: &S3Object) -> Result<Vec<u8>, String> {
+        self.get_with_signature(object)
+            .await
+            .map(|(bytes, _)| bytes)
     }
 
     /// An object's bytes and the `signature` of its user metadata (`x-amz-meta-signature`,
     /// where CloudTrail keeps a digest file's signature).
-    pub async fn get_with_signature(&self, key: &str) -> Result<(Vec<u8>, Option<String>), String> {
+    pub async fn get_with_signature(
+        &self,
+        object: &S3Object,
+    ) -> Result<(Vec<u8>, Option<String>), String> {
+        let key = object.key.as_str();
         let result = self
             .store
-            .get(&Path::from(key))
+            .get(&object.location)
             .await
             .map_err(|error| format!("reading {}: {error}", self.url.object_url(key)))?;
         let signature = result

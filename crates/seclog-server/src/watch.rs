@@ -46,10 +46,16 @@ pub(crate) fn start(
     Ok(tasks)
 }
 
-/// One pass: list, skip what is stored, import the rest.
+/// One pass: list, skip what is stored, import the rest. An object that fails is logged and
+/// tried again next pass; the others go on.
 async fn sync_once(state: &AppState, source: &S3Source) -> Result<(), String> {
     let objects = source.list().await?;
+    let limit = state.limits.max_decompressed_bytes as u64;
     for object in objects {
+        if object.size > limit {
+            tracing::warn!(key = %object.key, size = object.size, limit, "object larger than the import limit; left alone");
+            continue;
+        }
         let mut request = ImportRequest {
             object: source.url().object_url(&object.key),
             format: None,
@@ -59,13 +65,21 @@ async fn sync_once(state: &AppState, source: &S3Source) -> Result<(), String> {
             check: true,
             signature: None,
         };
-        let known = import_object(state, &request, Vec::new(), &|_| Ok(()))
-            .await
-            .map_err(|error| error.message)?;
-        if known.status == "already_imported" {
-            continue;
+        match import_object(state, &request, Vec::new(), &|_| Ok(())).await {
+            Ok(known) if known.status == "already_imported" => continue,
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(object = %request.object, error = %error.message, "import state not readable");
+                continue;
+            }
         }
-        let (bytes, signature) = source.get_with_signature(&object.key).await?;
+        let (bytes, signature) = match source.get_with_signature(&object).await {
+            Ok(found) => found,
+            Err(error) => {
+                tracing::warn!(%error, "object not read; trying again next pass");
+                continue;
+            }
+        };
         request.check = false;
         request.signature = signature;
         match import_object(state, &request, bytes, &|_| Ok(())).await {

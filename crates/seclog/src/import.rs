@@ -177,7 +177,7 @@ async fn import_one(
                 request.check = false;
             }
             let (bytes, signature) = source
-                .get_with_signature(&object.key)
+                .get_with_signature(object)
                 .await
                 .map_err(anyhow::Error::msg)?;
             request.signature = signature;

@@ -80,18 +80,23 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
         for name in &report.logs_not_imported {
             println!("MISSING log file {name}: named by a digest, never imported");
         }
+        for name in &report.logs_unverified {
+            println!("UNVERIFIED log file {name}: matches a digest whose signature is not known");
+        }
         for gap in &report.gaps {
             println!("GAP {gap}");
         }
         for name in &report.logs_uncovered {
             println!("UNCOVERED log file {name}: no digest names it");
         }
-        match (&report.newest_digest_end, report.newest_digest_stale) {
-            (Some(end), true) => println!(
-                "STALE newest digest ends {end}: CloudTrail delivers one every hour; newer digests and logs may have been removed"
-            ),
-            (Some(end), false) => println!("newest digest ends {end}"),
-            (None, _) => println!("no digest files imported into {digest_group}"),
+        for chain in &report.stale_chains {
+            println!(
+                "STALE {chain}: CloudTrail delivers a digest every hour; newer digests and logs may have been removed"
+            );
+        }
+        match &report.newest_digest_end {
+            Some(end) => println!("newest digest ends {end}"),
+            None => println!("no digest files imported into {digest_group}"),
         }
     }
     Ok(if report.problems() == 0 && !digests.is_empty() {

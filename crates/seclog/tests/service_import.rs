@@ -477,14 +477,20 @@ fn an_import_killed_midway_resumes_without_losing_records() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("1 objects: 1 imported"), "{stdout}");
     let stored = store.groups().get("aws/vpcflow").copied().unwrap_or(0);
-    assert!(stored >= records, "{stored} of {records} records stored: some were lost");
+    assert!(
+        stored >= records,
+        "{stored} of {records} records stored: some were lost"
+    );
     assert!(
         stored <= records + 5_000,
         "{stored} stored for {records} records: more than one batch repeated"
     );
     let output = run(["import", "--data", &data, "--quiet", &input_arg]);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.contains("0 imported, 1 already imported"), "{stdout}");
+    assert!(
+        stdout.contains("0 imported, 1 already imported"),
+        "{stdout}"
+    );
     assert_eq!(store.groups().get("aws/vpcflow").copied(), Some(stored));
     // The journal is intact after the kill.
     let verify = store.verify(&[]);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, json_values, member_array};
+use super::lines::{array_elements, is_control_message, json_values, member_array};
 use super::ocsf::{self, API_ACTIVITY, AUTHENTICATION, Severity, Status, put, str_at};
 use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
@@ -29,6 +29,9 @@ pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
             .or_else(|| member_array(value, "Records"))
             .unwrap_or_else(|| vec![value]);
         for record in records {
+            if is_control_message(record) {
+                continue;
+            }
             if let Some(events) = member_array(record, "logEvents") {
                 for log_event in events {
                     number += 1;

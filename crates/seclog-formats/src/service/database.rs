@@ -95,6 +95,7 @@ fn pg_entry(raw: &[u8], number: usize) -> Item {
                 "timestamp" => "log_time",
                 "user" => "user_name",
                 "dbname" => "database_name",
+                "pid" => "process_id",
                 other => other,
             };
             fields.insert(name.to_string(), value.clone());

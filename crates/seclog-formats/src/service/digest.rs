@@ -1,6 +1,8 @@
 //! CloudTrail digest files: each names the log files a trail delivered in one hour, with their
 //! SHA-256, and chains to the previous digest by its hash and signature.
 
+use std::collections::{HashMap, HashSet};
+
 use serde::Deserialize;
 
 /// A digest file's fields (the names are AWS's).
@@ -130,10 +132,14 @@ pub struct ValidationReport {
     pub logs_uncovered: Vec<String>,
     /// Breaks in the digest chain.
     pub gaps: Vec<String>,
+    /// Log files whose hash matches a digest whose signature is not known.
+    pub logs_unverified: Vec<String>,
     /// End time of the newest digest.
     pub newest_digest_end: Option<String>,
-    /// The newest digest is older than two hours before `now`: newer digests (and their logs)
-    /// may have been removed.
+    /// Chains (account/region) whose newest digest is more than two hours old.
+    pub stale_chains: Vec<String>,
+    /// The newest digest of some chain is older than two hours before `now`: newer digests
+    /// (and their logs) may have been removed.
     pub newest_digest_stale: bool,
 }
 
@@ -141,6 +147,7 @@ impl ValidationReport {
     /// Findings that make the evidence fail.
     pub fn problems(&self) -> usize {
         self.digests_invalid.len()
+            + self.digests_unverified.len()
             + self.logs_invalid.len()
             + self.logs_not_imported.len()
             + self.gaps.len()
@@ -192,7 +199,8 @@ pub fn validate(
                 .map(|der| (key.fingerprint.to_ascii_lowercase(), der))
         })
         .collect();
-    let mut trusted: Vec<bool> = vec![false; parsed.len()];
+    // 2: signature verified, 1: signature unknown, 0: invalid.
+    let mut standing: Vec<u8> = vec![0; parsed.len()];
     for (index, digest) in parsed.iter().enumerate() {
         let name = &digest.stored.object;
         if !same_object(
@@ -230,10 +238,10 @@ pub fn validate(
             .clone()
             .or_else(|| successor.and_then(|next| next.file.previous_digest_signature.clone()));
         let Some(signature) = signature else {
-            // Its log files are still checked against it; the report names it unverified.
+            // Its log files are still checked against it, and reported apart.
             report.digests_unverified.push(name.clone());
-            if let Some(flag) = trusted.get_mut(index) {
-                *flag = true;
+            if let Some(flag) = standing.get_mut(index) {
+                *flag = 1;
             }
             continue;
         };
@@ -271,8 +279,8 @@ pub fn validate(
         });
         if verified {
             report.digests_valid.push(name.clone());
-            if let Some(flag) = trusted.get_mut(index) {
-                *flag = true;
+            if let Some(flag) = standing.get_mut(index) {
+                *flag = 2;
             }
         } else {
             report
@@ -280,54 +288,103 @@ pub fn validate(
                 .push((name.clone(), "invalid signature".into()));
         }
     }
-    // The chain: every link leads to a digest present; a restart leaves an uncovered period.
+    // Each region's trail has its own chain: every link leads to a digest present (the oldest
+    // digest's link leads out of the window imported), and a restart leaves a period no digest
+    // covers.
+    let mut chains: HashMap<String, Vec<usize>> = HashMap::new();
     for (index, digest) in parsed.iter().enumerate() {
-        match (
-            &digest.file.previous_digest_s3_bucket,
-            &digest.file.previous_digest_s3_object,
-        ) {
-            (Some(bucket), Some(object)) => {
-                let present = parsed.iter().any(|other| {
-                    other.file.digest_s3_bucket == *bucket && other.file.digest_s3_object == *object
-                });
-                if !present {
+        chains
+            .entry(chain_of(&digest.file))
+            .or_default()
+            .push(index);
+    }
+    let mut chain_names: Vec<&String> = chains.keys().collect();
+    chain_names.sort();
+    let now = crate::time_value::parse_time_str(now);
+    for chain in chain_names {
+        let members = chains.get(chain).map(Vec::as_slice).unwrap_or_default();
+        for (position, index) in members.iter().enumerate() {
+            let Some(digest) = parsed.get(*index) else {
+                continue;
+            };
+            match (
+                &digest.file.previous_digest_s3_bucket,
+                &digest.file.previous_digest_s3_object,
+            ) {
+                (Some(bucket), Some(object)) if position > 0 => {
+                    let present = members.iter().filter_map(|i| parsed.get(*i)).any(|other| {
+                        other.file.digest_s3_bucket == *bucket
+                            && other.file.digest_s3_object == *object
+                    });
+                    if !present {
+                        report.gaps.push(format!(
+                            "digest {bucket}/{object} (named by {}) was not imported: the log files it covers cannot be checked",
+                            digest.stored.object
+                        ));
+                    }
+                }
+                (None, _) if position > 0 => {
+                    let before = members
+                        .get(position - 1)
+                        .and_then(|i| parsed.get(*i))
+                        .map(|previous| previous.file.digest_end_time.clone())
+                        .unwrap_or_default();
                     report.gaps.push(format!(
-                        "digest {bucket}/{object} (named by {}) was not imported: the log files it covers cannot be checked",
-                        digest.stored.object
+                        "the {chain} chain starts again at {}: no digest covers {before} to {} (logging or validation was stopped)",
+                        digest.file.digest_start_time, digest.file.digest_start_time
                     ));
                 }
+                _ => {}
             }
-            _ if index > 0 => {
-                let before = parsed
-                    .get(index - 1)
-                    .map(|previous| previous.file.digest_end_time.clone())
-                    .unwrap_or_default();
-                report.gaps.push(format!(
-                    "the chain starts again at {}: no digest covers {before} to {} (logging or validation was stopped)",
-                    digest.file.digest_start_time, digest.file.digest_start_time
+        }
+        if let Some(newest) = members.last().and_then(|i| parsed.get(*i)) {
+            let end = crate::time_value::parse_time_str(&newest.file.digest_end_time);
+            if let (Some(end), Some(now)) = (end, now)
+                && now.unix_nanos().saturating_sub(end.unix_nanos()) > 2 * 3600 * 1_000_000_000
+            {
+                report.newest_digest_stale = true;
+                report.stale_chains.push(format!(
+                    "{chain}: newest digest ends {}",
+                    newest.file.digest_end_time
                 ));
             }
-            _ => {}
         }
     }
-    // Log files named by digests.
-    let mut covered: Vec<&str> = Vec::new();
-    for (digest, _) in parsed.iter().zip(&trusted).filter(|(_, trusted)| **trusted) {
+    // Log files named by digests, looked up by file name and by content hash.
+    let mut by_file: HashMap<&str, Vec<&ImportedLog>> = HashMap::new();
+    let mut by_hash: HashMap<&str, &ImportedLog> = HashMap::new();
+    for imported in logs {
+        by_file
+            .entry(file_name(&imported.object))
+            .or_default()
+            .push(imported);
+        by_hash.entry(imported.sha256.as_str()).or_insert(imported);
+    }
+    let mut covered: HashSet<&str> = HashSet::new();
+    for (digest, standing) in parsed.iter().zip(&standing) {
+        if *standing == 0 {
+            continue;
+        }
         for log in &digest.file.log_files {
             // Every version imported under the name must be the one the digest names.
-            let by_name: Vec<&ImportedLog> = logs
-                .iter()
-                .filter(|imported| same_object(&imported.object, &log.s3_bucket, &log.s3_object))
-                .collect();
+            let by_name: Vec<&ImportedLog> = by_file
+                .get(file_name(&log.s3_object))
+                .map(|candidates| {
+                    candidates
+                        .iter()
+                        .copied()
+                        .filter(|imported| {
+                            same_object(&imported.object, &log.s3_bucket, &log.s3_object)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
             let expected = log.hash_value.to_ascii_lowercase();
             let wrong = by_name.iter().find(|imported| imported.sha256 != expected);
-            match (by_name.first(), wrong) {
-                (Some(imported), None) => {
-                    covered.push(&imported.object);
-                    report.logs_valid.push(imported.object.clone());
-                }
+            let found = match (by_name.first(), wrong) {
+                (Some(imported), None) => Some(*imported),
                 (Some(_), Some(imported)) => {
-                    covered.push(&imported.object);
+                    covered.insert(&imported.object);
                     report.logs_invalid.push((
                         imported.object.clone(),
                         format!(
@@ -335,34 +392,54 @@ pub fn validate(
                             log.s3_bucket, log.s3_object, imported.sha256
                         ),
                     ));
+                    None
                 }
-                (None, _) => match logs.iter().find(|imported| imported.sha256 == expected) {
-                    Some(imported) => {
-                        covered.push(&imported.object);
-                        report.logs_valid.push(imported.object.clone());
+                (None, _) => match by_hash.get(expected.as_str()) {
+                    Some(imported) => Some(*imported),
+                    None => {
+                        report
+                            .logs_not_imported
+                            .push(format!("{}/{}", log.s3_bucket, log.s3_object));
+                        None
                     }
-                    None => report
-                        .logs_not_imported
-                        .push(format!("{}/{}", log.s3_bucket, log.s3_object)),
                 },
+            };
+            if let Some(imported) = found {
+                covered.insert(&imported.object);
+                if *standing == 2 {
+                    report.logs_valid.push(imported.object.clone());
+                } else {
+                    report.logs_unverified.push(imported.object.clone());
+                }
             }
         }
     }
     for imported in logs {
-        if !covered.contains(&imported.object.as_str()) {
+        if !covered.contains(imported.object.as_str()) {
             report.logs_uncovered.push(imported.object.clone());
         }
     }
-    if let Some(newest) = parsed.last() {
-        report.newest_digest_end = Some(newest.file.digest_end_time.clone());
-        let end = crate::time_value::parse_time_str(&newest.file.digest_end_time);
-        let now = crate::time_value::parse_time_str(now);
-        if let (Some(end), Some(now)) = (end, now) {
-            report.newest_digest_stale =
-                now.unix_nanos().saturating_sub(end.unix_nanos()) > 2 * 3600 * 1_000_000_000;
-        }
-    }
+    report.newest_digest_end = parsed
+        .last()
+        .map(|newest| newest.file.digest_end_time.clone());
     report
+}
+
+/// The chain a digest belongs to: account and region (`…/CloudTrail-Digest/<region>/…`).
+fn chain_of(file: &DigestFile) -> String {
+    let region = file
+        .digest_s3_object
+        .split("/CloudTrail-Digest/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default();
+    format!("{}/{region}", file.aws_account_id)
+}
+
+/// The last segment of an object name, without `.gz`.
+fn file_name(name: &str) -> &str {
+    let last = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    last.strip_suffix(".gz").unwrap_or(last)
 }
 
 /// Whether an imported object's name is the S3 object `bucket/key`: the same `s3://` URL, or a

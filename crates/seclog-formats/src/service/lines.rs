@@ -108,16 +108,6 @@ pub(crate) fn split_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(fields)
 }
 
-/// Line number (1-based) of byte `offset`.
-pub(crate) fn line_of(bytes: &[u8], offset: usize) -> usize {
-    1 + bytes
-        .get(..offset.min(bytes.len()))
-        .unwrap_or_default()
-        .iter()
-        .filter(|byte| **byte == b'\n')
-        .count()
-}
-
 /// The JSON values of a text, in order: one value, an array's elements are *not* split here
 /// (callers decide), values separated by newlines or nothing at all (Firehose concatenates).
 /// A value that does not parse is rejected to the end of the line it starts on, and reading
@@ -125,6 +115,8 @@ pub(crate) fn line_of(bytes: &[u8], offset: usize) -> usize {
 pub(crate) fn json_values(bytes: &[u8]) -> Vec<Result<&RawValue, Rejected>> {
     let mut out = Vec::new();
     let mut pos = 0;
+    // Line numbers are counted on from the last one found (bad lines cost linear time).
+    let mut counted = (0usize, 1usize);
     while pos < bytes.len() {
         let rest = bytes.get(pos..).unwrap_or_default();
         let mut stream = serde_json::Deserializer::from_slice(rest).into_iter::<&RawValue>();
@@ -153,12 +145,18 @@ pub(crate) fn json_values(bytes: &[u8]) -> Vec<Result<&RawValue, Rejected>> {
                     let end = end.max(start + 1).min(rest.len());
                     let raw = rest.get(start..end).unwrap_or_default();
                     let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+                    let at = pos + start;
+                    let line = counted.1
+                        + bytes
+                            .get(counted.0..at)
+                            .unwrap_or_default()
+                            .iter()
+                            .filter(|byte| **byte == b'\n')
+                            .count();
+                    counted = (at.max(counted.0), line);
                     out.push(Err(Rejected {
                         raw: raw.to_vec(),
-                        reason: format!(
-                            "line {}: invalid JSON: {error}",
-                            line_of(bytes, pos + start)
-                        ),
+                        reason: format!("line {line}: invalid JSON: {error}"),
                     }));
                     pos += end + 1;
                     break;
@@ -167,6 +165,18 @@ pub(crate) fn json_values(bytes: &[u8]) -> Vec<Result<&RawValue, Rejected>> {
         }
     }
     out
+}
+
+/// Whether a value is a CloudWatch Logs subscription's control message (a connectivity check
+/// CloudWatch sends, holding no log events).
+pub(crate) fn is_control_message(value: &RawValue) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Envelope<'a> {
+        #[serde(rename = "messageType", borrow)]
+        message_type: Option<&'a str>,
+    }
+    serde_json::from_str::<Envelope<'_>>(value.get())
+        .is_ok_and(|envelope| envelope.message_type == Some("CONTROL_MESSAGE"))
 }
 
 /// The elements of a JSON array (raw), or `None` when `value` is not an array.

@@ -300,8 +300,13 @@ fn detect_by_name(name: &str, head: &[u8]) -> Option<Format> {
         return Some(Format::Route53);
     }
     if is("elasticloadbalancing", "_elasticloadbalancing_") {
+        // `…_app.<name>.<id>_…` is an ALB, `…_net.…` an NLB (TLS logs, not read here), other
+        // names are Classic Load Balancers.
+        if file.contains("_net.") {
+            return None;
+        }
         let first = lines::first_line(head);
-        return Some(if web::is_alb_line(first) {
+        return Some(if file.contains("_app.") || web::is_alb_line(first) {
             Format::Alb
         } else {
             Format::Elb

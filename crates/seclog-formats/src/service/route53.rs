@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, json_values, member_array, numbered_lines};
+use super::lines::{array_elements, is_control_message, json_values, member_array, numbered_lines};
 use super::ocsf::{self, DNS_ACTIVITY, Severity, Status, put, str_at};
 use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
@@ -56,6 +56,9 @@ fn decode_json(bytes: &[u8], items: &mut dyn Sink) {
                 continue;
             }
         };
+        if is_control_message(value) {
+            continue;
+        }
         if let Some(events) = member_array(value, "logEvents") {
             for event in events {
                 number += 1;

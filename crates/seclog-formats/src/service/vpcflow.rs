@@ -9,7 +9,7 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, json_values, member_array, numbered_lines};
+use super::lines::{array_elements, is_control_message, json_values, member_array, numbered_lines};
 use super::ocsf::{self, NETWORK_ACTIVITY, Severity, Status, put};
 use super::{DecodeOptions, Item, RawKind, ServiceEvent, Sink, rejected};
 use seclog_model::Timestamp;
@@ -180,6 +180,9 @@ fn decode_wrapped(bytes: &[u8], names: &[String], items: &mut dyn Sink) {
                 continue;
             }
         };
+        if is_control_message(value) {
+            continue;
+        }
         let records = member_array(value, "logEvents")
             .or_else(|| array_elements(value))
             .unwrap_or_else(|| vec![value]);
@@ -293,8 +296,9 @@ fn normalize(
     let log_status = fields.get("log-status").and_then(Value::as_str);
     ocsf::set_status(
         &mut event,
+        // NODATA: no traffic in the window (nothing failed); SKIPDATA: records were lost.
         match log_status {
-            Some("OK") => Status::Success,
+            Some("OK" | "NODATA") => Status::Success,
             Some(_) => Status::Failure,
             None => Status::Unknown,
         },

@@ -642,7 +642,13 @@ pub(crate) fn parse_clf_time(text: &str) -> Option<Timestamp> {
     let hour: i64 = clock.next()?.parse().ok()?;
     let minute: i64 = clock.next()?.parse().ok()?;
     let second: i64 = clock.next()?.parse().ok()?;
-    if day == 0 || day > 31 || hour > 23 || minute > 59 || second > 60 {
+    if !(0..=9999).contains(&year)
+        || day == 0
+        || day > 31
+        || !(0..=23).contains(&hour)
+        || !(0..=59).contains(&minute)
+        || !(0..=60).contains(&second)
+    {
         return None;
     }
     let sign = match zone.get(..1)? {
@@ -652,6 +658,9 @@ pub(crate) fn parse_clf_time(text: &str) -> Option<Timestamp> {
     };
     let zone_hours: i64 = zone.get(1..3)?.parse().ok()?;
     let zone_minutes: i64 = zone.get(3..5)?.parse().ok()?;
+    if !(0..=23).contains(&zone_hours) || !(0..=59).contains(&zone_minutes) {
+        return None;
+    }
     let days = days_from_civil(year, month as i64 + 1, i64::from(day));
     let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
         - sign * (zone_hours * 3600 + zone_minutes * 60);

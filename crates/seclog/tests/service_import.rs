@@ -178,6 +178,8 @@ fn as_map(rows: &[Value], key: &str, value: &str) -> BTreeMap<String, u64> {
 fn imports_are_idempotent_normalized_and_answer_the_insights_samples() {
     let store = Store::new();
     let admin = store.init();
+    let elsewhere = store.create_token("ingest", "app/*");
+    let reader = store.create_token("reader", "*");
     let server = store.serve(&[]);
     let input = tempfile::tempdir().expect("tempdir");
     let root = input.path().join("AWSLogs/111122223333");
@@ -244,6 +246,47 @@ fn imports_are_idempotent_normalized_and_answer_the_insights_samples() {
     wait_searchable(&server, &admin, "aws/cloudtrail", 3);
     wait_searchable(&server, &admin, "aws/vpcflow", flow_events);
     wait_searchable(&server, &admin, "aws/route53", 60);
+
+    // The endpoint's refusals: no token, a token for other groups, a reader, an unknown format.
+    let import_url = |query: &str| server.url(&format!("/api/v1/import?{query}"));
+    let body = cloudtrail_file();
+    let reply = post(
+        &import_url("object=x.json&format=cloudtrail"),
+        None,
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    let reply = post(
+        &import_url("object=x.json&format=cloudtrail"),
+        Some(&elsewhere),
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    let reply = post(
+        &import_url("object=x.json&format=cloudtrail"),
+        Some(&reader),
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    let reply = post(
+        &import_url("object=notes.txt"),
+        Some(&admin),
+        &[],
+        b"just some text\n",
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text());
+    assert_eq!(reply.error_code(), "unknown_format");
+    let reply = post(
+        &import_url("object=x.json&format=cloudtrail&group=seclog/audit"),
+        Some(&admin),
+        &[],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 403, "{}", reply.text());
+    assert_eq!(store.groups().get("aws/cloudtrail"), Some(&3));
 
     // Original names and OCSF names reach the same events.
     let rows = query(

@@ -95,6 +95,25 @@ pub struct AppState {
     importing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
+impl AppState {
+    /// The state of handlers that write through `committer` (no search until it is added).
+    fn new(meta: Arc<MetaStore>, committer: &Committer, config: &ServerConfig) -> AppState {
+        AppState {
+            meta,
+            commit: committer.handle(),
+            limits: config.limits.clone(),
+            submit_wait: Duration::from_secs(10),
+            decode_slots: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |count| count.get()),
+            )),
+            search: None,
+            index_stats: None,
+            metrics: Arc::new(metrics::Metrics::default()),
+            importing: Arc::default(),
+        }
+    }
+}
+
 /// Everything `serve` needs besides the opened stores.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -296,19 +315,9 @@ impl Server {
             layout,
         };
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
-        let state = AppState {
-            meta,
-            commit: committer.handle(),
-            limits: config.limits.clone(),
-            submit_wait: Duration::from_secs(10),
-            decode_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |count| count.get()),
-            )),
-            search: Some(search),
-            index_stats: Some(Arc::clone(&indexer.stats)),
-            metrics: Arc::new(metrics::Metrics::default()),
-            importing: Arc::default(),
-        };
+        let mut state = AppState::new(meta, &committer, config);
+        state.search = Some(search);
+        state.index_stats = Some(Arc::clone(&indexer.stats));
         Ok(Server {
             committer,
             indexer: Some(indexer),
@@ -326,19 +335,7 @@ impl Server {
         config: &ServerConfig,
     ) -> std::io::Result<Self> {
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
-        let state = AppState {
-            meta,
-            commit: committer.handle(),
-            limits: config.limits.clone(),
-            submit_wait: Duration::from_secs(10),
-            decode_slots: Arc::new(tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |count| count.get()),
-            )),
-            search: None,
-            index_stats: None,
-            metrics: Arc::new(metrics::Metrics::default()),
-            importing: Arc::default(),
-        };
+        let state = AppState::new(meta, &committer, config);
         Ok(Server {
             committer,
             indexer: None,
@@ -422,7 +419,7 @@ impl Server {
 
     /// Serves HTTP on `listener` until `shutdown` completes, then seals and stops.
     pub async fn serve(
-        self,
+        mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
@@ -430,23 +427,10 @@ impl Server {
         let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
-        if let Some(syslog) = self.syslog {
+        if let Some(syslog) = self.syslog.take() {
             syslog.stop().await;
         }
-        for watcher in self.watchers {
-            watcher.abort();
-        }
-        drop(self.state);
-        let committer = self.committer;
-        let indexer = self.indexer;
-        tokio::task::spawn_blocking(move || {
-            committer.shutdown();
-            if let Some(indexer) = indexer {
-                indexer.shutdown();
-            }
-        })
-        .await
-        .map_err(std::io::Error::other)?;
+        self.shutdown().await?;
         result
     }
 }

@@ -264,9 +264,15 @@ fn pg_ocsf(fields: &Map<String, Value>, time: Option<Timestamp>) -> Map<String, 
     );
     ocsf::set_status(&mut event, Status::Success);
     let get = |name: &str| fields.get(name).cloned().unwrap_or(Value::Null);
-    put(&mut event, "actor.user.name", get("user_name"));
-    put(&mut event, "actor.process.pid", get("process_id"));
-    put(&mut event, "database.name", get("database_name"));
+    ocsf::copy(
+        &mut event,
+        fields,
+        &[
+            ("actor.user.name", "user_name"),
+            ("actor.process.pid", "process_id"),
+            ("database.name", "database_name"),
+        ],
+    );
     put(&mut event, "database.type", json!("Relational"));
     put(&mut event, "database.type_id", json!(1));
     put(&mut event, "query_info.query_string", get("statement"));
@@ -645,10 +651,16 @@ fn mariadb_line(line: &[u8], number: usize) -> Item {
     if retcode != 0 {
         put(&mut event, "status_code", json!(retcode.to_string()));
     }
-    put(&mut event, "actor.user.name", get("username"));
-    put(&mut event, "src_endpoint.hostname", get("host"));
-    put(&mut event, "actor.session.uid", get("connectionid"));
-    put(&mut event, "database.name", get("database"));
+    ocsf::copy(
+        &mut event,
+        &fields,
+        &[
+            ("actor.user.name", "username"),
+            ("src_endpoint.hostname", "host"),
+            ("actor.session.uid", "connectionid"),
+            ("database.name", "database"),
+        ],
+    );
     put(&mut event, "database.type", json!("Relational"));
     put(&mut event, "database.type_id", json!(1));
     if operation == "QUERY" {

@@ -154,6 +154,34 @@ pub(crate) fn set_status(event: &mut Map<String, Value>, status: Status) {
     event.insert("status".into(), json!(status.name()));
 }
 
+/// Copies original fields to OCSF paths: `(OCSF path, original name)` pairs; absent fields are
+/// left out.
+pub(crate) fn copy(
+    event: &mut Map<String, Value>,
+    fields: &Map<String, Value>,
+    pairs: &[(&str, &str)],
+) {
+    for (path, name) in pairs {
+        if let Some(value) = fields.get(*name) {
+            put(event, path, value.clone());
+        }
+    }
+}
+
+/// Sets `action` / `action_id` and `disposition` / `disposition_id`: Allowed (1), or Denied
+/// (2) and Blocked (2).
+pub(crate) fn set_action(event: &mut Map<String, Value>, allowed: bool) {
+    let (action, disposition) = if allowed {
+        ((1, "Allowed"), (1, "Allowed"))
+    } else {
+        ((2, "Denied"), (2, "Blocked"))
+    };
+    event.insert("action_id".into(), json!(action.0));
+    event.insert("action".into(), json!(action.1));
+    event.insert("disposition_id".into(), json!(disposition.0));
+    event.insert("disposition".into(), json!(disposition.1));
+}
+
 /// Inserts `value` at a dotted path unless it is null, an empty string or `"-"`.
 pub(crate) fn put(event: &mut Map<String, Value>, path: &str, value: Value) {
     if is_empty(&value) {

@@ -157,16 +157,10 @@ fn resolver_record(raw: &[u8], number: usize) -> Item {
     }
     match firewall {
         Some("BLOCK") => {
-            put(&mut event, "action_id", json!(2));
-            put(&mut event, "action", json!("Denied"));
-            put(&mut event, "disposition_id", json!(2));
-            put(&mut event, "disposition", json!("Blocked"));
+            ocsf::set_action(&mut event, false);
         }
         Some("ALLOW") => {
-            put(&mut event, "action_id", json!(1));
-            put(&mut event, "action", json!("Allowed"));
-            put(&mut event, "disposition_id", json!(1));
-            put(&mut event, "disposition", json!("Allowed"));
+            ocsf::set_action(&mut event, true);
         }
         Some("ALERT") => {
             put(&mut event, "disposition_id", json!(17));
@@ -238,13 +232,15 @@ fn public_line(line: &[u8], number: usize) -> Item {
         &mut event,
         fields.get("responseCode").and_then(Value::as_str),
     );
-    put(&mut event, "src_endpoint.ip", get("resolverIp"));
-    put(
+    ocsf::copy(
         &mut event,
-        "dst_endpoint.location.desc",
-        get("edgeLocation"),
+        &fields,
+        &[
+            ("src_endpoint.ip", "resolverIp"),
+            ("dst_endpoint.location.desc", "edgeLocation"),
+            ("dst_endpoint.uid", "hostZoneId"),
+        ],
     );
-    put(&mut event, "dst_endpoint.uid", get("hostZoneId"));
     if let Some(protocol) = fields.get("protocol").and_then(Value::as_str) {
         put(
             &mut event,

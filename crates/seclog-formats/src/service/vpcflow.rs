@@ -32,22 +32,8 @@ pub const VPC_DEFAULT_FIELDS: [&str; 14] = [
     "log-status",
 ];
 
-/// Every field of versions 2 to 8 (AWS's list), for header recognition.
-const KNOWN_FIELDS: [&str; 41] = [
-    "version",
-    "account-id",
-    "interface-id",
-    "srcaddr",
-    "dstaddr",
-    "srcport",
-    "dstport",
-    "protocol",
-    "packets",
-    "bytes",
-    "start",
-    "end",
-    "action",
-    "log-status",
+/// The fields of versions 3 to 8 beyond the default ones (AWS's list), for header recognition.
+const LATER_FIELDS: [&str; 27] = [
     "vpc-id",
     "subnet-id",
     "instance-id",
@@ -127,7 +113,7 @@ pub(crate) fn is_header(line: &str) -> bool {
         if !is_field_name(token) {
             return false;
         }
-        known |= KNOWN_FIELDS.contains(&token);
+        known |= VPC_DEFAULT_FIELDS.contains(&token) || LATER_FIELDS.contains(&token);
     }
     known
 }
@@ -280,16 +266,10 @@ fn normalize(
     );
     match action {
         Some("ACCEPT") => {
-            put(&mut event, "action_id", json!(1));
-            put(&mut event, "action", json!("Allowed"));
-            put(&mut event, "disposition_id", json!(1));
-            put(&mut event, "disposition", json!("Allowed"));
+            ocsf::set_action(&mut event, true);
         }
         Some("REJECT") => {
-            put(&mut event, "action_id", json!(2));
-            put(&mut event, "action", json!("Denied"));
-            put(&mut event, "disposition_id", json!(2));
-            put(&mut event, "disposition", json!("Blocked"));
+            ocsf::set_action(&mut event, false);
         }
         _ => {}
     }
@@ -318,27 +298,21 @@ fn normalize(
             json!(end.unix_nanos().div_euclid(1_000_000)),
         );
     }
-    put(&mut event, "src_endpoint.ip", get("srcaddr"));
-    put(&mut event, "src_endpoint.port", get("srcport"));
-    put(
+    ocsf::copy(
         &mut event,
-        "src_endpoint.interface_uid",
-        get("interface-id"),
-    );
-    put(&mut event, "src_endpoint.vpc_uid", get("vpc-id"));
-    put(&mut event, "src_endpoint.subnet_uid", get("subnet-id"));
-    put(&mut event, "src_endpoint.instance_uid", get("instance-id"));
-    put(
-        &mut event,
-        "src_endpoint.svc_name",
-        get("pkt-src-aws-service"),
-    );
-    put(&mut event, "dst_endpoint.ip", get("dstaddr"));
-    put(&mut event, "dst_endpoint.port", get("dstport"));
-    put(
-        &mut event,
-        "dst_endpoint.svc_name",
-        get("pkt-dst-aws-service"),
+        fields,
+        &[
+            ("src_endpoint.ip", "srcaddr"),
+            ("src_endpoint.port", "srcport"),
+            ("src_endpoint.interface_uid", "interface-id"),
+            ("src_endpoint.vpc_uid", "vpc-id"),
+            ("src_endpoint.subnet_uid", "subnet-id"),
+            ("src_endpoint.instance_uid", "instance-id"),
+            ("src_endpoint.svc_name", "pkt-src-aws-service"),
+            ("dst_endpoint.ip", "dstaddr"),
+            ("dst_endpoint.port", "dstport"),
+            ("dst_endpoint.svc_name", "pkt-dst-aws-service"),
+        ],
     );
     if let Some(protocol) = fields.get("protocol").and_then(Value::as_u64) {
         put(&mut event, "connection_info.protocol_num", json!(protocol));
@@ -361,10 +335,16 @@ fn normalize(
     put(&mut event, "traffic.packets", get("packets"));
     put(&mut event, "traffic.bytes", get("bytes"));
     put(&mut event, "cloud.provider", json!("AWS"));
-    put(&mut event, "cloud.account.uid", get("account-id"));
-    put(&mut event, "cloud.region", get("region"));
-    put(&mut event, "cloud.zone", get("az-id"));
-    put(&mut event, "metadata.log_version", get("version"));
+    ocsf::copy(
+        &mut event,
+        fields,
+        &[
+            ("cloud.account.uid", "account-id"),
+            ("cloud.region", "region"),
+            ("cloud.zone", "az-id"),
+            ("metadata.log_version", "version"),
+        ],
+    );
     put(&mut event, "metadata.log_name", json!("VPC Flow Logs"));
     event
 }

@@ -174,7 +174,6 @@ pub(crate) fn decode_alb(bytes: &[u8], items: &mut dyn Sink) {
             .and_then(parse_time_str);
         let status = fields.get("elb_status_code").and_then(Value::as_u64);
         let mut event = http_event(time, status, "Elastic Load Balancing");
-        let get = |name: &str| fields.get(name).cloned().unwrap_or(Value::Null);
         request(
             &mut event,
             &fields,
@@ -182,20 +181,26 @@ pub(crate) fn decode_alb(bytes: &[u8], items: &mut dyn Sink) {
             "request_url",
             "request_proto",
         );
-        put(&mut event, "http_request.user_agent", get("user_agent"));
-        put(&mut event, "http_request.uid", get("trace_id"));
-        put(&mut event, "http_response.code", get("elb_status_code"));
-        put(&mut event, "src_endpoint.ip", get("client_ip"));
-        put(&mut event, "src_endpoint.port", get("client_port"));
-        put(&mut event, "dst_endpoint.ip", get("target_ip"));
-        put(&mut event, "dst_endpoint.port", get("target_port"));
-        put(&mut event, "dst_endpoint.uid", get("elb"));
-        put(&mut event, "dst_endpoint.domain", get("domain_name"));
-        put(&mut event, "traffic.bytes_in", get("received_bytes"));
-        put(&mut event, "traffic.bytes_out", get("sent_bytes"));
-        put(&mut event, "tls.cipher", get("ssl_cipher"));
-        put(&mut event, "tls.version", get("ssl_protocol"));
-        put(&mut event, "status_detail", get("error_reason"));
+        ocsf::copy(
+            &mut event,
+            &fields,
+            &[
+                ("http_request.user_agent", "user_agent"),
+                ("http_request.uid", "trace_id"),
+                ("http_response.code", "elb_status_code"),
+                ("src_endpoint.ip", "client_ip"),
+                ("src_endpoint.port", "client_port"),
+                ("dst_endpoint.ip", "target_ip"),
+                ("dst_endpoint.port", "target_port"),
+                ("dst_endpoint.uid", "elb"),
+                ("dst_endpoint.domain", "domain_name"),
+                ("traffic.bytes_in", "received_bytes"),
+                ("traffic.bytes_out", "sent_bytes"),
+                ("tls.cipher", "ssl_cipher"),
+                ("tls.version", "ssl_protocol"),
+                ("status_detail", "error_reason"),
+            ],
+        );
         put(&mut event, "metadata.log_name", json!("ALB access logs"));
         Ok((time, fields, event))
     })
@@ -210,19 +215,24 @@ pub(crate) fn decode_elb(bytes: &[u8], items: &mut dyn Sink) {
             .and_then(parse_time_str);
         let status = fields.get("elb_response_code").and_then(Value::as_u64);
         let mut event = http_event(time, status, "Elastic Load Balancing");
-        let get = |name: &str| fields.get(name).cloned().unwrap_or(Value::Null);
         request(&mut event, &fields, "request_verb", "url", "protocol");
-        put(&mut event, "http_request.user_agent", get("user_agent"));
-        put(&mut event, "http_response.code", get("elb_response_code"));
-        put(&mut event, "src_endpoint.ip", get("request_ip"));
-        put(&mut event, "src_endpoint.port", get("request_port"));
-        put(&mut event, "dst_endpoint.ip", get("backend_ip"));
-        put(&mut event, "dst_endpoint.port", get("backend_port"));
-        put(&mut event, "dst_endpoint.uid", get("elb_name"));
-        put(&mut event, "traffic.bytes_in", get("received_bytes"));
-        put(&mut event, "traffic.bytes_out", get("sent_bytes"));
-        put(&mut event, "tls.cipher", get("ssl_cipher"));
-        put(&mut event, "tls.version", get("ssl_protocol"));
+        ocsf::copy(
+            &mut event,
+            &fields,
+            &[
+                ("http_request.user_agent", "user_agent"),
+                ("http_response.code", "elb_response_code"),
+                ("src_endpoint.ip", "request_ip"),
+                ("src_endpoint.port", "request_port"),
+                ("dst_endpoint.ip", "backend_ip"),
+                ("dst_endpoint.port", "backend_port"),
+                ("dst_endpoint.uid", "elb_name"),
+                ("traffic.bytes_in", "received_bytes"),
+                ("traffic.bytes_out", "sent_bytes"),
+                ("tls.cipher", "ssl_cipher"),
+                ("tls.version", "ssl_protocol"),
+            ],
+        );
         put(&mut event, "metadata.log_name", json!("ELB access logs"));
         Ok((time, fields, event))
     })
@@ -268,14 +278,20 @@ pub(crate) fn decode_s3_access(bytes: &[u8], items: &mut dyn Sink) {
         let get = |name: &str| fields.get(name).cloned().unwrap_or(Value::Null);
         put(&mut event, "api.operation", json!(operation));
         put(&mut event, "api.service.name", json!("s3.amazonaws.com"));
-        put(&mut event, "api.request.uid", get("requestid"));
-        put(&mut event, "api.response.error", get("errorcode"));
-        put(&mut event, "status_code", get("errorcode"));
-        put(&mut event, "http_response.code", get("httpstatus"));
-        put(&mut event, "actor.user.uid", get("requester"));
-        put(&mut event, "src_endpoint.ip", get("remoteip"));
-        put(&mut event, "http_request.user_agent", get("useragent"));
-        put(&mut event, "http_request.referrer", get("referrer"));
+        ocsf::copy(
+            &mut event,
+            &fields,
+            &[
+                ("api.request.uid", "requestid"),
+                ("api.response.error", "errorcode"),
+                ("status_code", "errorcode"),
+                ("http_response.code", "httpstatus"),
+                ("actor.user.uid", "requester"),
+                ("src_endpoint.ip", "remoteip"),
+                ("http_request.user_agent", "useragent"),
+                ("http_request.referrer", "referrer"),
+            ],
+        );
         if let Some(line) = fields.get("request_uri").and_then(Value::as_str)
             && let Some(parts) = ocsf::request_line(line)
         {
@@ -328,7 +344,6 @@ pub(crate) fn decode_combined(bytes: &[u8], items: &mut dyn Sink) {
         }
         let status = fields.get("status").and_then(Value::as_u64);
         let mut event = http_event(time, status, "Web server");
-        let get = |name: &str| fields.get(name).cloned().unwrap_or(Value::Null);
         request(
             &mut event,
             &fields,
@@ -336,16 +351,18 @@ pub(crate) fn decode_combined(bytes: &[u8], items: &mut dyn Sink) {
             "request_uri",
             "server_protocol",
         );
-        put(
+        ocsf::copy(
             &mut event,
-            "http_request.user_agent",
-            get("http_user_agent"),
+            &fields,
+            &[
+                ("http_request.user_agent", "http_user_agent"),
+                ("http_request.referrer", "http_referer"),
+                ("http_response.code", "status"),
+                ("src_endpoint.ip", "remote_addr"),
+                ("actor.user.name", "remote_user"),
+                ("traffic.bytes_out", "body_bytes_sent"),
+            ],
         );
-        put(&mut event, "http_request.referrer", get("http_referer"));
-        put(&mut event, "http_response.code", get("status"));
-        put(&mut event, "src_endpoint.ip", get("remote_addr"));
-        put(&mut event, "actor.user.name", get("remote_user"));
-        put(&mut event, "traffic.bytes_out", get("body_bytes_sent"));
         put(&mut event, "metadata.log_name", json!("access log"));
         Ok((time, fields, event))
     })
@@ -420,16 +437,10 @@ fn waf_event(record: &Value) -> Map<String, Value> {
     let field = |path: &str| ocsf::at(record, path).cloned().unwrap_or(Value::Null);
     match action {
         "ALLOW" => {
-            put(&mut event, "action_id", json!(1));
-            put(&mut event, "action", json!("Allowed"));
-            put(&mut event, "disposition_id", json!(1));
-            put(&mut event, "disposition", json!("Allowed"));
+            ocsf::set_action(&mut event, true);
         }
         "BLOCK" => {
-            put(&mut event, "action_id", json!(2));
-            put(&mut event, "action", json!("Denied"));
-            put(&mut event, "disposition_id", json!(2));
-            put(&mut event, "disposition", json!("Blocked"));
+            ocsf::set_action(&mut event, false);
         }
         other => {
             put(&mut event, "action_id", json!(99));

@@ -159,6 +159,25 @@ pub struct ImportState {
     pub rejected: u64,
     /// Every record of the object is stored.
     pub complete: bool,
+    /// The batch that was being committed when this state was written: after a crash, what of
+    /// it is in the journal is counted instead of guessed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingBatch>,
+}
+
+/// A batch of an import being committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingBatch {
+    /// Records (events and dead letters) it stands for.
+    pub items: u64,
+    /// Events in it.
+    pub events: u64,
+    /// Dead letters in it.
+    pub dead: u64,
+    /// The group's durable size before it.
+    pub group_next: u64,
+    /// The dead-letter group's durable size before it.
+    pub dead_next: u64,
 }
 
 impl MetaStore {

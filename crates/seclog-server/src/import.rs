@@ -18,7 +18,7 @@ use seclog_formats::service::{
     DecodeOptions, Format, Item, RawKind, decode_each, detect, parse_vpc_format,
 };
 use seclog_journal::{Record, RecordKind};
-use seclog_meta::{ImportState, Role};
+use seclog_meta::{ImportState, PendingBatch, Role};
 use seclog_model::{GroupName, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -188,6 +188,29 @@ pub(crate) async fn import_object(
         remember_version(state, request, &group, &sha256);
         return Ok(outcome);
     }
+    // A batch that was being committed when an earlier import stopped: count what of it the
+    // journal holds, and store only the rest.
+    let (mut skip_events, mut skip_dead) = (0u64, 0u64);
+    if let Some(pending) = progress.pending.take() {
+        let stored_events =
+            count_stored(state, &group, &progress.object, pending.group_next).await?;
+        let stored_dead = count_stored(
+            state,
+            &GroupName::dead_letter(),
+            &progress.object,
+            pending.dead_next,
+        )
+        .await?;
+        progress.events += stored_events;
+        progress.rejected += stored_dead;
+        if stored_events >= pending.events && stored_dead >= pending.dead {
+            progress.items_done += pending.items;
+        } else {
+            skip_events = stored_events;
+            skip_dead = stored_dead;
+        }
+        save(state, &group, &sha256, &progress)?;
+    }
     let start = progress.items_done;
     outcome.resumed_after = start;
     // Decoding runs on a blocking thread and hands over encoded chunks through a short queue:
@@ -199,11 +222,13 @@ pub(crate) async fn import_object(
         let object = object.clone();
         tokio::task::spawn_blocking(move || {
             let mut pending: Vec<Item> = Vec::with_capacity(BATCH_ITEMS);
+            // Items of this chunk an interrupted import stored already (counted, not stored).
+            let mut carried = 0u64;
             let mut seen = 0u64;
             let mut open = true;
-            let flush = |pending: &mut Vec<Item>, open: &mut bool| {
+            let flush = |pending: &mut Vec<Item>, carried: &mut u64, open: &mut bool| {
                 let items = std::mem::take(pending);
-                let count = items.len() as u64;
+                let count = items.len() as u64 + std::mem::take(carried);
                 let (events, dead) = records(items, &group, &object, received);
                 // A closed queue means the import failed; the rest is decoded for nothing.
                 *open = *open
@@ -220,13 +245,23 @@ pub(crate) async fn import_object(
                 if seen <= start || !open {
                     return;
                 }
-                pending.push(item);
-                if pending.len() == BATCH_ITEMS {
-                    flush(&mut pending, &mut open);
+                match &item {
+                    Item::Event(_) if skip_events > 0 => {
+                        skip_events -= 1;
+                        carried += 1;
+                    }
+                    Item::Rejected(_) if skip_dead > 0 => {
+                        skip_dead -= 1;
+                        carried += 1;
+                    }
+                    _ => pending.push(item),
+                }
+                if pending.len() as u64 + carried == BATCH_ITEMS as u64 {
+                    flush(&mut pending, &mut carried, &mut open);
                 }
             });
-            if !pending.is_empty() {
-                flush(&mut pending, &mut open);
+            if !pending.is_empty() || carried > 0 {
+                flush(&mut pending, &mut carried, &mut open);
             }
             digest.map(|digest| (digest, plain))
         })
@@ -251,7 +286,22 @@ pub(crate) async fn import_object(
                 records: dead,
             });
         }
-        submit(state, batches).await?;
+        // The sizes before the batch are recorded first: if the import stops before the
+        // next save, the next import counts what of the batch the journal holds.
+        if let Some((heads, _)) = &state.journal {
+            progress.pending = Some(PendingBatch {
+                items: count,
+                events: event_count,
+                dead: dead_count,
+                group_next: heads.size(&group),
+                dead_next: heads.size(&GroupName::dead_letter()),
+            });
+            save(state, &group, &sha256, &progress)?;
+        }
+        if !batches.is_empty() {
+            submit(state, batches).await?;
+        }
+        progress.pending = None;
         progress.items_done += count;
         progress.events += event_count;
         progress.rejected += dead_count;
@@ -283,6 +333,44 @@ pub(crate) async fn import_object(
     save(state, &group, &sha256, &progress)?;
     remember_version(state, request, &group, &sha256);
     Ok(outcome)
+}
+
+/// Records of `group` from sequence `from` on whose source is `object` (what an interrupted
+/// import stored of its last batch).
+async fn count_stored(
+    state: &AppState,
+    group: &GroupName,
+    object: &str,
+    from: u64,
+) -> Result<u64, ApiError> {
+    let Some((heads, reader)) = state.journal.clone() else {
+        return Ok(0);
+    };
+    if heads.size(group) <= from {
+        return Ok(0);
+    }
+    let group = group.clone();
+    let object = object.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut position = from;
+        let mut count = 0u64;
+        loop {
+            let events = reader.read(&group, position, 10_000, None)?;
+            let Some(last) = events.last() else { break };
+            position = last.seq + 1;
+            count += events
+                .iter()
+                .filter(|event| event.record.source == object)
+                .count() as u64;
+        }
+        Ok::<u64, seclog_journal::JournalError>(count)
+    })
+    .await
+    .map_err(|_| ApiError::internal("import worker failed"))?
+    .map_err(|error| {
+        tracing::error!(%error, "journal not readable to resume an import");
+        ApiError::internal("the journal cannot be read to resume this import")
+    })
 }
 
 /// Encoded records of a run of decoded items.
@@ -507,6 +595,7 @@ async fn store_digest(
             events: 1,
             rejected: 0,
             complete: true,
+            pending: None,
         },
     )?;
     Ok(outcome)

@@ -93,6 +93,9 @@ pub struct AppState {
     metrics: Arc<metrics::Metrics>,
     /// Objects being imported now (group and content hash): one import of an object at a time.
     importing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// Durable group sizes and a reader, for telling after a crash how much of an import's
+    /// last batch is stored.
+    journal: Option<(Arc<seclog_journal::DurableHeads>, JournalReader)>,
 }
 
 impl AppState {
@@ -110,6 +113,7 @@ impl AppState {
             index_stats: None,
             metrics: Arc::new(metrics::Metrics::default()),
             importing: Arc::default(),
+            journal: None,
         }
     }
 }
@@ -304,8 +308,10 @@ impl Server {
         let heads = writer.heads();
         let catalog = Catalog::open(&layout, master.clone()).map_err(std::io::Error::other)?;
         let reader = JournalReader::new(&layout, master);
+        let import_heads = heads.clone();
         let indexer =
             IndexService::start(layout.clone(), Arc::clone(&catalog), reader.clone(), heads)?;
+        let reader_for_import = reader.clone();
         let search = search::Search {
             engine: Engine::new(catalog, reader),
             settings: config.search,
@@ -316,6 +322,7 @@ impl Server {
         };
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
         let mut state = AppState::new(meta, &committer, config);
+        state.journal = Some((import_heads, reader_for_import));
         state.search = Some(search);
         state.index_stats = Some(Arc::clone(&indexer.stats));
         Ok(Server {
@@ -332,10 +339,16 @@ impl Server {
     pub fn start_ingest_only(
         writer: JournalWriter,
         meta: Arc<MetaStore>,
+        master: MasterKey,
         config: &ServerConfig,
     ) -> std::io::Result<Self> {
+        let journal = (
+            writer.heads(),
+            JournalReader::new(&writer.layout().clone(), master),
+        );
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
-        let state = AppState::new(meta, &committer, config);
+        let mut state = AppState::new(meta, &committer, config);
+        state.journal = Some(journal);
         Ok(Server {
             committer,
             indexer: None,

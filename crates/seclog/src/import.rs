@@ -294,8 +294,7 @@ async fn open_local(layout: &Layout) -> Result<Server> {
     };
     // Indexing waits for the server: a bulk load is not slowed by it, and `serve` indexes
     // what was loaded when it starts.
-    drop(master);
-    Ok(Server::start_ingest_only(writer, meta, &config)?)
+    Ok(Server::start_ingest_only(writer, meta, master, &config)?)
 }
 
 /// Objects named by the inputs: files, directories read recursively in name order, and

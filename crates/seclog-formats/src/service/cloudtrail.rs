@@ -10,21 +10,14 @@ use std::collections::HashMap;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, is_control_message, json_values, member_array};
+use super::lines::{array_elements, each_json_value, is_control_message, member_array};
 use super::ocsf::{self, API_ACTIVITY, AUTHENTICATION, Severity, Status, put, str_at};
 use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
 
 pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0usize;
-    for value in json_values(bytes) {
-        let value = match value {
-            Ok(value) => value,
-            Err(bad) => {
-                items.push(super::Item::Rejected(bad));
-                continue;
-            }
-        };
+    each_json_value(bytes, items, |value, items| {
         let records = array_elements(value)
             .or_else(|| member_array(value, "Records"))
             .unwrap_or_else(|| vec![value]);
@@ -42,7 +35,7 @@ pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
             number += 1;
             items.push(record_item(record.get().as_bytes(), number));
         }
-    }
+    });
 }
 
 /// A CloudWatch Logs subscription event whose `message` is a CloudTrail record.

@@ -6,21 +6,14 @@
 
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, json_values, member_array};
+use super::lines::{array_elements, each_json_value, member_array};
 use super::ocsf::{self, CLOUD_RESOURCES_INVENTORY, Severity, Status, put, str_at};
 use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
 
 pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0;
-    for value in json_values(bytes) {
-        let value = match value {
-            Ok(value) => value,
-            Err(bad) => {
-                items.push(Item::Rejected(bad));
-                continue;
-            }
-        };
+    each_json_value(bytes, items, |value, items| {
         let records = member_array(value, "configurationItems")
             .or_else(|| array_elements(value))
             .unwrap_or_else(|| vec![value]);
@@ -28,7 +21,7 @@ pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
             number += 1;
             items.push(item(record.get().as_bytes(), number));
         }
-    }
+    });
 }
 
 fn item(raw: &[u8], number: usize) -> Item {

@@ -3,7 +3,7 @@
 
 use serde_json::value::RawValue;
 
-use super::Rejected;
+use super::{Rejected, Sink};
 
 /// Non-empty lines with their 1-based numbers, without the line ending.
 pub(crate) fn numbered_lines(bytes: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
@@ -177,6 +177,21 @@ pub(crate) fn is_control_message(value: &RawValue) -> bool {
     }
     serde_json::from_str::<Envelope<'_>>(value.get())
         .is_ok_and(|envelope| envelope.message_type == Some("CONTROL_MESSAGE"))
+}
+
+/// Calls `each` with every JSON value of a text, in order; what does not parse goes to
+/// `items` as a dead letter, in its place.
+pub(crate) fn each_json_value<'a>(
+    bytes: &'a [u8],
+    items: &mut dyn Sink,
+    mut each: impl FnMut(&'a RawValue, &mut dyn Sink),
+) {
+    for value in json_values(bytes) {
+        match value {
+            Ok(value) => each(value, items),
+            Err(bad) => items.push(super::Item::Rejected(bad)),
+        }
+    }
 }
 
 /// The elements of a JSON array (raw), or `None` when `value` is not an array.

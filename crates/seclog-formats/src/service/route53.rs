@@ -7,7 +7,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, is_control_message, json_values, member_array, numbered_lines};
+use super::lines::{
+    array_elements, each_json_value, is_control_message, member_array, numbered_lines,
+};
 use super::ocsf::{self, DNS_ACTIVITY, Severity, Status, put, str_at};
 use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::parse_time_str;
@@ -48,16 +50,9 @@ pub(crate) fn decode(bytes: &[u8], items: &mut dyn Sink) {
 
 fn decode_json(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0;
-    for value in json_values(bytes) {
-        let value = match value {
-            Ok(value) => value,
-            Err(bad) => {
-                items.push(Item::Rejected(bad));
-                continue;
-            }
-        };
+    each_json_value(bytes, items, |value, items| {
         if is_control_message(value) {
-            continue;
+            return;
         }
         if let Some(events) = member_array(value, "logEvents") {
             for event in events {
@@ -76,13 +71,13 @@ fn decode_json(bytes: &[u8], items: &mut dyn Sink) {
                     )),
                 }
             }
-            continue;
+            return;
         }
         for record in array_elements(value).unwrap_or_else(|| vec![value]) {
             number += 1;
             items.push(resolver_record(record.get().as_bytes(), number));
         }
-    }
+    });
 }
 
 fn resolver_record(raw: &[u8], number: usize) -> Item {

@@ -9,7 +9,9 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::lines::{array_elements, is_control_message, json_values, member_array, numbered_lines};
+use super::lines::{
+    array_elements, each_json_value, is_control_message, member_array, numbered_lines,
+};
 use super::ocsf::{self, NETWORK_ACTIVITY, Severity, Status, put};
 use super::{DecodeOptions, Item, RawKind, ServiceEvent, Sink, rejected};
 use seclog_model::Timestamp;
@@ -158,16 +160,9 @@ pub(crate) fn decode(bytes: &[u8], options: &DecodeOptions, items: &mut dyn Sink
 /// JSON forms: a subscription payload (`logEvents`), or records with a `message` / `body` line.
 fn decode_wrapped(bytes: &[u8], names: &[String], items: &mut dyn Sink) {
     let mut number = 0;
-    for value in json_values(bytes) {
-        let value = match value {
-            Ok(value) => value,
-            Err(bad) => {
-                items.push(Item::Rejected(bad));
-                continue;
-            }
-        };
+    each_json_value(bytes, items, |value, items| {
         if is_control_message(value) {
-            continue;
+            return;
         }
         let records = member_array(value, "logEvents")
             .or_else(|| array_elements(value))
@@ -182,7 +177,7 @@ fn decode_wrapped(bytes: &[u8], names: &[String], items: &mut dyn Sink) {
                 )),
             }
         }
-    }
+    });
 }
 
 fn wrapped_line(value: &RawValue) -> Option<String> {

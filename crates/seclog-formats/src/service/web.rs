@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::lines::{json_values, numbered_lines, split_fields};
+use super::lines::{each_json_value, numbered_lines, split_fields};
 use super::ocsf::{self, API_ACTIVITY, HTTP_ACTIVITY, Severity, Status, put, str_at};
 use super::{Item, RawKind, ServiceEvent, Sink, rejected};
 use crate::time_value::{parse_time_str, parse_time_value};
@@ -370,21 +370,14 @@ pub(crate) fn decode_combined(bytes: &[u8], items: &mut dyn Sink) {
 
 pub(crate) fn decode_waf(bytes: &[u8], items: &mut dyn Sink) {
     let mut number = 0;
-    for value in json_values(bytes) {
-        let value = match value {
-            Ok(value) => value,
-            Err(bad) => {
-                items.push(Item::Rejected(bad));
-                continue;
-            }
-        };
+    each_json_value(bytes, items, |value, items| {
         number += 1;
         let raw = value.get().as_bytes();
         let record: Value = match serde_json::from_slice(raw) {
             Ok(value @ Value::Object(_)) => value,
             _ => {
                 items.push(rejected(raw, format!("record {number}: not a JSON object")));
-                continue;
+                return;
             }
         };
         if record.get("webaclId").is_none() || record.get("httpRequest").is_none() {
@@ -392,7 +385,7 @@ pub(crate) fn decode_waf(bytes: &[u8], items: &mut dyn Sink) {
                 raw,
                 format!("record {number}: not an AWS WAF log record (no webaclId or httpRequest)"),
             ));
-            continue;
+            return;
         }
         items.push(Item::Event(ServiceEvent {
             time: record.get("timestamp").and_then(parse_time_value),
@@ -401,7 +394,7 @@ pub(crate) fn decode_waf(bytes: &[u8], items: &mut dyn Sink) {
             fields: Map::new(),
             ocsf: waf_event(&record),
         }));
-    }
+    });
 }
 
 fn waf_event(record: &Value) -> Map<String, Value> {

@@ -412,6 +412,7 @@ fn imports_are_idempotent_normalized_and_answer_the_insights_samples() {
     assert_eq!(rows.len(), 2, "{rows:?}");
 
     // The dead letter keeps the line and says why.
+    wait_searchable(&server, &admin, "seclog/dead-letter", 1);
     let dead = query(
         &server,
         &admin,

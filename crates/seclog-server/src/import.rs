@@ -313,12 +313,12 @@ pub(crate) async fn import_object(
         .await
         .map_err(|_| ApiError::internal("import worker failed"))?;
     if let Some((digest, plain)) = digest {
-        let digest_group = GroupName::parse(&format!("{group}-digest"))
-            .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
-        allowed(&digest_group)?;
+        let digests = digest_group(&group)
+            .map_err(|reason| ApiError::bad_request("invalid_group", reason))?;
+        allowed(&digests)?;
         let time = seclog_formats::parse_time_value(&Value::String(digest.digest_end_time.clone()));
         let digest = DigestObject {
-            group: &group,
+            group: &digests,
             object: &object,
             sha256,
             plain,
@@ -326,7 +326,7 @@ pub(crate) async fn import_object(
             signature: request.signature.clone(),
         };
         let outcome = store_digest(state, digest, received, outcome).await?;
-        remember_version(state, request, &digest_group, &outcome.sha256);
+        remember_version(state, request, &digests, &outcome.sha256);
         return Ok(outcome);
     }
     progress.complete = true;
@@ -416,6 +416,21 @@ impl Drop for ImportClaim {
     }
 }
 
+/// The group a trail's digest files go to: `<group>-digest`.
+pub fn digest_group(group: &GroupName) -> Result<GroupName, String> {
+    GroupName::parse(&format!("{group}-digest")).map_err(|error| error.to_string())
+}
+
+/// The group an object's events go to: the one asked for, else `aws/<format>`.
+fn target_group(request: &ImportRequest, format: Format) -> Result<GroupName, ApiError> {
+    let text = request
+        .group
+        .clone()
+        .unwrap_or_else(|| format.default_group());
+    GroupName::parse(&text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))
+}
+
 /// Remembers a completely imported object version by name and entity tag.
 fn remember_version(state: &AppState, request: &ImportRequest, group: &GroupName, sha256: &str) {
     if let Some(etag) = &request.etag
@@ -458,19 +473,14 @@ fn check_known(
     let Some(format) = format else {
         return Ok(outcome);
     };
-    let group_text = request
-        .group
-        .clone()
-        .unwrap_or_else(|| format.default_group());
-    let mut group = GroupName::parse(&group_text)
-        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    let mut group = target_group(request, format)?;
     // Digest files are remembered in the digest group.
     let lower = request.object.to_ascii_lowercase();
     if format == Format::CloudTrail
         && (lower.contains("/cloudtrail-digest/") || lower.contains("_cloudtrail-digest_"))
     {
-        group = GroupName::parse(&format!("{group}-digest"))
-            .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+        group = digest_group(&group)
+            .map_err(|reason| ApiError::bad_request("invalid_group", reason))?;
     }
     allowed(&group)?;
     outcome.format = format.name().to_string();
@@ -525,6 +535,7 @@ async fn submit(state: &AppState, batches: Vec<GroupBatch>) -> Result<(), ApiErr
 /// A digest file is evidence, not events: it is stored whole in `<group>-digest`, once.
 /// A digest file to store.
 struct DigestObject<'a> {
+    /// The digest group (`<group>-digest`).
     group: &'a GroupName,
     object: &'a str,
     sha256: String,
@@ -540,20 +551,18 @@ async fn store_digest(
     mut outcome: ImportOutcome,
 ) -> Result<ImportOutcome, ApiError> {
     let DigestObject {
-        group,
+        group: digests,
         object,
         sha256,
         plain,
         time: digest_time,
         signature,
     } = digest;
-    let digest_group = GroupName::parse(&format!("{group}-digest"))
-        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
     outcome.status = "digest".into();
-    outcome.group = digest_group.to_string();
+    outcome.group = digests.to_string();
     if state
         .meta
-        .import_state(digest_group.as_str(), &sha256)
+        .import_state(digests.as_str(), &sha256)
         .ok()
         .flatten()
         .is_some_and(|state| state.complete)
@@ -578,7 +587,7 @@ async fn store_digest(
     submit(
         state,
         vec![GroupBatch {
-            group: digest_group.clone(),
+            group: digests.clone(),
             records: vec![record],
         }],
     )
@@ -586,7 +595,7 @@ async fn store_digest(
     outcome.events = 1;
     save(
         state,
-        &digest_group,
+        digests,
         &sha256,
         &ImportState {
             object: object.to_string(),
@@ -682,12 +691,7 @@ fn prepare(request: &ImportRequest, bytes: Vec<u8>, limit: usize) -> Result<Prep
             )
         })?,
     };
-    let group_text = request
-        .group
-        .clone()
-        .unwrap_or_else(|| format.default_group());
-    let group = GroupName::parse(&group_text)
-        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    let group = target_group(request, format)?;
     let vpc_fields = match request.vpc_format.as_deref() {
         Some(text) => Some(
             parse_vpc_format(text)

@@ -148,6 +148,27 @@ pub(crate) enum OutputFormat {
     Ndjson,
 }
 
+/// Where a command works: a running server, or a stopped data directory.
+#[derive(Debug, Args)]
+pub(crate) struct TargetArgs {
+    /// A running server (token from SECLOG_TOKEN).
+    #[arg(long, value_name = "URL", conflicts_with = "data")]
+    pub(crate) server: Option<String>,
+    /// A data directory, directly (the server must be stopped).
+    #[arg(long, value_name = "DIR", required_unless_present = "server")]
+    pub(crate) data: Option<PathBuf>,
+    /// Master key file for --data (default DIR/keys/master.key).
+    #[arg(
+        long = "master-key-file",
+        env = "SECLOG_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// Token for --server.
+    #[arg(long, env = "SECLOG_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct GenArgs {
     /// cloudtrail, vpcflow, route53 or alb.
@@ -196,22 +217,8 @@ pub(crate) struct ValidateArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ImportArgs {
-    /// Send the objects to a running server (token from SECLOG_TOKEN).
-    #[arg(long, value_name = "URL", conflicts_with = "data")]
-    pub(crate) server: Option<String>,
-    /// Store into a data directory directly (the server must be stopped).
-    #[arg(long, value_name = "DIR", required_unless_present = "server")]
-    pub(crate) data: Option<PathBuf>,
-    /// Master key file for --data (default DIR/keys/master.key).
-    #[arg(
-        long = "master-key-file",
-        env = "SECLOG_MASTER_KEY_FILE",
-        value_name = "PATH"
-    )]
-    pub(crate) master_key_file: Option<PathBuf>,
-    /// Token for --server.
-    #[arg(long, env = "SECLOG_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
     /// auto, cloudtrail, vpcflow, route53, alb, elb, waf, s3access, config, pgaudit,
     /// mysql-audit or combined.
     #[arg(long, default_value = "auto")]
@@ -236,19 +243,8 @@ pub(crate) struct ImportArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct QueryArgs {
-    /// Ask a running server (token from SECLOG_TOKEN).
-    #[arg(long, value_name = "URL", conflicts_with = "data")]
-    pub(crate) server: Option<String>,
-    /// Query a data directory directly (the server must be stopped).
-    #[arg(long, value_name = "DIR", required_unless_present = "server")]
-    pub(crate) data: Option<PathBuf>,
-    /// Master key file for --data (default DIR/keys/master.key).
-    #[arg(
-        long = "master-key-file",
-        env = "SECLOG_MASTER_KEY_FILE",
-        value_name = "PATH"
-    )]
-    pub(crate) master_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
     /// Search the last period: 15m, 6h, 7d (default 1h).
     #[arg(long, value_name = "PERIOD", conflicts_with_all = ["start", "end"])]
     pub(crate) since: Option<String>,
@@ -264,9 +260,6 @@ pub(crate) struct QueryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub(crate) output: OutputFormat,
-    /// Token for --server.
-    #[arg(long, env = "SECLOG_TOKEN", hide_env_values = true)]
-    pub(crate) token: Option<String>,
     /// The query, for example: filter eventName = "ConsoleLogin" | stats count(*) by sourceIPAddress
     pub(crate) query: String,
 }

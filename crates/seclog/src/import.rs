@@ -56,16 +56,17 @@ pub(crate) fn run(args: ImportArgs) -> Result<ExitCode> {
         bail!("no objects found under {}", args.inputs.join(", "));
     }
     let total: u64 = objects.iter().map(Input::size).sum();
-    let target = match (&args.server, &args.data) {
+    let target = match (&args.target.server, &args.target.data) {
         (Some(url), None) => Target::Server {
             url: url.trim_end_matches('/').to_string(),
             token: args
+                .target
                 .token
                 .clone()
                 .context("--server needs a token: --token or SECLOG_TOKEN")?,
         },
         (None, Some(data)) => {
-            let layout = Layout::new(data, args.master_key_file.clone());
+            let layout = Layout::new(data, args.target.master_key_file.clone());
             Target::Local(Box::new(runtime.block_on(open_local(&layout))?))
         }
         _ => bail!("name one of --server URL or --data DIR"),

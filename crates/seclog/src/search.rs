@@ -98,11 +98,11 @@ fn claim_directory(layout: &Layout, advice: &str) -> Result<seclog_meta::MetaSto
 
 pub(crate) fn query(args: QueryArgs) -> Result<ExitCode> {
     let (start, end) = time_range(&args)?;
-    match (&args.server, &args.data) {
+    match (&args.target.server, &args.target.data) {
         (Some(server), _) => query_server(&args, server, start, end),
         (None, Some(data)) => query_local(
             &args,
-            &Layout::new(data, args.master_key_file.clone()),
+            &Layout::new(data, args.target.master_key_file.clone()),
             start,
             end,
         ),
@@ -117,6 +117,7 @@ fn query_server(
     end: Timestamp,
 ) -> Result<ExitCode> {
     let token = args
+        .target
         .token
         .as_deref()
         .context("set SECLOG_TOKEN (or --token) to a reader token")?;

@@ -18,7 +18,7 @@ pub(crate) fn run(args: ValidateArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", args.public_keys.display()))?;
     let keys = parse_public_keys(&keys_text).map_err(anyhow::Error::msg)?;
     let group = GroupName::parse(&args.group)?;
-    let digest_group = GroupName::parse(&format!("{group}-digest"))?;
+    let digest_group = seclog_server::import::digest_group(&group).map_err(anyhow::Error::msg)?;
     let mut digests = Vec::new();
     if group_names(&layout)?.contains(&digest_group) {
         let reader = JournalReader::new(&layout, load_master(&layout)?);

@@ -237,7 +237,7 @@ fn cloudtrail_digests_from_s3_validate_offline_and_tampering_is_found() {
     let key = KeyPair::generate(KeySize::Rsa2048).expect("RSA key");
     let fingerprint = "00112233445566778899aabbccddeeff";
     // Two hourly digests ending at the last two full hours, so the newest is not stale.
-    let now = seclog_model_now_secs();
+    let now = seclog_model::Timestamp::now().unix_seconds();
     let hour = now - now % 3600;
     let ends = [hour - 3600, hour];
     let bucket = "trail-digests";
@@ -383,32 +383,10 @@ fn cloudtrail_digests_from_s3_validate_offline_and_tampering_is_found() {
     );
 }
 
-fn seclog_model_now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil from days, Howard Hinnant's algorithm).
+/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time, as digests write times.
 fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rest = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    let text = seclog_model::Timestamp::from_unix_nanos(secs * 1_000_000_000).to_rfc3339();
+    format!("{}Z", text.split('.').next().unwrap_or_default())
 }
 
 fn base64_encode(bytes: &[u8]) -> String {

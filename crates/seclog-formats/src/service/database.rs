@@ -446,23 +446,7 @@ fn mysql_ocsf(record: &Value, time: Option<Timestamp>) -> Map<String, Value> {
         ),
     };
     let failed = status_code.is_some_and(|code| code != 0);
-    let severity = match (failed, activity.0) {
-        (true, 3) => Severity::Medium,
-        (true, _) => Severity::Low,
-        _ => Severity::Informational,
-    };
-    let mut event = ocsf::base(DATASTORE_ACTIVITY, activity, severity, time, "MySQL");
-    ocsf::set_status(
-        &mut event,
-        if failed {
-            Status::Failure
-        } else {
-            Status::Success
-        },
-    );
-    if let Some(code) = status_code.filter(|code| *code != 0) {
-        put(&mut event, "status_code", json!(code.to_string()));
-    }
+    let mut event = datastore_event(activity, failed, status_code, time, "MySQL");
     put(&mut event, "actor.user.name", field("account.user"));
     put(&mut event, "src_endpoint.hostname", field("account.host"));
     put(&mut event, "src_endpoint.ip", field("login.ip"));
@@ -499,23 +483,7 @@ fn percona_ocsf(record: &Value, time: Option<Timestamp>) -> Map<String, Value> {
     let status = ocsf::at(record, "status")
         .and_then(Value::as_i64)
         .unwrap_or(0);
-    let severity = match (status != 0, activity.0) {
-        (true, 3) => Severity::Medium,
-        (true, _) => Severity::Low,
-        _ => Severity::Informational,
-    };
-    let mut event = ocsf::base(DATASTORE_ACTIVITY, activity, severity, time, "MySQL");
-    ocsf::set_status(
-        &mut event,
-        if status != 0 {
-            Status::Failure
-        } else {
-            Status::Success
-        },
-    );
-    if status != 0 {
-        put(&mut event, "status_code", json!(status.to_string()));
-    }
+    let mut event = datastore_event(activity, status != 0, Some(status), time, "MySQL");
     let user = str_at(record, "user")
         .and_then(|user| user.split('[').next())
         .map(str::trim);
@@ -529,6 +497,35 @@ fn percona_ocsf(record: &Value, time: Option<Timestamp>) -> Map<String, Value> {
     put(&mut event, "database.type_id", json!(1));
     put(&mut event, "metadata.event_code", json!(name));
     put(&mut event, "metadata.log_name", json!("Percona audit log"));
+    event
+}
+
+/// A Datastore Activity event of a database audit record: a failed login is Medium, another
+/// failure Low; a non-zero `code` is the status code.
+fn datastore_event(
+    activity: (u32, &str),
+    failed: bool,
+    code: Option<i64>,
+    time: Option<Timestamp>,
+    product: &str,
+) -> Map<String, Value> {
+    let severity = match (failed, activity.0) {
+        (true, 3) => Severity::Medium,
+        (true, _) => Severity::Low,
+        _ => Severity::Informational,
+    };
+    let mut event = ocsf::base(DATASTORE_ACTIVITY, activity, severity, time, product);
+    ocsf::set_status(
+        &mut event,
+        if failed {
+            Status::Failure
+        } else {
+            Status::Success
+        },
+    );
+    if let Some(code) = code.filter(|code| *code != 0) {
+        put(&mut event, "status_code", json!(code.to_string()));
+    }
     event
 }
 
@@ -627,30 +624,8 @@ fn mariadb_line(line: &[u8], number: usize) -> Item {
         ),
     };
     let failed = retcode != 0 || operation == "FAILED_CONNECT";
-    let severity = match (failed, activity.0) {
-        (true, 3) => Severity::Medium,
-        (true, _) => Severity::Low,
-        _ => Severity::Informational,
-    };
-    let mut event = ocsf::base(
-        DATASTORE_ACTIVITY,
-        activity,
-        severity,
-        Some(time),
-        "MariaDB",
-    );
-    ocsf::set_status(
-        &mut event,
-        if failed {
-            Status::Failure
-        } else {
-            Status::Success
-        },
-    );
+    let mut event = datastore_event(activity, failed, Some(retcode), Some(time), "MariaDB");
     let get = |name: &str| fields.get(name).cloned().unwrap_or(Value::Null);
-    if retcode != 0 {
-        put(&mut event, "status_code", json!(retcode.to_string()));
-    }
     ocsf::copy(
         &mut event,
         &fields,

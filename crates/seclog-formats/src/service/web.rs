@@ -665,23 +665,17 @@ pub(crate) fn parse_clf_time(text: &str) -> Option<Timestamp> {
     if !(0..=23).contains(&zone_hours) || !(0..=59).contains(&zone_minutes) {
         return None;
     }
-    let days = days_from_civil(year, month as i64 + 1, i64::from(day));
-    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second
-        - sign * (zone_hours * 3600 + zone_minutes * 60);
+    // chrono checks the date (31 February is refused); a leap second counts as :59.
+    let local = chrono::NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month as u32 + 1, day)?
+        .and_hms_opt(
+            u32::try_from(hour).ok()?,
+            u32::try_from(minute).ok()?,
+            u32::try_from(second.min(59)).ok()?,
+        )?;
+    let seconds = local.and_utc().timestamp() - sign * (zone_hours * 3600 + zone_minutes * 60);
     seconds
         .checked_mul(1_000_000_000)
         .map(Timestamp::from_unix_nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let month_index = (month + 9) % 12;
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ pub mod access;
 mod auth;
 mod committer;
 mod cursors;
+pub mod detect;
 mod elastic;
 mod error;
 mod firehose;

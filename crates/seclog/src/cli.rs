@@ -127,6 +127,14 @@ pub(crate) enum Command {
     ValidateCloudtrail(Box<ValidateArgs>),
     /// Generate realistic service log records (seeded) for benchmarks and demos.
     Gen(Box<GenArgs>),
+    /// Sigma rules: check which load.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Run Sigma rules (and the built-in pack) over files or over stored history; one NDJSON
+    /// line per match.
+    Hunt(Box<HuntArgs>),
     /// Rebuild the search index from the journal (server stopped).
     Reindex {
         #[command(flatten)]
@@ -426,4 +434,70 @@ pub(crate) enum TokenAction {
         /// Token id from `token list`.
         id: String,
     },
+}
+
+/// `seclog rules …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum RulesAction {
+    /// Load rules; print a summary and, for every rule that cannot be used, why. Exit status 1
+    /// when any rule is unsupported.
+    Check {
+        #[command(flatten)]
+        rules: RuleArgs,
+    },
+}
+
+/// Which rules, how they are routed and how their fields are renamed.
+#[derive(Debug, Args)]
+pub(crate) struct RuleArgs {
+    /// Sigma rule files or directories (repeatable). The built-in pack is loaded too.
+    #[arg(long = "rules", value_name = "PATH")]
+    pub(crate) rules: Vec<PathBuf>,
+    /// Leave out the built-in rule pack.
+    #[arg(long)]
+    pub(crate) no_builtin: bool,
+    /// Log-source routing file (YAML; default: the built-in one, docs/detection.md).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sources: Option<PathBuf>,
+    /// pySigma processing pipeline applied to every rule before its source's own (repeatable).
+    #[arg(long = "pipeline", value_name = "FILE")]
+    pub(crate) pipelines: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HuntArgs {
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+    /// Files to hunt in (.gz and .zst are decompressed).
+    #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "data")]
+    pub(crate) input: Vec<PathBuf>,
+    /// Format of --input files: auto, ndjson, syslog, or a service format (cloudtrail, alb,
+    /// route53, vpcflow, …). NDJSON files are read by every rule, whatever its log source.
+    #[arg(long, default_value = "auto")]
+    pub(crate) format: String,
+    /// A data directory (the server must be stopped): hunt over its stored history.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// Master key file for --data (default DIR/keys/master.key).
+    #[arg(
+        long = "master-key-file",
+        env = "SECLOG_MASTER_KEY_FILE",
+        value_name = "PATH"
+    )]
+    pub(crate) master_key_file: Option<PathBuf>,
+    /// Only events at or after this time (RFC 3339, or a duration back from now: 24h, 7d).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) since: Option<String>,
+    /// Only these groups with --data (patterns with `*`; repeatable).
+    #[arg(long = "group", value_name = "PATTERN")]
+    pub(crate) groups: Vec<String>,
+    /// Only matches of rules at this level or above.
+    #[arg(long, value_name = "LEVEL")]
+    pub(crate) min_level: Option<String>,
+    /// Write matches here instead of standard output.
+    #[arg(long = "output-file", value_name = "FILE")]
+    pub(crate) output_file: Option<PathBuf>,
+    /// Output format (NDJSON: one line per match).
+    #[arg(long, default_value = "ndjson", value_parser = ["ndjson"])]
+    pub(crate) output: String,
 }

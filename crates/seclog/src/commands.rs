@@ -73,6 +73,10 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Token { action } => token(action),
         Command::Query(args) => crate::search::query(*args),
+        Command::Rules {
+            action: crate::cli::RulesAction::Check { rules },
+        } => crate::hunt::check(&rules),
+        Command::Hunt(args) => crate::hunt::hunt(*args),
         Command::Import(args) => crate::import::run(*args),
         Command::ValidateCloudtrail(args) => crate::validate::run(*args),
         Command::Gen(args) => crate::generate::run(*args),
@@ -391,7 +395,7 @@ fn token(action: TokenAction) -> Result<ExitCode> {
 }
 
 /// Parses `90d`, `12h`, `30m`, `45s` into seconds.
-fn parse_duration(text: &str) -> Result<i64> {
+pub(crate) fn parse_duration(text: &str) -> Result<i64> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),

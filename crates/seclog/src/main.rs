@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod generate;
+mod hunt;
 mod import;
 mod search;
 mod validate;

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use rsigma_parser::{CorrelationRule, FilterRule, SigmaCollection, SigmaRule, parse_sigma_yaml};
+use rsigma_parser::{
+    ConditionOperator, CorrelationCondition, CorrelationRule, CorrelationType, FilterRule,
+    SigmaCollection, SigmaRule, parse_sigma_yaml,
+};
 
 use crate::{Error, Result};
 
@@ -128,7 +131,12 @@ impl RuleLibrary {
                 reason,
             });
         }
-        for rule in rules {
+        for mut rule in rules {
+            // rsigma 0.23 links a correlation to the rules it names only through their ids: a
+            // rule with a name and no id takes its name as id.
+            if rule.id.is_none() {
+                rule.id = rule.name.clone();
+            }
             match check_rule(&rule) {
                 Ok(()) => self.rules.push(Loaded {
                     doc: rule,
@@ -141,7 +149,8 @@ impl RuleLibrary {
                 }),
             }
         }
-        for correlation in correlations {
+        for mut correlation in correlations {
+            require_every_rule(&mut correlation);
             match rsigma_eval::correlation::compile_correlation(&correlation) {
                 Ok(_) => self.correlations.push(Loaded {
                     doc: correlation,
@@ -211,6 +220,27 @@ impl RuleLibrary {
                 rule: Some(correlation.doc.title),
             });
         }
+    }
+}
+
+/// A `temporal` or `temporal_ordered` correlation means that every rule it lists matched in the
+/// window (Sigma specification); rsigma 0.23 reads a missing condition as "any one of them", so
+/// the condition is made explicit.
+fn require_every_rule(correlation: &mut CorrelationRule) {
+    if !matches!(
+        correlation.correlation_type,
+        CorrelationType::Temporal | CorrelationType::TemporalOrdered
+    ) {
+        return;
+    }
+    if let CorrelationCondition::Threshold {
+        predicates,
+        field: None,
+        ..
+    } = &mut correlation.condition
+        && predicates.as_slice() == [(ConditionOperator::Gte, 1)]
+    {
+        *predicates = vec![(ConditionOperator::Gte, correlation.rules.len() as u64)];
     }
 }
 

@@ -19,7 +19,9 @@ fn engine(rules: &str) -> SigmaEngine {
 }
 
 fn rule(detection: &str) -> String {
-    format!("title: t\nid: 11111111-1111-4111-8111-111111111111\nlogsource:\n  product: test\ndetection:\n{detection}\nlevel: high\n")
+    format!(
+        "title: t\nid: 11111111-1111-4111-8111-111111111111\nlogsource:\n  product: test\ndetection:\n{detection}\nlevel: high\n"
+    )
 }
 
 fn matches(engine: &mut SigmaEngine, event: Value) -> bool {
@@ -32,8 +34,14 @@ fn null_matches_a_missing_field_and_a_json_null() {
         "  selection:\n    eventName: DeleteBucket\n    errorCode: null\n  condition: selection",
     ));
     assert!(matches(&mut engine, json!({"eventName": "DeleteBucket"})));
-    assert!(matches(&mut engine, json!({"eventName": "DeleteBucket", "errorCode": null})));
-    assert!(!matches(&mut engine, json!({"eventName": "DeleteBucket", "errorCode": "AccessDenied"})));
+    assert!(matches(
+        &mut engine,
+        json!({"eventName": "DeleteBucket", "errorCode": null})
+    ));
+    assert!(!matches(
+        &mut engine,
+        json!({"eventName": "DeleteBucket", "errorCode": "AccessDenied"})
+    ));
 }
 
 #[test]
@@ -85,7 +93,10 @@ fn an_object_value_does_not_match_a_string_modifier() {
         &mut engine,
         json!({"requestParameters": {"VersioningConfiguration": {"Status": "Suspended"}}})
     ));
-    assert!(matches(&mut engine, json!({"requestParameters": "Status=Suspended"})));
+    assert!(matches(
+        &mut engine,
+        json!({"requestParameters": "Status=Suspended"})
+    ));
 }
 
 #[test]
@@ -93,9 +104,18 @@ fn matching_is_case_insensitive_unless_cased_and_whole_value_by_default() {
     let mut engine = engine(&rule(
         "  a:\n    eventName: consolelogin\n  b:\n    userAgent|cased|contains: Boto\n  condition: a and b",
     ));
-    assert!(matches(&mut engine, json!({"eventName": "ConsoleLogin", "userAgent": "x Boto3 y"})));
-    assert!(!matches(&mut engine, json!({"eventName": "ConsoleLogin", "userAgent": "x boto3 y"})));
-    assert!(!matches(&mut engine, json!({"eventName": "ConsoleLoginX", "userAgent": "Boto"})));
+    assert!(matches(
+        &mut engine,
+        json!({"eventName": "ConsoleLogin", "userAgent": "x Boto3 y"})
+    ));
+    assert!(!matches(
+        &mut engine,
+        json!({"eventName": "ConsoleLogin", "userAgent": "x boto3 y"})
+    ));
+    assert!(!matches(
+        &mut engine,
+        json!({"eventName": "ConsoleLoginX", "userAgent": "Boto"})
+    ));
 }
 
 #[test]
@@ -118,7 +138,10 @@ fn modifiers_used_by_sigmahq_work() {
             .map(|m| m.fields.iter().map(|(f, _)| f.clone()).collect::<Vec<_>>())
             .unwrap_or_default()
     };
-    assert!(hit(&mut engine, json!({"sourceIPAddress": "10.1.2.3"})).contains(&"sourceIPAddress".to_string()));
+    assert!(
+        hit(&mut engine, json!({"sourceIPAddress": "10.1.2.3"}))
+            .contains(&"sourceIPAddress".to_string())
+    );
     assert!(hit(&mut engine, json!({"sourceIPAddress": "11.1.2.3"})).is_empty());
     assert!(!hit(&mut engine, json!({"cmd": "powershell /enc AAA"})).is_empty());
     // "whoami" base64-encoded at offset 0: d2hvYW1p
@@ -228,7 +251,13 @@ fn value_count_counts_distinct_values() {
     let a = |user: &str| json!({"action": "a", "src": "1.2.3.4", "user": user});
     let fired = feed(
         &mut engine,
-        &[(0, a("x")), (1, a("x")), (2, a("y")), (3, a("y")), (4, a("z"))],
+        &[
+            (0, a("x")),
+            (1, a("x")),
+            (2, a("y")),
+            (3, a("y")),
+            (4, a("z")),
+        ],
     );
     assert_eq!(fired.iter().map(|f| f.0).collect::<Vec<_>>(), [4]);
 }
@@ -275,4 +304,3 @@ fn window_state_survives_a_snapshot() {
     assert!(second.restore(&snapshot));
     assert_eq!(second.process("g", &a, 2, "g:2").len(), 1);
 }
-

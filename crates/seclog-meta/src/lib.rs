@@ -28,6 +28,7 @@ const RETENTION: TableDefinition<&str, u32> = TableDefinition::new("retention_da
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const IMPORTS: TableDefinition<&str, &str> = TableDefinition::new("imports");
 const IMPORTED_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("imported_objects");
+const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("consumer_states");
 
 /// Result alias.
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -86,6 +87,7 @@ impl MetaStore {
         txn.open_table(CURSORS).map_err(storage)?;
         txn.open_table(IMPORTS).map_err(storage)?;
         txn.open_table(IMPORTED_OBJECTS).map_err(storage)?;
+        txn.open_table(STATES).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(MetaStore { db })
     }
@@ -138,6 +140,28 @@ impl MetaStore {
         txn.open_table(CURSORS)
             .map_err(storage)?
             .insert(key.as_str(), next_seq)
+            .map_err(storage)?;
+        txn.commit().map_err(storage)
+    }
+}
+
+impl MetaStore {
+    /// A consumer's saved state (opaque bytes: the consumer seals what it keeps).
+    pub fn consumer_state(&self, consumer: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(STATES).map_err(storage)?;
+        Ok(table
+            .get(consumer)
+            .map_err(storage)?
+            .map(|value| value.value().to_vec()))
+    }
+
+    /// Durably replaces a consumer's state, in one transaction.
+    pub fn set_consumer_state(&self, consumer: &str, state: &[u8]) -> Result<()> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        txn.open_table(STATES)
+            .map_err(storage)?
+            .insert(consumer, state)
             .map_err(storage)?;
         txn.commit().map_err(storage)
     }

@@ -1,10 +1,22 @@
 //! Detection over stored records: the bridge between journal records and the Sigma engine
 //! (`seclog-detect`), used by the streaming detector and by `seclog hunt --data`.
 
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
 use seclog_detect::event::{Shape, detection_event};
-use seclog_detect::{Detector, Match};
-use seclog_journal::{Record, RecordKind};
+use seclog_detect::finding::{detection_finding, finding_id};
+use seclog_detect::{Detector, Match, SigmaEngine};
+use seclog_journal::{DurableHeads, JournalReader, MasterKey, Record, RecordKind};
+use seclog_meta::MetaStore;
+use seclog_model::{GroupName, Timestamp};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+use crate::committer::{CommitHandle, GroupBatch};
 
 /// Evaluates one stored record of `group` (sequence number `seq`); matches name it
 /// `group:seq`. Records no rule reads, dead letters and records whose JSON does not parse give
@@ -33,4 +45,309 @@ pub fn evaluate_record(
     };
     let evidence = format!("{group}:{seq}");
     detector.process(group, &event, record.time.unix_seconds(), &evidence)
+}
+
+/// The group findings are stored in.
+pub const ALERTS_GROUP: &str = "seclog/alerts";
+
+/// The consumer name under which the detector's state is kept.
+const CONSUMER: &str = "detector";
+/// Sealing context of the detector's state (it holds user names and addresses from events).
+const STATE_CONTEXT: &[u8] = b"seclog detector state v1";
+/// Events evaluated between two durable saves of the detector's state.
+const BATCH: usize = 5_000;
+
+/// Counters of the streaming detector.
+#[derive(Debug, Default)]
+pub struct DetectionStats {
+    /// Events evaluated since start.
+    pub events: AtomicU64,
+    /// Findings stored since start.
+    pub findings: AtomicU64,
+    /// Findings recognised as already stored (re-evaluation after a crash).
+    pub duplicates_skipped: AtomicU64,
+    /// Errors since start.
+    pub errors: AtomicU64,
+    /// Sealed events not yet evaluated, as of the detector's last pass over the groups.
+    pub behind: AtomicU64,
+}
+
+/// What the detector keeps durably, sealed with the master key, in one transaction: where it is
+/// in every group, the window state at exactly that point, and how far `seclog/alerts` was
+/// written then.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedState {
+    version: u32,
+    positions: BTreeMap<String, u64>,
+    alerts_next: u64,
+    snapshot: Value,
+}
+
+/// The streaming detector: a journal consumer that evaluates every sealed event of every group
+/// (but seclog's own) and stores each match as an OCSF Detection Finding in `seclog/alerts`.
+///
+/// Exactly once across crashes: findings are made durable before the state that says their
+/// events were evaluated; after a crash the events since the saved state are evaluated again
+/// from the saved windows, which gives the same findings with the same ids, and those already
+/// in `seclog/alerts` past the saved point are not stored twice.
+pub struct DetectionService {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    /// Its counters.
+    pub stats: Arc<DetectionStats>,
+}
+
+impl std::fmt::Debug for DetectionService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("DetectionService")
+            .finish_non_exhaustive()
+    }
+}
+
+struct Detection {
+    engine: SigmaEngine,
+    reader: JournalReader,
+    heads: Arc<DurableHeads>,
+    meta: Arc<MetaStore>,
+    master: MasterKey,
+    commit: CommitHandle,
+    runtime: tokio::runtime::Handle,
+    stats: Arc<DetectionStats>,
+    state: SavedState,
+    /// Ids of findings stored after the saved state (found at start-up).
+    stored_after_save: HashSet<String>,
+}
+
+impl DetectionService {
+    pub(crate) fn start(
+        engine: SigmaEngine,
+        reader: JournalReader,
+        heads: Arc<DurableHeads>,
+        meta: Arc<MetaStore>,
+        master: MasterKey,
+        commit: CommitHandle,
+    ) -> std::io::Result<DetectionService> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(DetectionStats::default());
+        let mut detection = Detection {
+            engine,
+            reader,
+            heads,
+            meta,
+            master,
+            commit,
+            runtime: tokio::runtime::Handle::current(),
+            stats: Arc::clone(&stats),
+            state: SavedState::default(),
+            stored_after_save: HashSet::new(),
+        };
+        detection.recover().map_err(std::io::Error::other)?;
+        let thread = {
+            let stop = Arc::clone(&stop);
+            std::thread::Builder::new()
+                .name("seclog-detect".into())
+                .spawn(move || detection.run(&stop))?
+        };
+        Ok(DetectionService {
+            stop,
+            thread: Some(thread),
+            stats,
+        })
+    }
+
+    /// Stops after the current batch (its findings and state are saved).
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the detection thread panicked");
+        }
+    }
+}
+
+fn alerts_group() -> GroupName {
+    GroupName::parse(ALERTS_GROUP).expect("the alerts group name is valid")
+}
+
+impl Detection {
+    /// Loads the saved state; a first start begins at the groups' current ends (history is
+    /// `seclog hunt`'s job).
+    fn recover(&mut self) -> Result<(), String> {
+        match self
+            .meta
+            .consumer_state(CONSUMER)
+            .map_err(|error| error.to_string())?
+        {
+            Some(sealed) => {
+                let plain = self
+                    .master
+                    .open(&sealed, STATE_CONTEXT)
+                    .map_err(|error| format!("opening the detector state: {error}"))?;
+                self.state = serde_json::from_slice(&plain)
+                    .map_err(|error| format!("reading the detector state: {error}"))?;
+                if !self.state.snapshot.is_null() && !self.engine.restore(&self.state.snapshot) {
+                    tracing::warn!(
+                        "the rules changed since the detector stopped: correlation windows start empty"
+                    );
+                }
+            }
+            None => {
+                self.state.version = 1;
+                for (group, size) in self.heads.snapshot() {
+                    self.state
+                        .positions
+                        .insert(group.as_str().to_string(), size);
+                }
+                self.state.alerts_next = self.heads.size(&alerts_group());
+                self.save()?;
+            }
+        }
+        // Findings stored after the saved state: a crash came between storing them and saving.
+        let alerts = alerts_group();
+        let mut position = self.state.alerts_next;
+        loop {
+            let stored = match self.reader.read(&alerts, position, 10_000, None) {
+                Ok(stored) => stored,
+                Err(seclog_journal::JournalError::NotFound(_)) => break,
+                Err(error) => return Err(error.to_string()),
+            };
+            let Some(last) = stored.last() else { break };
+            position = last.seq + 1;
+            for event in &stored {
+                if let Some(id) = serde_json::from_slice::<Value>(&event.record.raw)
+                    .ok()
+                    .and_then(|finding| finding["metadata"]["uid"].as_str().map(str::to_string))
+                {
+                    self.stored_after_save.insert(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn save(&self) -> Result<(), String> {
+        let plain = serde_json::to_vec(&self.state).map_err(|error| error.to_string())?;
+        let sealed = self
+            .master
+            .seal(&plain, STATE_CONTEXT)
+            .map_err(|error| error.to_string())?;
+        self.meta
+            .set_consumer_state(CONSUMER, &sealed)
+            .map_err(|error| error.to_string())
+    }
+
+    fn run(mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::SeqCst) {
+            let sizes = self.heads.snapshot();
+            let mut busy = false;
+            for (group, durable) in &sizes {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                if group.is_internal() {
+                    continue;
+                }
+                match self.step(group, *durable) {
+                    Ok(true) => busy = true,
+                    Ok(false) => {}
+                    Err(error) => {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(group = %group, error = %error, "detection failed; retrying");
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                }
+            }
+            let behind: u64 = sizes
+                .iter()
+                .filter(|(group, _)| !group.is_internal())
+                .map(|(group, durable)| {
+                    let position = self
+                        .state
+                        .positions
+                        .get(group.as_str())
+                        .copied()
+                        .unwrap_or(0);
+                    durable.saturating_sub(position)
+                })
+                .sum();
+            self.stats.behind.store(behind, Ordering::Relaxed);
+            if !busy {
+                self.heads.wait_changed(&sizes, Duration::from_millis(250));
+            }
+        }
+    }
+
+    /// Evaluates the next batch of `group`; `false` when there was nothing to do.
+    fn step(&mut self, group: &GroupName, durable: u64) -> Result<bool, String> {
+        let position = self
+            .state
+            .positions
+            .get(group.as_str())
+            .copied()
+            .unwrap_or(0);
+        if durable <= position {
+            return Ok(false);
+        }
+        let events = self
+            .reader
+            .read(group, position, BATCH, Some(durable))
+            .map_err(|error| error.to_string())?;
+        let Some(last) = events.last() else {
+            return Ok(false);
+        };
+        let next = last.seq + 1;
+        let mut records = Vec::new();
+        for stored in &events {
+            let matches =
+                evaluate_record(&mut self.engine, group.as_str(), stored.seq, &stored.record);
+            for matched in matches {
+                let time_ms = stored.record.time.unix_nanos() / 1_000_000;
+                let finding = detection_finding(&matched, time_ms, time_ms);
+                let id = finding_id(&matched);
+                if self.stored_after_save.remove(&id) {
+                    self.stats
+                        .duplicates_skipped
+                        .fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                records.push(
+                    Record {
+                        time: stored.record.time,
+                        observed_time: Timestamp::now(),
+                        kind: RecordKind::Json,
+                        source: "detect".into(),
+                        attrs: Vec::new(),
+                        raw: serde_json::to_vec(&finding).map_err(|error| error.to_string())?,
+                    }
+                    .encode(),
+                );
+            }
+        }
+        self.stats
+            .events
+            .fetch_add(events.len() as u64, Ordering::Relaxed);
+        if !records.is_empty() {
+            let count = records.len() as u64;
+            let batch = vec![GroupBatch {
+                group: alerts_group(),
+                records,
+            }];
+            let assigned = self
+                .runtime
+                .block_on(self.commit.submit(batch, Duration::from_secs(60)))
+                .map_err(|error| format!("storing findings: {error}"))?;
+            if let Some(Some((_, last))) = assigned.first() {
+                self.state.alerts_next = last + 1;
+            }
+            self.stats.findings.fetch_add(count, Ordering::Relaxed);
+        }
+        self.state
+            .positions
+            .insert(group.as_str().to_string(), next);
+        self.state.snapshot = self.engine.snapshot();
+        self.save()?;
+        Ok(true)
+    }
 }

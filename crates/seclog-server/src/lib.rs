@@ -91,6 +91,7 @@ pub struct AppState {
     decode_slots: Arc<tokio::sync::Semaphore>,
     search: Option<search::Search>,
     index_stats: Option<Arc<IndexStats>>,
+    detection_stats: Option<Arc<detect::DetectionStats>>,
     metrics: Arc<metrics::Metrics>,
     /// Objects being imported now (group and content hash): one import of an object at a time.
     importing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
@@ -112,6 +113,7 @@ impl AppState {
             )),
             search: None,
             index_stats: None,
+            detection_stats: None,
             metrics: Arc::new(metrics::Metrics::default()),
             importing: Arc::default(),
             journal: None,
@@ -205,7 +207,20 @@ async fn status(State(state): State<AppState>, request: Request) -> Result<Respo
             },
         })
     });
+    let detection = state.detection_stats.as_ref().map(|detection| {
+        let load = |counter: &std::sync::atomic::AtomicU64| {
+            counter.load(std::sync::atomic::Ordering::Relaxed)
+        };
+        json!({
+            "events": load(&detection.events),
+            "findings": load(&detection.findings),
+            "duplicates_skipped": load(&detection.duplicates_skipped),
+            "errors": load(&detection.errors),
+            "behind": load(&detection.behind),
+        })
+    });
     Ok(axum::Json(json!({
+        "detection": detection,
         "commit_interval_ms": settings.commit_interval.as_secs_f64() * 1000.0,
         "seal_delay_ms": settings.seal_delay.as_secs_f64() * 1000.0,
         "heartbeat_secs": settings.heartbeat.as_secs_f64(),
@@ -291,6 +306,7 @@ async fn set_retention(
 pub struct Server {
     committer: Committer,
     indexer: Option<IndexService>,
+    detector: Option<detect::DetectionService>,
     state: AppState,
     syslog: Option<SyslogListeners>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
@@ -329,6 +345,7 @@ impl Server {
         Ok(Server {
             committer,
             indexer: Some(indexer),
+            detector: None,
             state,
             syslog: None,
             watchers: Vec::new(),
@@ -353,6 +370,7 @@ impl Server {
         Ok(Server {
             committer,
             indexer: None,
+            detector: None,
             state,
             syslog: None,
             watchers: Vec::new(),
@@ -377,6 +395,36 @@ impl Server {
             self.syslog = Some(listeners);
         }
         Ok(())
+    }
+
+    /// Starts the streaming detector with `engine`'s rules (see [`detect::DetectionService`]);
+    /// call within the Tokio runtime. It stops with [`Server::serve`] or [`Server::shutdown`].
+    pub fn start_detection(
+        &mut self,
+        engine: seclog_detect::SigmaEngine,
+        master: MasterKey,
+    ) -> std::io::Result<()> {
+        let Some((heads, reader)) = self.state.journal.clone() else {
+            return Err(std::io::Error::other("the server has no journal reader"));
+        };
+        let service = detect::DetectionService::start(
+            engine,
+            reader,
+            heads,
+            Arc::clone(&self.state.meta),
+            master,
+            self.state.commit.clone(),
+        )?;
+        self.state.detection_stats = Some(Arc::clone(&service.stats));
+        self.detector = Some(service);
+        Ok(())
+    }
+
+    /// The streaming detector's counters, when it runs.
+    pub fn detection_stats(&self) -> Option<Arc<detect::DetectionStats>> {
+        self.detector
+            .as_ref()
+            .map(|service| Arc::clone(&service.stats))
     }
 
     /// Starts watching bucket prefixes (see [`watch`]); they stop with [`Server::serve`].
@@ -416,7 +464,12 @@ impl Server {
         drop(self.state);
         let committer = self.committer;
         let indexer = self.indexer;
+        let detector = self.detector;
         tokio::task::spawn_blocking(move || {
+            // The detector stores findings through the committer: it stops first.
+            if let Some(detector) = detector {
+                detector.shutdown();
+            }
             committer.shutdown();
             if let Some(indexer) = indexer {
                 indexer.shutdown();

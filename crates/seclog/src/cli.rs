@@ -280,6 +280,13 @@ pub(crate) struct ServeArgs {
     pub(crate) config: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) data: DataArgs,
+    /// Detection rules evaluated on every sealed event (the built-in pack unless
+    /// --no-builtin); findings go to seclog/alerts.
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+    /// Run no streaming detection.
+    #[arg(long)]
+    pub(crate) no_detection: bool,
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) http: SocketAddr,

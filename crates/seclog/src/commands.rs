@@ -138,6 +138,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     }
     let master = load_master(&layout)?;
     let meta = Arc::new(open_meta(&layout)?);
+    let detection = if args.no_detection {
+        None
+    } else {
+        Some(crate::hunt::streaming_engine(&args.rules)?)
+    };
     let journal_config = JournalConfig {
         zstd_level: args.zstd_level,
         segment_max_bytes: args.segment_max_bytes,
@@ -185,7 +190,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             heartbeat_secs = args.heartbeat_secs,
             "seclog listening"
         );
-        let mut server = Server::start(writer, meta, master, &config)?;
+        let mut server = Server::start(writer, meta, master.clone(), &config)?;
+        if let Some(engine) = detection {
+            server
+                .start_detection(engine, master)
+                .context("starting the detector")?;
+        }
         server
             .start_syslog(&config.syslog)
             .await

@@ -59,6 +59,27 @@ fn load_pipelines(args: &RuleArgs) -> Result<Vec<seclog_detect::Pipeline>> {
         .collect()
 }
 
+/// The engine `serve` runs on the stream: rules that do not load are reported and left out.
+pub(crate) fn streaming_engine(args: &RuleArgs) -> Result<SigmaEngine> {
+    let library = load_rules(args)?;
+    let (engine, report) =
+        SigmaEngine::routed(&library, load_sources(args)?, &load_pipelines(args)?);
+    for refused in library.unsupported.iter().chain(&report.failed) {
+        tracing::warn!(
+            file = %refused.file.display(),
+            rule = refused.rule.as_deref().unwrap_or(""),
+            reason = %refused.reason,
+            "detection rule left out"
+        );
+    }
+    tracing::info!(
+        rules = engine.rule_count(),
+        unsupported = library.unsupported.len() + report.failed.len(),
+        "streaming detection ready"
+    );
+    Ok(engine)
+}
+
 /// `seclog rules check`: loads everything, prints a summary and each refused rule's reason.
 /// Exit status 1 when any rule was refused.
 pub(crate) fn check(args: &RuleArgs) -> Result<ExitCode> {

@@ -87,65 +87,105 @@ type Predicate = fn(&Value) -> bool;
 fn sigmahq_expectations() -> Vec<(&'static str, &'static str, Predicate)> {
     vec![
         // aws_cloudtrail_disable_logging.yml
-        ("4db60cc0-36fb-42b7-9b58-a5b53019fb74", "disable logging", |e| {
-            is(e, "eventSource", "cloudtrail.amazonaws.com")
-                && one_of(e, "eventName", &["StopLogging", "UpdateTrail", "DeleteTrail"])
-        }),
+        (
+            "4db60cc0-36fb-42b7-9b58-a5b53019fb74",
+            "disable logging",
+            |e| {
+                is(e, "eventSource", "cloudtrail.amazonaws.com")
+                    && one_of(
+                        e,
+                        "eventName",
+                        &["StopLogging", "UpdateTrail", "DeleteTrail"],
+                    )
+            },
+        ),
         // aws_snapshot_backup_exfiltration.yml
-        ("abae8fec-57bd-4f87-aff6-6e3db989843d", "snapshot exfiltration", |e| {
-            is(e, "eventSource", "ec2.amazonaws.com") && is(e, "eventName", "ModifySnapshotAttribute")
-        }),
+        (
+            "abae8fec-57bd-4f87-aff6-6e3db989843d",
+            "snapshot exfiltration",
+            |e| {
+                is(e, "eventSource", "ec2.amazonaws.com")
+                    && is(e, "eventName", "ModifySnapshotAttribute")
+            },
+        ),
         // aws_cloudtrail_console_login_success_without_mfa.yml
-        ("77caf516-34e5-4df9-b4db-20744fea0a60", "console login without MFA", |e| {
-            is(e, "eventName", "ConsoleLogin")
-                && is(e, "additionalEventData.MFAUsed", "NO")
-                && is(e, "responseElements.ConsoleLogin", "Success")
-        }),
+        (
+            "77caf516-34e5-4df9-b4db-20744fea0a60",
+            "console login without MFA",
+            |e| {
+                is(e, "eventName", "ConsoleLogin")
+                    && is(e, "additionalEventData.MFAUsed", "NO")
+                    && is(e, "responseElements.ConsoleLogin", "Success")
+            },
+        ),
         // aws_root_account_usage.yml
-        ("8ad1600d-e9dc-4251-b0ee-a65268f29add", "root account usage", |e| {
-            is(e, "userIdentity.type", "Root") && !is(e, "eventType", "AwsServiceEvent")
-        }),
+        (
+            "8ad1600d-e9dc-4251-b0ee-a65268f29add",
+            "root account usage",
+            |e| is(e, "userIdentity.type", "Root") && !is(e, "eventType", "AwsServiceEvent"),
+        ),
         // aws_cloudtrail_vpc_flow_logs_deleted.yml: success written as `errorCode: null`.
-        ("e386b9b5-af12-450e-afff-761730fb8a98", "flow logs deleted", |e| {
-            is(e, "eventName", "DeleteFlowLogs") && (is(e, "errorCode", "Success") || null(e, "errorCode"))
-        }),
+        (
+            "e386b9b5-af12-450e-afff-761730fb8a98",
+            "flow logs deleted",
+            |e| {
+                is(e, "eventName", "DeleteFlowLogs")
+                    && (is(e, "errorCode", "Success") || null(e, "errorCode"))
+            },
+        ),
         // aws_cloudtrail_ssm_malicious_usage.yml
-        ("38e7f511-3f74-41d4-836e-f57dfa18eead", "ssm send command", |e| {
-            is(e, "eventName", "SendCommand")
-                && is(e, "eventSource", "ssm.amazonaws.com")
-                && (is(e, "errorCode", "Success") || null(e, "errorCode"))
-        }),
+        (
+            "38e7f511-3f74-41d4-836e-f57dfa18eead",
+            "ssm send command",
+            |e| {
+                is(e, "eventName", "SendCommand")
+                    && is(e, "eventSource", "ssm.amazonaws.com")
+                    && (is(e, "errorCode", "Success") || null(e, "errorCode"))
+            },
+        ),
         // aws_sts_assumerole_misuse.yml
-        ("905d389b-b853-46d0-9d3d-dea0d3a3cd49", "assumed role session", |e| {
-            is(e, "userIdentity.type", "AssumedRole")
-                && is(e, "userIdentity.sessionContext.sessionIssuer.type", "Role")
-        }),
+        (
+            "905d389b-b853-46d0-9d3d-dea0d3a3cd49",
+            "assumed role session",
+            |e| {
+                is(e, "userIdentity.type", "AssumedRole")
+                    && is(e, "userIdentity.sessionContext.sessionIssuer.type", "Role")
+            },
+        ),
         // aws_cloudtrail_security_group_change_ingress_egress.yml
-        ("6fb77778-040f-4015-9440-572aa9b6b580", "security group rules", |e| {
-            is(e, "eventSource", "ec2.amazonaws.com")
-                && one_of(
-                    e,
-                    "eventName",
-                    &[
-                        "AuthorizeSecurityGroupEgress",
-                        "AuthorizeSecurityGroupIngress",
-                        "RevokeSecurityGroupEgress",
-                        "RevokeSecurityGroupIngress",
-                    ],
-                )
-        }),
+        (
+            "6fb77778-040f-4015-9440-572aa9b6b580",
+            "security group rules",
+            |e| {
+                is(e, "eventSource", "ec2.amazonaws.com")
+                    && one_of(
+                        e,
+                        "eventName",
+                        &[
+                            "AuthorizeSecurityGroupEgress",
+                            "AuthorizeSecurityGroupIngress",
+                            "RevokeSecurityGroupEgress",
+                            "RevokeSecurityGroupIngress",
+                        ],
+                    )
+            },
+        ),
         // aws_iam_backdoor_users_keys.yml: the filter compares with a literal string, never
         // with the other field, so every CreateAccessKey matches (a defect of the rule).
-        ("0a5177f4-6ca9-44c2-aacf-d3f3d8b6e4d2", "backdoor user keys", |e| {
-            is(e, "eventSource", "iam.amazonaws.com")
-                && is(e, "eventName", "CreateAccessKey")
-                && !field(e, "userIdentity.arn")
-                    .and_then(Value::as_str)
-                    .is_some_and(|arn| {
-                        arn.to_ascii_lowercase()
-                            .contains("responseelements.accesskey.username")
-                    })
-        }),
+        (
+            "0a5177f4-6ca9-44c2-aacf-d3f3d8b6e4d2",
+            "backdoor user keys",
+            |e| {
+                is(e, "eventSource", "iam.amazonaws.com")
+                    && is(e, "eventName", "CreateAccessKey")
+                    && !field(e, "userIdentity.arn")
+                        .and_then(Value::as_str)
+                        .is_some_and(|arn| {
+                            arn.to_ascii_lowercase()
+                                .contains("responseelements.accesskey.username")
+                        })
+            },
+        ),
     ]
 }
 
@@ -168,7 +208,11 @@ fn sigmahq_aws_rules_find_what_their_text_says_in_real_cloudtrail() {
         "cloudtrail".into(),
         "--input".into(),
     ];
-    args.extend(inputs.iter().map(|path| path.to_string_lossy().into_owned()));
+    args.extend(
+        inputs
+            .iter()
+            .map(|path| path.to_string_lossy().into_owned()),
+    );
     let lines = hunt(&args.iter().map(String::as_str).collect::<Vec<_>>());
 
     // What seclog found, per rule id: (input, record index).
@@ -203,7 +247,13 @@ fn sigmahq_aws_rules_find_what_their_text_says_in_real_cloudtrail() {
         .iter()
         .filter_map(|line| line["input"].as_str())
         .filter(|input| input.contains("/stratus/"))
-        .map(|input| Path::new(input).file_name().unwrap().to_string_lossy().into_owned())
+        .map(|input| {
+            Path::new(input)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     for technique in [
         "aws.defense-evasion.cloudtrail-stop.json",
@@ -215,7 +265,10 @@ fn sigmahq_aws_rules_find_what_their_text_says_in_real_cloudtrail() {
         "aws.privilege-escalation.iam-update-user-login-profile.json",
         "aws.execution.ssm-send-command.json",
     ] {
-        assert!(stratus_hits.contains(technique), "nothing found in {technique}");
+        assert!(
+            stratus_hits.contains(technique),
+            "nothing found in {technique}"
+        );
     }
 }
 
@@ -227,7 +280,11 @@ fn builtin_cis_rules_on_real_cloudtrail() {
     let mut inputs = json_files(&cloudtrail.join("stratus"));
     inputs.extend(json_files(&cloudtrail.join("invictus")));
     let mut args: Vec<String> = vec!["--format".into(), "cloudtrail".into(), "--input".into()];
-    args.extend(inputs.iter().map(|path| path.to_string_lossy().into_owned()));
+    args.extend(
+        inputs
+            .iter()
+            .map(|path| path.to_string_lossy().into_owned()),
+    );
     let lines = hunt(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let count = |title: &str| {
         lines
@@ -258,17 +315,26 @@ fn builtin_cis_rules_on_real_cloudtrail() {
             && one_of(
                 e,
                 "eventName",
-                &["CreateTrail", "UpdateTrail", "DeleteTrail", "StartLogging", "StopLogging", "PutEventSelectors"],
+                &[
+                    "CreateTrail",
+                    "UpdateTrail",
+                    "DeleteTrail",
+                    "StartLogging",
+                    "StopLogging",
+                    "PutEventSelectors",
+                ],
             )
     });
     assert!(!trail.is_empty());
     assert_eq!(count("AWS CloudTrail configuration changed"), trail);
     // CIS 4.1: errorCode "*UnauthorizedOperation" or "AccessDenied*".
     let denied = expect(&|e| {
-        field(e, "errorCode").and_then(Value::as_str).is_some_and(|code| {
-            code.to_ascii_lowercase().ends_with("unauthorizedoperation")
-                || code.to_ascii_lowercase().starts_with("accessdenied")
-        })
+        field(e, "errorCode")
+            .and_then(Value::as_str)
+            .is_some_and(|code| {
+                code.to_ascii_lowercase().ends_with("unauthorizedoperation")
+                    || code.to_ascii_lowercase().starts_with("accessdenied")
+            })
     });
     assert!(denied.len() > 10);
     assert_eq!(count("Unauthorized AWS API calls"), denied);
@@ -326,7 +392,7 @@ fn ssh_brute_force_fires_exactly_where_the_windows_say() {
     // one user within 5 minutes (a window of [t - 300 s, t]); after firing, a key's window
     // starts empty.
     let failure = regex_lite(&text);
-    let expected_for = |key_of: &dyn Fn(&(usize, i64, String, String)) -> String| {
+    let expected_for = |key_of: &dyn Fn(&Failure) -> String| {
         let mut windows: BTreeMap<String, Vec<i64>> = BTreeMap::new();
         let mut fired = BTreeSet::new();
         for item in &failure {
@@ -345,51 +411,86 @@ fn ssh_brute_force_fires_exactly_where_the_windows_say() {
     assert!(by_source.len() >= 3, "{by_source:?}");
     assert!(!by_user.is_empty());
 
-    let lines = hunt(&[
-        "--format",
-        "syslog",
-        "--input",
-        log.to_str().unwrap(),
-    ]);
+    let lines = hunt(&["--format", "syslog", "--input", log.to_str().unwrap()]);
     let fired = |title: &str, key: &str| {
         lines
             .iter()
             .filter(|line| line["rule"]["title"] == title)
             .map(|line| {
                 assert_eq!(line["correlation"]["type"], "event_count");
-                assert_eq!(line["correlation"]["evidence"].as_array().unwrap().len(), 10);
+                assert_eq!(
+                    line["correlation"]["evidence"].as_array().unwrap().len(),
+                    10
+                );
                 (
                     line["record_index"].as_u64().unwrap(),
-                    line["correlation"]["group_by"][key].as_str().unwrap().to_string(),
+                    line["correlation"]["group_by"][key]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
                 )
             })
             .collect::<BTreeSet<_>>()
     };
-    assert_eq!(fired("SSH brute force from one source", "source.ip"), by_source);
-    assert_eq!(fired("SSH brute force against one user", "user.name"), by_user);
+    assert_eq!(
+        fired("SSH brute force from one source", "source.ip"),
+        by_source
+    );
+    assert_eq!(
+        fired("SSH brute force against one user", "user.name"),
+        by_user
+    );
     // The base rule only feeds the correlations.
-    assert!(!lines.iter().any(|line| line["rule"]["title"] == "SSH login failure"));
+    assert!(
+        !lines
+            .iter()
+            .any(|line| line["rule"]["title"] == "SSH login failure")
+    );
 }
+
+/// (line index, seconds, source, user) of a failed sshd login.
+type Failure = (usize, i64, String, String);
 
 /// (line index, seconds, source, user) of every failed sshd login, found without regex crates:
 /// the words after "Failed <method> for [invalid user] ".
-fn regex_lite(text: &str) -> Vec<(usize, i64, String, String)> {
+fn regex_lite(text: &str) -> Vec<Failure> {
     let mut out = Vec::new();
     for (index, line) in text.lines().enumerate() {
-        let Some(at) = line.find("sshd[") else { continue };
-        let Some(colon) = line[at..].find("]: ") else { continue };
+        let Some(at) = line.find("sshd[") else {
+            continue;
+        };
+        let Some(colon) = line[at..].find("]: ") else {
+            continue;
+        };
         let mut message = &line[at + colon + 3..];
         if let Some(rest) = message.strip_prefix("message repeated ") {
-            let Some(open) = rest.find("[ ") else { continue };
+            let Some(open) = rest.find("[ ") else {
+                continue;
+            };
             message = &rest[open + 2..];
         }
-        let Some(rest) = message.strip_prefix("Failed ") else { continue };
-        let Some((method, rest)) = rest.split_once(" for ") else { continue };
-        if !["password", "publickey", "keyboard-interactive/pam", "none", "hostbased", "gssapi-with-mic"].contains(&method) {
+        let Some(rest) = message.strip_prefix("Failed ") else {
+            continue;
+        };
+        let Some((method, rest)) = rest.split_once(" for ") else {
+            continue;
+        };
+        if ![
+            "password",
+            "publickey",
+            "keyboard-interactive/pam",
+            "none",
+            "hostbased",
+            "gssapi-with-mic",
+        ]
+        .contains(&method)
+        {
             continue;
         }
         let rest = rest.strip_prefix("invalid user ").unwrap_or(rest);
-        let Some((user, rest)) = rest.rsplit_once(" from ") else { continue };
+        let Some((user, rest)) = rest.rsplit_once(" from ") else {
+            continue;
+        };
         let source = rest.split(' ').next().unwrap().to_string();
         out.push((index, syslog_seconds(line), source, user.to_string()));
     }
@@ -438,15 +539,22 @@ fn rules_check_loads_sigmahq_or_says_why_not() {
         .skip(1)
         .collect();
     assert_eq!(reasons.len(), unsupported);
-    assert!(reasons.iter().all(|line| line.contains(".yml: ") && line.len() > 40));
-    assert_eq!(output.status.code(), Some(if unsupported == 0 { 0 } else { 1 }));
+    assert!(
+        reasons
+            .iter()
+            .all(|line| line.contains(".yml: ") && line.len() > 40)
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(if unsupported == 0 { 0 } else { 1 })
+    );
 }
 
 /// Documents with a `detection:` key, counted from the YAML text.
 fn count_detection_documents(dir: &Path) -> usize {
     let mut count = 0;
     for path in common::walk_files(dir) {
-        if !path.extension().is_some_and(|ext| ext == "yml") {
+        if path.extension().is_none_or(|ext| ext != "yml") {
             continue;
         }
         let text = std::fs::read_to_string(&path).unwrap();

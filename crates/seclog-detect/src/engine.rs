@@ -13,6 +13,7 @@ use rsigma_eval::{
 use rsigma_parser::{CorrelationRule, SigmaRule};
 use serde_json::Value;
 
+use crate::anomaly::{AnomalyConfig, RateAnomalies};
 use crate::rules::{Loaded, RuleLibrary, Unsupported};
 use crate::sources::Sources;
 use crate::{Detector, Level, Match, MatchKind, RuleRef};
@@ -35,6 +36,8 @@ struct Route {
 /// Sigma rules compiled per log source.
 pub struct SigmaEngine {
     routes: Vec<Route>,
+    /// API-rate anomalies over the CloudTrail source's events, when enabled.
+    anomalies: Option<RateAnomalies>,
     sources: Option<Sources>,
     by_group: HashMap<String, Option<usize>>,
     rule_files: HashMap<String, PathBuf>,
@@ -104,6 +107,7 @@ impl SigmaEngine {
         }
         let engine = SigmaEngine {
             routes,
+            anomalies: None,
             sources: Some(sources),
             by_group: HashMap::new(),
             rule_files: rule_files(library),
@@ -129,11 +133,19 @@ impl SigmaEngine {
             .push(("all".into(), route.rules, route.correlations));
         let engine = SigmaEngine {
             routes: vec![route],
+            anomalies: None,
             sources: None,
             by_group: HashMap::new(),
             rule_files: rule_files(library),
         };
         (engine, report)
+    }
+
+    /// Also learns per-principal, per-API call and error rates from the events of the
+    /// `cloudtrail` source and reports anomalies (see [`RateAnomalies`]).
+    pub fn with_rate_anomalies(mut self, config: AnomalyConfig) -> SigmaEngine {
+        self.anomalies = Some(RateAnomalies::new(config));
+        self
     }
 
     /// The source index for a group (cached).
@@ -335,6 +347,11 @@ impl Detector for SigmaEngine {
         };
         let results = route.engine.process_event_at(&wrapped, time_secs);
         let mut matches = Vec::with_capacity(results.len());
+        if route.name == "cloudtrail"
+            && let Some(anomalies) = self.anomalies.as_mut()
+        {
+            matches.extend(anomalies.observe(event, time_secs, evidence));
+        }
         for result in results {
             if result.is_detection() && route.correlation_only.contains(&result.header.rule_title) {
                 continue;
@@ -390,7 +407,11 @@ impl Detector for SigmaEngine {
             .iter()
             .map(|route| serde_json::to_value(route.engine.export_state()).unwrap_or(Value::Null))
             .collect();
-        serde_json::json!({ "version": 1, "routes": states })
+        let anomalies = self
+            .anomalies
+            .as_ref()
+            .map_or(Value::Null, RateAnomalies::snapshot);
+        serde_json::json!({ "version": 1, "routes": states, "anomalies": anomalies })
     }
 
     fn restore(&mut self, snapshot: &Value) -> bool {
@@ -401,6 +422,9 @@ impl Detector for SigmaEngine {
             return false;
         }
         let mut all = true;
+        if let Some(anomalies) = self.anomalies.as_mut() {
+            all &= anomalies.restore(&snapshot["anomalies"]);
+        }
         for (route, state) in self.routes.iter_mut().zip(states) {
             match serde_json::from_value(state.clone()) {
                 Ok(state) => all &= route.engine.import_state(state),

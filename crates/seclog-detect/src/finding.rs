@@ -114,9 +114,15 @@ pub fn detection_finding(matched: &Match, first_ms: i64, time_ms: i64) -> Value 
     let mut sigma = Map::new();
     sigma.insert("level".into(), matched.rule.level.as_str().into());
     sigma.insert("tags".into(), json!(matched.rule.tags));
+    let mut unmapped = Map::new();
     if !matched.fields.is_empty() {
         let fields: Map<String, Value> = matched.fields.iter().cloned().collect();
-        sigma.insert("matched_fields".into(), Value::Object(fields));
+        if matched.kind == MatchKind::Anomaly {
+            // The baseline and the observed value.
+            unmapped.insert("anomaly".into(), Value::Object(fields));
+        } else {
+            sigma.insert("matched_fields".into(), Value::Object(fields));
+        }
     }
     if !matched.group_key.is_empty() {
         let key: Map<String, Value> = matched
@@ -132,6 +138,7 @@ pub fn detection_finding(matched: &Match, first_ms: i64, time_ms: i64) -> Value 
     if let Some(span) = matched.timespan_secs {
         sigma.insert("timespan_secs".into(), span.into());
     }
+    unmapped.insert("sigma".into(), Value::Object(sigma));
     json!({
         "class_uid": DETECTION_FINDING,
         "class_name": "Detection Finding",
@@ -155,7 +162,7 @@ pub fn detection_finding(matched: &Match, first_ms: i64, time_ms: i64) -> Value 
         },
         "finding_info": Value::Object(info),
         "evidences": [{ "data": { "events": evidence } }],
-        "unmapped": { "sigma": Value::Object(sigma) },
+        "unmapped": Value::Object(unmapped),
     })
 }
 

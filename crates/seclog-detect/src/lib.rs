@@ -8,6 +8,7 @@
 //! case-insensitively; an object value never matches a string modifier; regular expressions run
 //! on the linear-time `regex` crate, and one it cannot compile makes the rule unsupported.
 
+pub mod anomaly;
 mod engine;
 pub mod event;
 pub mod finding;
@@ -16,6 +17,7 @@ pub mod sources;
 
 use std::path::PathBuf;
 
+pub use anomaly::{AnomalyConfig, RateAnomalies};
 pub use engine::{BuildReport, SigmaEngine};
 pub use rsigma_eval::Pipeline;
 pub use rules::{RuleLibrary, Unsupported};

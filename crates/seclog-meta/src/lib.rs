@@ -29,6 +29,8 @@ const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const IMPORTS: TableDefinition<&str, &str> = TableDefinition::new("imports");
 const IMPORTED_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("imported_objects");
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("consumer_states");
+const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
+const OUTBOX_DUE: TableDefinition<&str, ()> = TableDefinition::new("outbox_due");
 
 /// Result alias.
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -88,6 +90,8 @@ impl MetaStore {
         txn.open_table(IMPORTS).map_err(storage)?;
         txn.open_table(IMPORTED_OBJECTS).map_err(storage)?;
         txn.open_table(STATES).map_err(storage)?;
+        txn.open_table(OUTBOX).map_err(storage)?;
+        txn.open_table(OUTBOX_DUE).map_err(storage)?;
         txn.commit().map_err(storage)?;
         Ok(MetaStore { db })
     }
@@ -164,6 +168,191 @@ impl MetaStore {
             .insert(consumer, state)
             .map_err(storage)?;
         txn.commit().map_err(storage)
+    }
+}
+
+/// The key under which an outbox entry waits: its queue, its due time, its id.
+fn due_key(queue: &str, due_ms: i64, id: &str) -> String {
+    format!("{queue}\u{0}{:020}\u{0}{id}", due_ms.max(0))
+}
+
+fn item_key(queue: &str, id: &str) -> String {
+    format!("{queue}\u{0}{id}")
+}
+
+/// A delivery to make: its queue (a destination), its id (unique in the queue), its state
+/// (opaque bytes) and when it is due (Unix milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// The queue.
+    pub queue: String,
+    /// Unique in the queue.
+    pub id: String,
+    /// The caller's state.
+    pub value: Vec<u8>,
+    /// When to attempt it; `None` when it is finished.
+    pub due_ms: Option<i64>,
+}
+
+impl MetaStore {
+    /// Adds the items not there yet, and moves `consumer`'s cursor in `group` to `next_seq`, in
+    /// one transaction (so a crash neither loses nor doubles a delivery). Returns how many were
+    /// new.
+    pub fn outbox_enqueue(
+        &self,
+        consumer: &str,
+        group: &str,
+        next_seq: u64,
+        items: &[OutboxItem],
+    ) -> Result<usize> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let mut added = 0;
+        {
+            let mut outbox = txn.open_table(OUTBOX).map_err(storage)?;
+            let mut due = txn.open_table(OUTBOX_DUE).map_err(storage)?;
+            for item in items {
+                let key = item_key(&item.queue, &item.id);
+                if outbox.get(key.as_str()).map_err(storage)?.is_some() {
+                    continue;
+                }
+                outbox
+                    .insert(key.as_str(), item.value.as_slice())
+                    .map_err(storage)?;
+                if let Some(at) = item.due_ms {
+                    due.insert(due_key(&item.queue, at, &item.id).as_str(), ())
+                        .map_err(storage)?;
+                }
+                added += 1;
+            }
+            let cursor = format!("{consumer}\u{0}{group}");
+            txn.open_table(CURSORS)
+                .map_err(storage)?
+                .insert(cursor.as_str(), next_seq)
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)?;
+        Ok(added)
+    }
+
+    /// Up to `limit` items of `queue` due at or before `now_ms`, earliest first.
+    pub fn outbox_due(&self, queue: &str, now_ms: i64, limit: usize) -> Result<Vec<OutboxItem>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let due = txn.open_table(OUTBOX_DUE).map_err(storage)?;
+        let outbox = txn.open_table(OUTBOX).map_err(storage)?;
+        let from = format!("{queue}\u{0}");
+        let to = format!("{queue}\u{0}{:020}\u{1}", now_ms.max(0));
+        let mut items = Vec::new();
+        for entry in due.range(from.as_str()..to.as_str()).map_err(storage)? {
+            if items.len() >= limit {
+                break;
+            }
+            let (key, _) = entry.map_err(storage)?;
+            let key = key.value();
+            let mut parts = key.splitn(3, '\u{0}');
+            let (Some(_), Some(at), Some(id)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
+            if let Some(value) = outbox.get(item_key(queue, id).as_str()).map_err(storage)? {
+                items.push(OutboxItem {
+                    queue: queue.to_string(),
+                    id: id.to_string(),
+                    value: value.value().to_vec(),
+                    due_ms: Some(at.parse().unwrap_or(0)),
+                });
+            }
+        }
+        Ok(items)
+    }
+
+    /// Replaces an item's state and due time (`None`: finished), given the due time it had.
+    pub fn outbox_update(&self, item: &OutboxItem, previous_due_ms: Option<i64>) -> Result<()> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        {
+            let mut outbox = txn.open_table(OUTBOX).map_err(storage)?;
+            let mut due = txn.open_table(OUTBOX_DUE).map_err(storage)?;
+            if let Some(at) = previous_due_ms {
+                due.remove(due_key(&item.queue, at, &item.id).as_str())
+                    .map_err(storage)?;
+            }
+            if let Some(at) = item.due_ms {
+                due.insert(due_key(&item.queue, at, &item.id).as_str(), ())
+                    .map_err(storage)?;
+            }
+            outbox
+                .insert(
+                    item_key(&item.queue, &item.id).as_str(),
+                    item.value.as_slice(),
+                )
+                .map_err(storage)?;
+        }
+        txn.commit().map_err(storage)
+    }
+
+    /// Every item's state, in queue and id order.
+    pub fn outbox_all(&self) -> Result<Vec<Vec<u8>>> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let outbox = txn.open_table(OUTBOX).map_err(storage)?;
+        let mut all = Vec::new();
+        for entry in outbox.iter().map_err(storage)? {
+            let (_, value) = entry.map_err(storage)?;
+            all.push(value.value().to_vec());
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod outbox_tests {
+    use super::*;
+
+    fn item(queue: &str, id: &str, due_ms: Option<i64>) -> OutboxItem {
+        OutboxItem {
+            queue: queue.into(),
+            id: id.into(),
+            value: id.as_bytes().to_vec(),
+            due_ms,
+        }
+    }
+
+    #[test]
+    fn items_are_added_once_and_come_due_in_order_per_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = MetaStore::open(dir.path()).unwrap();
+        let items = [
+            item("a", "1", Some(200)),
+            item("a", "2", Some(100)),
+            item("b", "1", Some(50)),
+        ];
+        assert_eq!(meta.outbox_enqueue("outbox", "g", 3, &items).unwrap(), 3);
+        assert_eq!(meta.outbox_enqueue("outbox", "g", 3, &items).unwrap(), 0);
+        assert_eq!(meta.cursor("outbox", "g").unwrap(), 3);
+        let due: Vec<String> = meta
+            .outbox_due("a", 150, 10)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(due, ["2"]);
+        let due: Vec<String> = meta
+            .outbox_due("a", 250, 10)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(due, ["2", "1"]);
+        let mut done = meta.outbox_due("a", 150, 10).unwrap().remove(0);
+        let previous = done.due_ms;
+        done.due_ms = None;
+        done.value = b"done".to_vec();
+        meta.outbox_update(&done, previous).unwrap();
+        let due: Vec<String> = meta
+            .outbox_due("a", 250, 10)
+            .unwrap()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        assert_eq!(due, ["1"]);
+        assert_eq!(meta.outbox_all().unwrap().len(), 3);
     }
 }
 

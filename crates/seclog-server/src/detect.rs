@@ -241,6 +241,8 @@ impl Detection {
     fn run(mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) {
             let sizes = self.heads.snapshot();
+            // Before the pass too: `behind` is never 0 while sealed events wait.
+            self.report_behind(&sizes);
             let mut busy = false;
             for (group, durable) in &sizes {
                 if stop.load(Ordering::SeqCst) {
@@ -259,24 +261,29 @@ impl Detection {
                     }
                 }
             }
-            let behind: u64 = sizes
-                .iter()
-                .filter(|(group, _)| !group.is_internal())
-                .map(|(group, durable)| {
-                    let position = self
-                        .state
-                        .positions
-                        .get(group.as_str())
-                        .copied()
-                        .unwrap_or(0);
-                    durable.saturating_sub(position)
-                })
-                .sum();
-            self.stats.behind.store(behind, Ordering::Relaxed);
+            self.report_behind(&sizes);
             if !busy {
                 self.heads.wait_changed(&sizes, Duration::from_millis(250));
             }
         }
+    }
+
+    /// Publishes how many sealed events (of `sizes`) are not evaluated yet.
+    fn report_behind(&self, sizes: &BTreeMap<GroupName, u64>) {
+        let behind: u64 = sizes
+            .iter()
+            .filter(|(group, _)| !group.is_internal())
+            .map(|(group, durable)| {
+                let position = self
+                    .state
+                    .positions
+                    .get(group.as_str())
+                    .copied()
+                    .unwrap_or(0);
+                durable.saturating_sub(position)
+            })
+            .sum();
+        self.stats.behind.store(behind, Ordering::Relaxed);
     }
 
     /// Evaluates the next batch of `group`; `false` when there was nothing to do.

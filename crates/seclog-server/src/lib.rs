@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod alerting;
 mod auth;
 mod committer;
 mod cursors;
@@ -157,6 +158,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/ingest/{*group}", post(ingest::ingest))
         .route("/api/v1/import", post(import::import))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/alerts", get(alerts_list))
         .route("/api/v1/checkpoint", get(checkpoint))
         .route("/api/v1/retention/{*group}", put(set_retention))
         .route("/api/v1/query", post(search::query))
@@ -228,6 +230,59 @@ async fn status(State(state): State<AppState>, request: Request) -> Result<Respo
         "index": index,
     }))
     .into_response())
+}
+
+/// Query of `GET /api/v1/alerts`.
+#[derive(Debug, serde::Deserialize)]
+struct AlertsQuery {
+    /// Only deliveries in this state.
+    state: Option<String>,
+    /// At most this many (newest first; default 100).
+    limit: Option<usize>,
+}
+
+/// Delivery state of findings: admin and auditor tokens, or reader tokens covering
+/// `seclog/alerts`.
+async fn alerts_list(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<AlertsQuery>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let token = auth::authenticate(&state, request.headers())?;
+    let allowed = match token.role {
+        Role::Admin | Role::Auditor => true,
+        Role::Reader => token.covers(detect::ALERTS_GROUP),
+        Role::Ingest => false,
+    };
+    if !allowed {
+        return Err(ApiError::forbidden(
+            "findings are for admin and auditor tokens, or reader tokens covering seclog/alerts",
+        ));
+    }
+    let meta = Arc::clone(&state.meta);
+    let all = tokio::task::spawn_blocking(move || alerting::deliveries(&meta))
+        .await
+        .map_err(|_| ApiError::internal("listing deliveries failed"))?
+        .map_err(|error| {
+            tracing::error!(error = %error, "listing deliveries failed");
+            ApiError::internal("listing deliveries failed")
+        })?;
+    let mut counts = std::collections::BTreeMap::<String, u64>::new();
+    for delivery in &all {
+        *counts.entry(delivery.state.clone()).or_default() += 1;
+    }
+    let limit = query.limit.unwrap_or(100);
+    let deliveries: Vec<&alerting::Delivery> = all
+        .iter()
+        .filter(|delivery| {
+            query
+                .state
+                .as_deref()
+                .is_none_or(|wanted| delivery.state == wanted)
+        })
+        .take(limit)
+        .collect();
+    Ok(axum::Json(json!({ "counts": counts, "deliveries": deliveries })).into_response())
 }
 
 async fn checkpoint(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
@@ -307,6 +362,7 @@ pub struct Server {
     committer: Committer,
     indexer: Option<IndexService>,
     detector: Option<detect::DetectionService>,
+    alerting: Option<alerting::Alerting>,
     state: AppState,
     syslog: Option<SyslogListeners>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
@@ -346,6 +402,7 @@ impl Server {
             committer,
             indexer: Some(indexer),
             detector: None,
+            alerting: None,
             state,
             syslog: None,
             watchers: Vec::new(),
@@ -371,6 +428,7 @@ impl Server {
             committer,
             indexer: None,
             detector: None,
+            alerting: None,
             state,
             syslog: None,
             watchers: Vec::new(),
@@ -420,6 +478,18 @@ impl Server {
         Ok(())
     }
 
+    /// Starts delivering findings from `seclog/alerts` to `config`'s destinations (call within
+    /// the Tokio runtime); pending deliveries survive restarts.
+    pub fn start_alerting(&mut self, config: alerting::AlertingConfig) -> Result<(), String> {
+        let Some((heads, reader)) = self.state.journal.clone() else {
+            return Err("the server has no journal reader".into());
+        };
+        let alerting =
+            alerting::Alerting::start(config, Arc::clone(&self.state.meta), reader, heads)?;
+        self.alerting = Some(alerting);
+        Ok(())
+    }
+
     /// The streaming detector's counters, when it runs.
     pub fn detection_stats(&self) -> Option<Arc<detect::DetectionStats>> {
         self.detector
@@ -460,6 +530,9 @@ impl Server {
     pub async fn shutdown(self) -> std::io::Result<()> {
         for watcher in self.watchers {
             watcher.abort();
+        }
+        if let Some(alerting) = self.alerting {
+            alerting.shutdown().await;
         }
         drop(self.state);
         let committer = self.committer;

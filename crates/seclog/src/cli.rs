@@ -132,6 +132,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: RulesAction,
     },
+    /// Findings and their delivery state.
+    Alerts {
+        #[command(subcommand)]
+        action: AlertsAction,
+    },
     /// Run Sigma rules (and the built-in pack) over files or over stored history; one NDJSON
     /// line per match.
     Hunt(Box<HuntArgs>),
@@ -287,6 +292,10 @@ pub(crate) struct ServeArgs {
     /// Run no streaming detection.
     #[arg(long)]
     pub(crate) no_detection: bool,
+    /// Deliver findings to the destinations in this TOML file (webhook, Slack, CEF, e-mail;
+    /// docs/detection.md).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) alerting: Option<PathBuf>,
     /// HTTP listen address.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub(crate) http: SocketAddr,
@@ -469,6 +478,10 @@ pub(crate) struct RuleArgs {
     /// pySigma processing pipeline applied to every rule before its source's own (repeatable).
     #[arg(long = "pipeline", value_name = "FILE")]
     pub(crate) pipelines: Vec<PathBuf>,
+    /// No API-rate anomalies (per principal and API call and error rates against a learned
+    /// baseline, on CloudTrail events).
+    #[arg(long)]
+    pub(crate) no_anomalies: bool,
 }
 
 #[derive(Debug, Args)]
@@ -507,4 +520,23 @@ pub(crate) struct HuntArgs {
     /// Output format (NDJSON: one line per match).
     #[arg(long, default_value = "ndjson", value_parser = ["ndjson"])]
     pub(crate) output: String,
+}
+
+/// `seclog alerts …`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum AlertsAction {
+    /// Findings with their delivery state per destination, newest first.
+    List {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Only deliveries in this state (pending, delivered, suppressed, failed).
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Output: table or json.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        output: String,
+    },
 }

@@ -77,6 +77,15 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             action: crate::cli::RulesAction::Check { rules },
         } => crate::hunt::check(&rules),
         Command::Hunt(args) => crate::hunt::hunt(*args),
+        Command::Alerts {
+            action:
+                crate::cli::AlertsAction::List {
+                    target,
+                    state,
+                    limit,
+                    output,
+                },
+        } => crate::hunt::alerts_list(&target, state.as_deref(), limit, &output),
         Command::Import(args) => crate::import::run(*args),
         Command::ValidateCloudtrail(args) => crate::validate::run(*args),
         Command::Gen(args) => crate::generate::run(*args),
@@ -143,6 +152,19 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     } else {
         Some(crate::hunt::streaming_engine(&args.rules)?)
     };
+    let alerting = args
+        .alerting
+        .as_deref()
+        .map(|path| -> Result<seclog_server::alerting::AlertingConfig> {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let value: serde_json::Value =
+                toml::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+            seclog_server::alerting::AlertingConfig::parse(value)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("checking {}", path.display()))
+        })
+        .transpose()?;
     let journal_config = JournalConfig {
         zstd_level: args.zstd_level,
         segment_max_bytes: args.segment_max_bytes,
@@ -195,6 +217,12 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             server
                 .start_detection(engine, master)
                 .context("starting the detector")?;
+        }
+        if let Some(config) = alerting {
+            server
+                .start_alerting(config)
+                .map_err(anyhow::Error::msg)
+                .context("starting alert delivery")?;
         }
         server
             .start_syslog(&config.syslog)

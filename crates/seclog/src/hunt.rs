@@ -64,6 +64,7 @@ pub(crate) fn streaming_engine(args: &RuleArgs) -> Result<SigmaEngine> {
     let library = load_rules(args)?;
     let (engine, report) =
         SigmaEngine::routed(&library, load_sources(args)?, &load_pipelines(args)?);
+    let engine = with_anomalies(engine, args);
     for refused in library.unsupported.iter().chain(&report.failed) {
         tracing::warn!(
             file = %refused.file.display(),
@@ -78,6 +79,14 @@ pub(crate) fn streaming_engine(args: &RuleArgs) -> Result<SigmaEngine> {
         "streaming detection ready"
     );
     Ok(engine)
+}
+
+fn with_anomalies(engine: SigmaEngine, args: &RuleArgs) -> SigmaEngine {
+    if args.no_anomalies {
+        engine
+    } else {
+        engine.with_rate_anomalies(seclog_detect::AnomalyConfig::default())
+    }
 }
 
 /// `seclog rules check`: loads everything, prints a summary and each refused rule's reason.
@@ -232,7 +241,8 @@ pub(crate) fn hunt(args: HuntArgs) -> Result<ExitCode> {
     let events = if !args.input.is_empty() {
         hunt_files(&args, &library, sources, &pipelines, since, &mut output)?
     } else if let Some(data) = &args.data {
-        let (mut engine, report) = SigmaEngine::routed(&library, sources, &pipelines);
+        let (engine, report) = SigmaEngine::routed(&library, sources, &pipelines);
+        let mut engine = with_anomalies(engine, &args.rules);
         report_build(&library, &report);
         let layout = Layout::new(data, args.master_key_file.clone());
         hunt_store(&layout, &args.groups, since, &mut engine, &mut output)?
@@ -425,7 +435,8 @@ fn hunt_files(
     let any_ndjson = inputs
         .iter()
         .any(|(_, format, _)| matches!(format, FileFormat::Ndjson));
-    let (mut routed, report) = SigmaEngine::routed(library, sources, pipelines);
+    let (routed, report) = SigmaEngine::routed(library, sources, pipelines);
+    let mut routed = with_anomalies(routed, &args.rules);
     report_build(library, &report);
     let mut everything = any_ndjson.then(|| SigmaEngine::unrouted(library, pipelines).0);
     let mut events = 0;
@@ -546,4 +557,108 @@ fn event_time(event: &Value) -> Option<Timestamp> {
         .iter()
         .filter_map(|key| event.get(*key).and_then(Value::as_str))
         .find_map(|text| Timestamp::parse_rfc3339(text).ok())
+}
+
+/// `seclog alerts list`.
+pub(crate) fn alerts_list(
+    target: &crate::cli::TargetArgs,
+    state: Option<&str>,
+    limit: usize,
+    output: &str,
+) -> Result<ExitCode> {
+    let reply: Value = if let Some(server) = &target.server {
+        let token = target
+            .token
+            .as_deref()
+            .context("set SECLOG_TOKEN (or --token) to an auditor, admin or reader token")?;
+        let mut url = format!(
+            "{}/api/v1/alerts?limit={limit}",
+            server.trim_end_matches('/')
+        );
+        if let Some(state) = state {
+            url.push_str(&format!("&state={state}"));
+        }
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .new_agent();
+        let response = agent
+            .get(&url)
+            .header("authorization", &format!("Bearer {token}"))
+            .call()
+            .with_context(|| format!("contacting {server}"))?;
+        let status = response.status();
+        let reply: Value = response.into_body().read_json().unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!(
+                "{} (HTTP {})",
+                reply["error"]["message"]
+                    .as_str()
+                    .unwrap_or("request failed"),
+                status.as_u16()
+            );
+        }
+        reply
+    } else if let Some(data) = &target.data {
+        let layout = Layout::new(data, target.master_key_file.clone());
+        let meta = crate::commands::open_meta(&layout)?;
+        let all = seclog_server::alerting::deliveries(&meta).map_err(anyhow::Error::msg)?;
+        let mut counts = BTreeMap::<String, u64>::new();
+        for delivery in &all {
+            *counts.entry(delivery.state.clone()).or_default() += 1;
+        }
+        let deliveries: Vec<_> = all
+            .iter()
+            .filter(|delivery| state.is_none_or(|wanted| delivery.state == wanted))
+            .take(limit)
+            .collect();
+        json!({ "counts": counts, "deliveries": deliveries })
+    } else {
+        bail!("give --server URL or --data DIR");
+    };
+    let mut out = std::io::stdout().lock();
+    if output == "json" {
+        serde_json::to_writer_pretty(&mut out, &reply)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table.set_header([
+        "time",
+        "severity",
+        "finding",
+        "destination",
+        "state",
+        "attempts",
+        "last error",
+    ]);
+    for delivery in reply["deliveries"].as_array().into_iter().flatten() {
+        table.add_row([
+            delivery["time"].as_str().unwrap_or_default().to_string(),
+            delivery["severity"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            delivery["title"].as_str().unwrap_or_default().to_string(),
+            delivery["destination"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            delivery["state"].as_str().unwrap_or_default().to_string(),
+            delivery["attempts"].to_string(),
+            delivery["last_error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        ]);
+    }
+    writeln!(out, "{table}")?;
+    let counts = reply["counts"].as_object().cloned().unwrap_or_default();
+    let summary: Vec<String> = counts
+        .iter()
+        .map(|(state, count)| format!("{count} {state}"))
+        .collect();
+    writeln!(out, "{}", summary.join(", "))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Detection cost (issue 6).
+
+1. Ingest with streaming detection on and off: N generated CloudTrail events (`seclog gen`,
+   seeded, gzip objects) are imported through a running server (`seclog import --server`), once
+   with `--no-detection` and once with SigmaHQ's AWS CloudTrail rules plus the built-in pack.
+   Throughput is events over the time from the start of the import until every event is durable
+   and, with detection on, evaluated (`/api/v1/status` reports `detection.behind == 0`).
+2. Offline `seclog hunt` events/s over the same kind of events written as NDJSON: with every
+   loadable SigmaHQ rule (NDJSON is read by every rule, whatever its log source), and as
+   CloudTrail (only the rules routed to CloudTrail).
+
+Usage: python3 bench/detect_bench.py [--events 1000000] [--hunt-events 100000]
+(builds the release binary first; needs ../shared/data/sigma).
+"""
+import argparse
+import glob
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BINARY = os.path.join(ROOT, "target", "release", "seclog")
+SIGMA = os.path.join(os.path.dirname(ROOT), "shared", "data", "sigma")
+
+
+def run(args, **kwargs):
+    return subprocess.run(args, check=True, capture_output=True, text=True, **kwargs)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def status(url, token):
+    request = urllib.request.Request(url + "/api/v1/status",
+                                     headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(request, timeout=30) as reply:
+        return json.load(reply)
+
+
+def ingest(objects, events, detection_args):
+    data = tempfile.mkdtemp(prefix="seclog-detect-bench-")
+    try:
+        out = run([BINARY, "init", "--data", data])
+        token = next(line.removeprefix("admin token: ").strip()
+                     for line in out.stdout.splitlines() if line.startswith("admin token: "))
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen([BINARY, "serve", "--data", data, "--http", f"127.0.0.1:{port}",
+                                   *detection_args],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(600):
+                try:
+                    urllib.request.urlopen(url + "/healthz", timeout=1)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            started = time.monotonic()
+            run([BINARY, "import", "--server", url, "--quiet", objects],
+                env=dict(os.environ, SECLOG_TOKEN=token))
+            stored = time.monotonic() - started
+            evaluated = None
+            if "--no-detection" not in detection_args:
+                while True:
+                    detection = status(url, token)["detection"]
+                    if detection["behind"] == 0 and detection["events"] >= events:
+                        break
+                    time.sleep(0.05)
+                evaluated = time.monotonic() - started
+                findings = detection["findings"]
+            else:
+                findings = 0
+            return stored, evaluated, findings
+        finally:
+            server.terminate()
+            server.wait(timeout=600)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
+def hunt(rules, path, fmt):
+    args = [BINARY, "hunt", "--format", fmt, "--input", path, "--output-file", os.devnull]
+    for directory in rules:
+        args += ["--rules", directory]
+    started = time.monotonic()
+    out = run(args)
+    elapsed = time.monotonic() - started
+    summary = next(line for line in out.stderr.splitlines() if " events, " in line)
+    loaded = next(line for line in out.stderr.splitlines() if "rules loaded" in line)
+    return elapsed, summary, loaded
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--hunt-events", type=int, default=100_000)
+    args = parser.parse_args()
+    if not os.path.isdir(SIGMA):
+        sys.exit(f"{SIGMA} is absent")
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "seclog"], cwd=ROOT, check=True)
+    work = tempfile.mkdtemp(prefix="seclog-detect-bench-input-")
+    try:
+        objects = os.path.join(work, "objects")
+        run([BINARY, "gen", "--format", "cloudtrail", "--events", str(args.events),
+             "--per-file", "10000", "--seed", "6", "--output", objects])
+        aws_rules = os.path.join(SIGMA, "rules", "cloud", "aws", "cloudtrail")
+        print(f"ingest of {args.events:,} generated CloudTrail events through a server (2 cores)")
+        print("| detection | rules | stored s | evaluated s | events/s | findings |")
+        print("|---|---|---|---|---|---|")
+        off_stored, _, _ = ingest(objects, args.events, ["--no-detection"])
+        off_rate = args.events / off_stored
+        print(f"| off | — | {off_stored:.1f} | — | {off_rate:,.0f} | — |")
+        on_stored, on_evaluated, findings = ingest(objects, args.events, ["--rules", aws_rules])
+        on_rate = args.events / on_evaluated
+        print(f"| on | 57 SigmaHQ AWS + built-in pack + rate anomalies | {on_stored:.1f} | "
+              f"{on_evaluated:.1f} | {on_rate:,.0f} | {findings:,} |")
+        print(f"loss: {100 * (1 - on_rate / off_rate):.1f} % (stored and evaluated vs stored)")
+
+        # Offline hunt over NDJSON CloudTrail records.
+        ndjson = os.path.join(work, "cloudtrail.ndjson")
+        written = 0
+        with open(ndjson, "w") as out:
+            for path in sorted(glob.glob(os.path.join(objects, "**", "*.json.gz"), recursive=True)):
+                with gzip.open(path, "rt") as source:
+                    for record in json.load(source)["Records"]:
+                        out.write(json.dumps(record) + "\n")
+                        written += 1
+                        if written >= args.hunt_events:
+                            break
+                if written >= args.hunt_events:
+                    break
+        everything = [os.path.join(SIGMA, d) for d in
+                      ("rules", "rules-emerging-threats", "rules-threat-hunting")]
+        print()
+        print(f"offline hunt over {written:,} CloudTrail records")
+        print("| input | rules evaluated per event | s | events/s |")
+        print("|---|---|---|---|")
+        for label, fmt in (("NDJSON (every rule)", "ndjson"), ("CloudTrail (routed)", "cloudtrail")):
+            elapsed, summary, loaded = hunt(everything, ndjson, fmt)
+            rate = written / elapsed
+            print(f"| {label} | {loaded.split(' (')[0]} | {elapsed:.1f} | {rate:,.0f} |")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

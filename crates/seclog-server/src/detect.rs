@@ -47,6 +47,59 @@ pub fn evaluate_record(
     detector.process(group, &event, record.time.unix_seconds(), &evidence)
 }
 
+/// One line of hunt output: the rule, where the event is (`origin`: `input` and
+/// `record_index`, or `group` and `seq`), the correlation when there is one, and the event.
+pub fn match_line(matched: &Match, origin: Map<String, Value>, event: Value) -> Value {
+    let mut line = Map::new();
+    line.insert(
+        "rule".into(),
+        serde_json::json!({
+            "id": matched.rule.id,
+            "title": matched.rule.title,
+            "level": matched.rule.level.as_str(),
+        }),
+    );
+    line.extend(origin);
+    match &matched.kind {
+        seclog_detect::MatchKind::Correlation(kind) => {
+            let group_by: Map<String, Value> = matched
+                .group_key
+                .iter()
+                .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+                .collect();
+            line.insert(
+                "correlation".into(),
+                serde_json::json!({
+                    "type": kind,
+                    "group_by": group_by,
+                    "value": matched.value,
+                    "timespan_secs": matched.timespan_secs,
+                    "evidence": matched.evidence,
+                }),
+            );
+        }
+        seclog_detect::MatchKind::Anomaly => {
+            let group_by: Map<String, Value> = matched
+                .group_key
+                .iter()
+                .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+                .collect();
+            let fields: Map<String, Value> = matched.fields.iter().cloned().collect();
+            line.insert(
+                "anomaly".into(),
+                serde_json::json!({
+                    "group_by": group_by,
+                    "values": fields,
+                    "evidence": matched.evidence,
+                }),
+            );
+        }
+        seclog_detect::MatchKind::Detection => {}
+    }
+    line.insert("event".into(), event);
+    Value::Object(line)
+}
+
 /// The group findings are stored in.
 pub const ALERTS_GROUP: &str = "seclog/alerts";
 

@@ -45,6 +45,7 @@ mod elastic;
 mod error;
 mod firehose;
 mod hec;
+mod hunt;
 pub mod import;
 mod ingest;
 mod loki;
@@ -162,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/checkpoint", get(checkpoint))
         .route("/api/v1/retention/{*group}", put(set_retention))
         .route("/api/v1/query", post(search::query))
+        .route("/api/v1/hunt", post(hunt::hunt))
         .route("/api/v1/query/histogram", post(search::histogram))
         .route("/api/v1/groups/{*rest}", get(search::fields))
         .fallback(not_found)

@@ -109,7 +109,7 @@ async fn read_body(request: Request) -> Result<(HeaderMap, QueryBody), ApiError>
     Ok((headers, body))
 }
 
-fn search_state(state: &AppState) -> Result<&Search, ApiError> {
+pub(crate) fn search_state(state: &AppState) -> Result<&Search, ApiError> {
     state.search.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -131,7 +131,7 @@ fn may_read(token: &TokenInfo, group: &GroupName) -> bool {
 
 /// The groups a request searches: those named (each must exist and be readable), else every
 /// readable group.
-fn resolve_groups(
+pub(crate) fn resolve_groups(
     search: &Search,
     token: &TokenInfo,
     named: Option<&[String]>,
@@ -216,7 +216,11 @@ fn query_error(error: QueryError) -> ApiError {
 }
 
 /// Records a read in `seclog/access`; the answer is returned only once this is durable.
-async fn record_access(state: &AppState, token: &TokenInfo, entry: Json) -> Result<(), ApiError> {
+pub(crate) async fn record_access(
+    state: &AppState,
+    token: &TokenInfo,
+    entry: Json,
+) -> Result<(), ApiError> {
     let actor = json!({ "token": token.id, "role": token.role.name() });
     let record = access::record(entry, actor);
     let group = access::access_group();

@@ -496,8 +496,15 @@ pub(crate) struct HuntArgs {
     #[arg(long, default_value = "auto")]
     pub(crate) format: String,
     /// A data directory (the server must be stopped): hunt over its stored history.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "server")]
     pub(crate) data: Option<PathBuf>,
+    /// A running server: the rules are sent to it and run over the history of the groups the
+    /// token may read (the read is recorded in seclog/access).
+    #[arg(long, value_name = "URL", conflicts_with = "input")]
+    pub(crate) server: Option<String>,
+    /// Token for --server (a reader or admin token).
+    #[arg(long, env = "SECLOG_TOKEN", hide_env_values = true)]
+    pub(crate) token: Option<String>,
     /// Master key file for --data (default DIR/keys/master.key).
     #[arg(
         long = "master-key-file",

@@ -10,9 +10,7 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use seclog_detect::event::{Shape, detection_event};
 use seclog_detect::sources::wildcard_match;
-use seclog_detect::{
-    BuildReport, Detector, Level, Match, MatchKind, RuleLibrary, SigmaEngine, Sources,
-};
+use seclog_detect::{BuildReport, Detector, Level, Match, RuleLibrary, SigmaEngine, Sources};
 use seclog_formats::service::{self, DecodeOptions, Format, Item};
 use seclog_journal::{JournalReader, Layout, group_names};
 use seclog_model::Timestamp;
@@ -167,49 +165,33 @@ impl Output<'_> {
         if matched.rule.level < self.min_level {
             return Ok(());
         }
-        self.matches += 1;
-        *self.per_rule.entry(matched.rule.title.clone()).or_default() += 1;
-        let mut line = Map::new();
-        line.insert(
-            "rule".into(),
-            json!({
-                "id": matched.rule.id,
-                "title": matched.rule.title,
-                "level": matched.rule.level.as_str(),
-            }),
-        );
+        let mut place = Map::new();
         match origin {
             Origin::File {
                 input,
                 record_index,
             } => {
-                line.insert("input".into(), json!(input));
-                line.insert("record_index".into(), json!(record_index));
+                place.insert("input".into(), json!(input));
+                place.insert("record_index".into(), json!(record_index));
             }
             Origin::Stored { group, seq } => {
-                line.insert("group".into(), json!(group));
-                line.insert("seq".into(), json!(seq));
+                place.insert("group".into(), json!(group));
+                place.insert("seq".into(), json!(seq));
             }
         }
-        if let MatchKind::Correlation(kind) = &matched.kind {
-            let group_by: Map<String, Value> = matched
-                .group_key
-                .iter()
-                .map(|(key, value)| (key.clone(), json!(value)))
-                .collect();
-            line.insert(
-                "correlation".into(),
-                json!({
-                    "type": kind,
-                    "group_by": group_by,
-                    "value": matched.value,
-                    "timespan_secs": matched.timespan_secs,
-                    "evidence": matched.evidence,
-                }),
-            );
-        }
-        line.insert("event".into(), event.clone());
-        serde_json::to_writer(&mut self.out, &Value::Object(line))?;
+        let line = seclog_server::detect::match_line(matched, place, event.clone());
+        self.line(&line)
+    }
+
+    /// Writes one match line and counts it.
+    fn line(&mut self, line: &Value) -> Result<()> {
+        self.matches += 1;
+        let title = line["rule"]["title"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        *self.per_rule.entry(title).or_default() += 1;
+        serde_json::to_writer(&mut self.out, line)?;
         self.out.write_all(b"\n")?;
         Ok(())
     }
@@ -238,7 +220,9 @@ pub(crate) fn hunt(args: HuntArgs) -> Result<ExitCode> {
         per_rule: BTreeMap::new(),
         matches: 0,
     };
-    let events = if !args.input.is_empty() {
+    let events = if let Some(server) = &args.server {
+        hunt_server(server, &args, since, &mut output)?
+    } else if !args.input.is_empty() {
         hunt_files(&args, &library, sources, &pipelines, since, &mut output)?
     } else if let Some(data) = &args.data {
         let (engine, report) = SigmaEngine::routed(&library, sources, &pipelines);
@@ -260,6 +244,95 @@ pub(crate) fn hunt(args: HuntArgs) -> Result<ExitCode> {
         eprintln!("  {count:>8}  {rule}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Sends the rule files to a server and writes the matches it streams back.
+fn hunt_server(
+    server: &str,
+    args: &HuntArgs,
+    since: Option<Timestamp>,
+    output: &mut Output<'_>,
+) -> Result<u64> {
+    let token = args
+        .token
+        .as_deref()
+        .context("set SECLOG_TOKEN (or --token) to a reader or admin token")?;
+    let mut files = Vec::new();
+    for path in &args.rules.rules {
+        let mut found = Vec::new();
+        if path.is_dir() {
+            collect_rule_files(path, &mut found)?;
+        } else {
+            found.push(path.clone());
+        }
+        found.sort();
+        for file in found {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            files.push(json!({"name": file.to_string_lossy(), "text": text}));
+        }
+    }
+    let body = json!({
+        "rules": files,
+        "builtin": !args.rules.no_builtin,
+        "anomalies": !args.rules.no_anomalies,
+        "groups": args.groups,
+        "since": since.map(Timestamp::to_rfc3339),
+        "min_level": args.min_level,
+    });
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("{}/api/v1/hunt", server.trim_end_matches('/'));
+    let response = agent
+        .post(&url)
+        .header("authorization", &format!("Bearer {token}"))
+        .send_json(&body)
+        .with_context(|| format!("contacting {server}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let reply: Value = response.into_body().read_json().unwrap_or(Value::Null);
+        bail!(
+            "{} (HTTP {})",
+            reply["error"]["message"]
+                .as_str()
+                .unwrap_or("request failed"),
+            status.as_u16()
+        );
+    }
+    let reader = std::io::BufReader::new(response.into_body().into_reader());
+    let mut events = 0;
+    for line in std::io::BufRead::lines(reader) {
+        let line: Value =
+            serde_json::from_str(&line?).context("the server sent a line that is not JSON")?;
+        if let Some(summary) = line.get("summary") {
+            events = summary["events"].as_u64().unwrap_or(0);
+            if let Some(refused) = summary["unsupported_rules"].as_u64().filter(|n| *n > 0) {
+                eprintln!("{refused} rules unsupported (see `seclog rules check`)");
+            }
+        } else if let Some(error) = line.get("error") {
+            eprintln!("error: {error}");
+        } else {
+            output.line(&line)?;
+        }
+    }
+    Ok(events)
+}
+
+fn collect_rule_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_rule_files(&path, out)?;
+        } else if path
+            .extension()
+            .is_some_and(|ext| ext == "yml" || ext == "yaml")
+        {
+            out.push(path);
+        }
+    }
+    Ok(())
 }
 
 fn report_build(library: &RuleLibrary, report: &BuildReport) {

@@ -565,3 +565,88 @@ fn count_detection_documents(dir: &Path) -> usize {
     }
     count
 }
+
+/// `hunt --server` runs the same rules over what a running server stored, reads only the groups
+/// the token may read, and is recorded in `seclog/access`.
+#[test]
+fn hunting_on_a_server_finds_what_hunting_the_files_finds() {
+    let (Some(rules), Some(stratus)) = (
+        shared("sigma/rules/cloud/aws/cloudtrail"),
+        shared("cloudtrail/stratus"),
+    ) else {
+        return;
+    };
+    let store = common::Store::new();
+    let token = store.init();
+    let reader = store.create_token("reader", "app/*");
+    let mut server = store.serve(&["--no-detection"]);
+    let output = common::seclog()
+        .args(["import", "--server", &server.url(""), "--quiet"])
+        .arg(&stratus)
+        .env("SECLOG_TOKEN", &token)
+        .output()
+        .expect("import runs");
+    assert!(output.status.success(), "{}", describe(&output));
+    let key = |line: &Value| {
+        (
+            line["rule"]["id"].as_str().unwrap_or_default().to_string(),
+            line["event"]["eventID"]
+                .as_str()
+                .or(line["event"]["event"]["eventID"].as_str())
+                .unwrap_or_default()
+                .to_string(),
+        )
+    };
+    let hunt_with = |token: &str| {
+        let output = common::seclog()
+            .args([
+                "hunt",
+                "--server",
+                &server.url(""),
+                "--no-builtin",
+                "--no-anomalies",
+                "--rules",
+            ])
+            .arg(&rules)
+            .env("SECLOG_TOKEN", token)
+            .output()
+            .expect("hunt runs");
+        assert!(output.status.success(), "{}", describe(&output));
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str::<Value>(line).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let on_server: BTreeSet<(String, String)> = hunt_with(&token).iter().map(key).collect();
+    let mut args: Vec<String> = vec![
+        "--no-builtin".into(),
+        "--no-anomalies".into(),
+        "--rules".into(),
+        rules.to_string_lossy().into(),
+        "--format".into(),
+        "cloudtrail".into(),
+        "--input".into(),
+    ];
+    args.extend(
+        json_files(&stratus)
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned()),
+    );
+    let offline: BTreeSet<(String, String)> =
+        hunt(&args.iter().map(String::as_str).collect::<Vec<_>>())
+            .iter()
+            .map(key)
+            .collect();
+    assert!(offline.len() > 50, "{offline:?}");
+    assert_eq!(on_server, offline);
+    // A reader of app/* reads no CloudTrail.
+    assert!(hunt_with(&reader).is_empty());
+    server.stop_ok();
+    let hunts = store
+        .cat("seclog/access")
+        .iter()
+        .filter(|event| event["event"]["action"] == "hunt")
+        .count();
+    assert_eq!(hunts, 2);
+}

@@ -35,16 +35,32 @@ pub fn evaluate_record(
         RecordKind::Text => Shape::Text,
         RecordKind::Invalid => return Vec::new(),
     };
-    let attrs: Map<String, Value> = if record.attrs.is_empty() {
-        Map::new()
-    } else {
-        serde_json::from_slice(&record.attrs).unwrap_or_default()
-    };
+    let attrs = record_attrs(&record.attrs, with_ocsf);
     let Some(event) = detection_event(shape, &record.raw, &attrs, with_ocsf) else {
         return Vec::new();
     };
     let evidence = format!("{group}:{seq}");
     detector.process(group, &event, record.time.unix_seconds(), &evidence)
+}
+
+/// A record's attributes, leaving the OCSF event unparsed unless the rules read it (for
+/// CloudTrail it is as large as the record, and the rules use CloudTrail's own fields).
+fn record_attrs(attrs: &[u8], with_ocsf: bool) -> Map<String, Value> {
+    if attrs.is_empty() {
+        return Map::new();
+    }
+    let Ok(raw) = serde_json::from_slice::<BTreeMap<String, &serde_json::value::RawValue>>(attrs)
+    else {
+        return Map::new();
+    };
+    raw.into_iter()
+        .filter(|(key, _)| with_ocsf || key != seclog_detect::event::OCSF_ATTR)
+        .filter_map(|(key, value)| {
+            serde_json::from_str::<Value>(value.get())
+                .ok()
+                .map(|value| (key, value))
+        })
+        .collect()
 }
 
 /// One line of hunt output: the rule, where the event is (`origin`: `input` and
@@ -107,8 +123,9 @@ pub const ALERTS_GROUP: &str = "seclog/alerts";
 const CONSUMER: &str = "detector";
 /// Sealing context of the detector's state (it holds user names and addresses from events).
 const STATE_CONTEXT: &[u8] = b"seclog detector state v1";
-/// Events evaluated between two durable saves of the detector's state.
-const BATCH: usize = 5_000;
+/// Events evaluated between two durable saves of the detector's state, at most (fewer when
+/// fewer are sealed). Each read opens the segment again, so larger batches read less.
+const BATCH: usize = 50_000;
 
 /// Counters of the streaming detector.
 #[derive(Debug, Default)]

@@ -111,6 +111,19 @@ impl Alerting {
         heads: Arc<DurableHeads>,
     ) -> Result<Alerting, String> {
         config.validate()?;
+        // The first time delivery is enabled it starts at the end of seclog/alerts: findings
+        // stored before are not sent (they are in `seclog/alerts` and `hunt`).
+        if meta
+            .consumer_state(CONSUMER)
+            .map_err(|error| error.to_string())?
+            .is_none()
+        {
+            let end = heads.size(&alerts_group());
+            meta.outbox_enqueue(CONSUMER, ALERTS_GROUP, end, &[])
+                .map_err(|error| error.to_string())?;
+            meta.set_consumer_state(CONSUMER, b"started")
+                .map_err(|error| error.to_string())?;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
         for destination in &config.destinations {

@@ -18,6 +18,9 @@ use crate::rules::{Loaded, RuleLibrary, Unsupported};
 use crate::sources::Sources;
 use crate::{Detector, Level, Match, MatchKind, RuleRef};
 
+/// Rule sets at least this large use the cross-rule Aho-Corasick prefilter.
+const CROSS_RULE_AC_MIN_RULES: usize = 500;
+
 /// How many evidence references a correlation finding keeps.
 const MAX_EVIDENCE: usize = 100;
 
@@ -278,6 +281,14 @@ fn build_route(
         if pending.len() == before || pending.is_empty() {
             break;
         }
+    }
+    // Large rule sets (hunting NDJSON with all of SigmaHQ) get one Aho-Corasick automaton over
+    // every rule's substring patterns, built once now that all rules are in: an event's strings
+    // are scanned once and only rules whose patterns occur are evaluated (2.1× faster there).
+    // Small ones are faster without it: their rules are mostly exact values, which the
+    // field-value candidate index already narrows, and scanning every string costs more.
+    if rules >= CROSS_RULE_AC_MIN_RULES {
+        engine.set_cross_rule_ac(true);
     }
     Route {
         name: name.to_string(),

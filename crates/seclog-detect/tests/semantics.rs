@@ -304,3 +304,57 @@ fn window_state_survives_a_snapshot() {
     assert!(second.restore(&snapshot));
     assert_eq!(second.process("g", &a, 2, "g:2").len(), 1);
 }
+
+/// Large rule sets run behind the cross-rule Aho-Corasick prefilter: it must not lose matches
+/// of substring, keyword, null or array-path rules.
+#[test]
+fn the_prefilter_of_large_rule_sets_keeps_every_match() {
+    let mut text = String::new();
+    for index in 0..520 {
+        text.push_str(&format!(
+            "title: filler {index}\nid: 00000000-0000-4000-8000-{index:012}\nlogsource:\n  product: test\ndetection:\n  s:\n    CommandLine|contains: filler-pattern-{index}-end\n  condition: s\nlevel: low\n---\n"
+        ));
+    }
+    text.push_str(concat!(
+        "title: target contains\nid: 10000000-0000-4000-8000-000000000001\nlogsource:\n  product: test\n",
+        "detection:\n  s:\n    requestParameters.containerDefinitions.command|contains: curl\n  condition: s\nlevel: high\n---\n",
+        "title: target keyword\nid: 10000000-0000-4000-8000-000000000002\nlogsource:\n  product: test\n",
+        "detection:\n  keywords:\n    - 'mimikatz'\n  condition: keywords\nlevel: high\n---\n",
+        "title: target null\nid: 10000000-0000-4000-8000-000000000003\nlogsource:\n  product: test\n",
+        "detection:\n  s:\n    eventName: DeleteBucket\n    errorCode: null\n  condition: s\nlevel: high\n",
+    ));
+    let mut library = RuleLibrary::default();
+    library.add_text(Path::new("large.yml"), &text);
+    assert_eq!(library.rules.len(), 523, "{:?}", library.unsupported);
+    let (mut engine, _) = SigmaEngine::unrouted(&library, &[]);
+    let titles = |engine: &mut SigmaEngine, event: Value| -> Vec<String> {
+        engine
+            .process("g", &event, 0, "g:0")
+            .into_iter()
+            .map(|m| m.rule.title)
+            .collect()
+    };
+    assert_eq!(
+        titles(
+            &mut engine,
+            json!({"requestParameters": {"containerDefinitions": [{"command": ["sh", "-c", "CURL x"]}]}})
+        ),
+        ["target contains"]
+    );
+    assert_eq!(
+        titles(&mut engine, json!({"a": {"b": ["x", "run Mimikatz now"]}})),
+        ["target keyword"]
+    );
+    assert_eq!(
+        titles(&mut engine, json!({"eventName": "DeleteBucket"})),
+        ["target null"]
+    );
+    assert_eq!(
+        titles(
+            &mut engine,
+            json!({"CommandLine": "x filler-pattern-517-end y"})
+        ),
+        ["filler 517"]
+    );
+    assert!(titles(&mut engine, json!({"CommandLine": "nothing here"})).is_empty());
+}

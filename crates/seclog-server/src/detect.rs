@@ -76,13 +76,13 @@ pub fn match_line(matched: &Match, origin: Map<String, Value>, event: Value) -> 
         }),
     );
     line.extend(origin);
+    let group_by: Map<String, Value> = matched
+        .group_key
+        .iter()
+        .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+        .collect();
     match &matched.kind {
         seclog_detect::MatchKind::Correlation(kind) => {
-            let group_by: Map<String, Value> = matched
-                .group_key
-                .iter()
-                .map(|(key, value)| (key.clone(), Value::String(value.clone())))
-                .collect();
             line.insert(
                 "correlation".into(),
                 serde_json::json!({
@@ -95,11 +95,6 @@ pub fn match_line(matched: &Match, origin: Map<String, Value>, event: Value) -> 
             );
         }
         seclog_detect::MatchKind::Anomaly => {
-            let group_by: Map<String, Value> = matched
-                .group_key
-                .iter()
-                .map(|(key, value)| (key.clone(), Value::String(value.clone())))
-                .collect();
             let fields: Map<String, Value> = matched.fields.iter().cloned().collect();
             line.insert(
                 "anomaly".into(),

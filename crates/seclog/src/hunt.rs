@@ -246,6 +246,45 @@ pub(crate) fn hunt(args: HuntArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A request to a running server with a bearer token: GET, or POST of `body`. A refusal becomes
+/// an error with the server's message.
+fn call_server(
+    server: &str,
+    token: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<ureq::http::Response<ureq::Body>> {
+    let agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .new_agent();
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let authorization = format!("Bearer {token}");
+    let response = match body {
+        Some(body) => agent
+            .post(&url)
+            .header("authorization", &authorization)
+            .send_json(body),
+        None => agent
+            .get(&url)
+            .header("authorization", &authorization)
+            .call(),
+    }
+    .with_context(|| format!("contacting {server}"))?;
+    let status = response.status();
+    if !status.is_success() {
+        let reply: Value = response.into_body().read_json().unwrap_or(Value::Null);
+        bail!(
+            "{} (HTTP {})",
+            reply["error"]["message"]
+                .as_str()
+                .unwrap_or("request failed"),
+            status.as_u16()
+        );
+    }
+    Ok(response)
+}
+
 /// Sends the rule files to a server and writes the matches it streams back.
 fn hunt_server(
     server: &str,
@@ -280,27 +319,7 @@ fn hunt_server(
         "since": since.map(Timestamp::to_rfc3339),
         "min_level": args.min_level,
     });
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
-    let url = format!("{}/api/v1/hunt", server.trim_end_matches('/'));
-    let response = agent
-        .post(&url)
-        .header("authorization", &format!("Bearer {token}"))
-        .send_json(&body)
-        .with_context(|| format!("contacting {server}"))?;
-    let status = response.status();
-    if !status.is_success() {
-        let reply: Value = response.into_body().read_json().unwrap_or(Value::Null);
-        bail!(
-            "{} (HTTP {})",
-            reply["error"]["message"]
-                .as_str()
-                .unwrap_or("request failed"),
-            status.as_u16()
-        );
-    }
+    let response = call_server(server, token, "/api/v1/hunt", Some(&body))?;
     let reader = std::io::BufReader::new(response.into_body().into_reader());
     let mut events = 0;
     for line in std::io::BufRead::lines(reader) {
@@ -644,34 +663,14 @@ pub(crate) fn alerts_list(
             .token
             .as_deref()
             .context("set SECLOG_TOKEN (or --token) to an auditor, admin or reader token")?;
-        let mut url = format!(
-            "{}/api/v1/alerts?limit={limit}",
-            server.trim_end_matches('/')
-        );
+        let mut path = format!("/api/v1/alerts?limit={limit}");
         if let Some(state) = state {
-            url.push_str(&format!("&state={state}"));
+            path.push_str(&format!("&state={state}"));
         }
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
-        let response = agent
-            .get(&url)
-            .header("authorization", &format!("Bearer {token}"))
-            .call()
-            .with_context(|| format!("contacting {server}"))?;
-        let status = response.status();
-        let reply: Value = response.into_body().read_json().unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!(
-                "{} (HTTP {})",
-                reply["error"]["message"]
-                    .as_str()
-                    .unwrap_or("request failed"),
-                status.as_u16()
-            );
-        }
-        reply
+        call_server(server, token, &path, None)?
+            .into_body()
+            .read_json()
+            .context("reading the answer")?
     } else if let Some(data) = &target.data {
         let layout = Layout::new(data, target.master_key_file.clone());
         let meta = crate::commands::open_meta(&layout)?;

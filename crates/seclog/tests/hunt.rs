@@ -46,6 +46,19 @@ fn records(path: &Path) -> Vec<Value> {
     }
 }
 
+/// (file, record index) of every record of `inputs` for which `predicate` holds.
+fn matching(inputs: &[PathBuf], predicate: &dyn Fn(&Value) -> bool) -> BTreeSet<(String, u64)> {
+    let mut found = BTreeSet::new();
+    for input in inputs {
+        for (index, record) in records(input).iter().enumerate() {
+            if predicate(record) {
+                found.insert((input.to_string_lossy().into_owned(), index as u64));
+            }
+        }
+    }
+    found
+}
+
 /// Runs hunt and returns its NDJSON lines.
 fn hunt(args: &[&str]) -> Vec<Value> {
     let output = run(["hunt"].iter().copied().chain(args.iter().copied()));
@@ -228,14 +241,7 @@ fn sigmahq_aws_rules_find_what_their_text_says_in_real_cloudtrail() {
     }
     let mut total = 0;
     for (id, what, predicate) in sigmahq_expectations() {
-        let mut expected = BTreeSet::new();
-        for input in &inputs {
-            for (index, record) in records(input).iter().enumerate() {
-                if predicate(record) {
-                    expected.insert((input.to_string_lossy().into_owned(), index as u64));
-                }
-            }
-        }
+        let expected = matching(&inputs, &predicate);
         assert!(!expected.is_empty(), "{what}: the data has no example");
         let got = found.remove(id).unwrap_or_default();
         assert_eq!(got, expected, "rule {id} ({what})");
@@ -298,17 +304,7 @@ fn builtin_cis_rules_on_real_cloudtrail() {
             })
             .collect::<BTreeSet<_>>()
     };
-    let expect = |predicate: &dyn Fn(&Value) -> bool| {
-        let mut expected = BTreeSet::new();
-        for input in &inputs {
-            for (index, record) in records(input).iter().enumerate() {
-                if predicate(record) {
-                    expected.insert((input.to_string_lossy().into_owned(), index as u64));
-                }
-            }
-        }
-        expected
-    };
+    let expect = |predicate: &dyn Fn(&Value) -> bool| matching(&inputs, predicate);
     // CIS 4.5: the CloudTrail metric filter's event names.
     let trail = expect(&|e| {
         is(e, "eventSource", "cloudtrail.amazonaws.com")

@@ -266,6 +266,38 @@ fn enqueue(
     }
 }
 
+/// The findings the due deliveries name, by sequence number, when they lie close together.
+fn read_findings(
+    reader: &JournalReader,
+    alerts: &GroupName,
+    due: &[OutboxItem],
+) -> HashMap<u64, Value> {
+    let seqs: Vec<u64> = due
+        .iter()
+        .filter_map(|item| serde_json::from_slice::<Delivery>(&item.value).ok())
+        .map(|delivery| delivery.alerts_seq)
+        .collect();
+    let (Some(&first), Some(&last)) = (seqs.iter().min(), seqs.iter().max()) else {
+        return HashMap::new();
+    };
+    let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+    if span > 10_000 {
+        return HashMap::new();
+    }
+    let wanted: std::collections::HashSet<u64> = seqs.into_iter().collect();
+    reader
+        .read(alerts, first, span, None)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|event| wanted.contains(&event.seq))
+        .filter_map(|event| {
+            serde_json::from_slice::<Value>(&event.record.raw)
+                .ok()
+                .map(|finding| (event.seq, finding))
+        })
+        .collect()
+}
+
 /// Sends what is due at one destination until stopped.
 async fn deliver(
     sender: &mut send::Sender,
@@ -297,6 +329,8 @@ async fn deliver(
             tokio::time::sleep(Duration::from_millis(200)).await;
             continue;
         }
+        // The due findings, read from seclog/alerts in one pass (a read opens the segment).
+        let mut findings = read_findings(reader, &alerts, &due);
         for item in due {
             if stop.load(Ordering::SeqCst) {
                 break;
@@ -322,11 +356,13 @@ async fn deliver(
             {
                 delivery.state = "suppressed".into();
             } else {
-                let finding = reader
-                    .read(&alerts, delivery.alerts_seq, 1, None)
-                    .ok()
-                    .and_then(|mut events| events.pop())
-                    .and_then(|event| serde_json::from_slice::<Value>(&event.record.raw).ok());
+                let finding = findings.remove(&delivery.alerts_seq).or_else(|| {
+                    reader
+                        .read(&alerts, delivery.alerts_seq, 1, None)
+                        .ok()
+                        .and_then(|mut events| events.pop())
+                        .and_then(|event| serde_json::from_slice::<Value>(&event.record.raw).ok())
+                });
                 let result = match &finding {
                     Some(finding) => {
                         sender

@@ -43,6 +43,42 @@ pub fn evaluate_record(
     detector.process(group, &event, record.time.unix_seconds(), &evidence)
 }
 
+/// Evaluates the stored events of `group` at or after `since`, in sequence order, and hands
+/// each event with matches to `each` (its sequence number, its view, the matches); `each`
+/// returns `false` to stop. Returns how many events were evaluated. (`seclog hunt --data` and
+/// `POST /api/v1/hunt`.)
+pub fn hunt_group(
+    detector: &mut dyn Detector,
+    reader: &JournalReader,
+    group: &GroupName,
+    since: Option<Timestamp>,
+    each: &mut dyn FnMut(u64, Value, Vec<Match>) -> bool,
+) -> seclog_journal::Result<u64> {
+    let mut events = 0;
+    let mut position = 0;
+    loop {
+        let batch = reader.read(group, position, 10_000, None)?;
+        let Some(last) = batch.last() else {
+            return Ok(events);
+        };
+        position = last.seq + 1;
+        for stored in &batch {
+            if since.is_some_and(|since| stored.record.time < since) {
+                continue;
+            }
+            events += 1;
+            let matches = evaluate_record(detector, group.as_str(), stored.seq, &stored.record);
+            if matches.is_empty() {
+                continue;
+            }
+            let view = seclog_journal::proof::event_view(group, stored.seq, &stored.record);
+            if !each(stored.seq, view, matches) {
+                return Ok(events);
+            }
+        }
+    }
+}
+
 /// A record's attributes, leaving the OCSF event unparsed unless the rules read it (for
 /// CloudTrail it is as large as the record, and the rules use CloudTrail's own fields).
 fn record_attrs(attrs: &[u8], with_ocsf: bool) -> Map<String, Value> {

@@ -129,48 +129,38 @@ pub(crate) async fn hunt(
     tokio::task::spawn_blocking(move || {
         let mut events = 0u64;
         let mut matches = 0u64;
-        'groups: for group in &groups {
-            let mut position = 0;
-            loop {
-                let batch = match reader.read(group, position, 5_000, None) {
-                    Ok(batch) => batch,
-                    Err(error) => {
-                        tracing::error!(group = %group, error = %error, "hunt: reading failed");
-                        let line = json!({"error": {"group": group.as_str(), "message": "reading the group failed"}});
-                        let _ = sender.blocking_send(ndjson(&line));
-                        break;
-                    }
-                };
-                let Some(last) = batch.last() else { break };
-                position = last.seq + 1;
-                let mut out = Vec::new();
-                for stored in &batch {
-                    if since.is_some_and(|since| stored.record.time < since) {
-                        continue;
-                    }
-                    events += 1;
-                    for matched in detect::evaluate_record(
-                        &mut engine,
-                        group.as_str(),
-                        stored.seq,
-                        &stored.record,
-                    ) {
-                        if matched.rule.level < min_level {
-                            continue;
-                        }
-                        matches += 1;
-                        let mut origin = Map::new();
-                        origin.insert("group".into(), json!(group.as_str()));
-                        origin.insert("seq".into(), json!(stored.seq));
-                        let event =
-                            seclog_journal::proof::event_view(group, stored.seq, &stored.record);
-                        out.extend(ndjson(&detect::match_line(&matched, origin, event)));
-                    }
+        let mut out = Vec::new();
+        let mut stopped = false;
+        for group in &groups {
+            let mut each = |seq: u64, view: Value, found: Vec<seclog_detect::Match>| {
+                for matched in found.iter().filter(|m| m.rule.level >= min_level) {
+                    matches += 1;
+                    let mut origin = Map::new();
+                    origin.insert("group".into(), json!(group.as_str()));
+                    origin.insert("seq".into(), json!(seq));
+                    out.extend(ndjson(&detect::match_line(matched, origin, view.clone())));
                 }
-                if !out.is_empty() && sender.blocking_send(out).is_err() {
-                    break 'groups;
+                // Sent in chunks; a client that went away stops the hunt.
+                if out.len() >= 64 << 10 && sender.blocking_send(std::mem::take(&mut out)).is_err()
+                {
+                    stopped = true;
+                }
+                !stopped
+            };
+            match detect::hunt_group(&mut engine, &reader, group, since, &mut each) {
+                Ok(count) => events += count,
+                Err(error) => {
+                    tracing::error!(group = %group, error = %error, "hunt: reading failed");
+                    let line = json!({"error": {"group": group.as_str(), "message": "reading the group failed"}});
+                    out.extend(ndjson(&line));
                 }
             }
+            if stopped {
+                return;
+            }
+        }
+        if !out.is_empty() && sender.blocking_send(out).is_err() {
+            return;
         }
         let summary = json!({"summary": {"events": events, "matches": matches, "unsupported_rules": refused}});
         let _ = sender.blocking_send(ndjson(&summary));

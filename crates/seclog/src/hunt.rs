@@ -395,38 +395,27 @@ fn hunt_store(
         {
             continue;
         }
-        let mut position = 0;
-        loop {
-            let batch = reader.read(&group, position, 10_000, None)?;
-            let Some(last) = batch.last() else { break };
-            position = last.seq + 1;
-            for stored in &batch {
-                if since.is_some_and(|since| stored.record.time < since) {
-                    continue;
-                }
-                events += 1;
-                let matches = seclog_server::detect::evaluate_record(
-                    engine,
-                    group.as_str(),
-                    stored.seq,
-                    &stored.record,
-                );
-                if matches.is_empty() {
-                    continue;
-                }
-                let event = seclog_journal::proof::event_view(&group, stored.seq, &stored.record);
+        let mut failure = Ok(());
+        events += seclog_server::detect::hunt_group(
+            engine,
+            &reader,
+            &group,
+            since,
+            &mut |seq, view, matches| {
                 for matched in &matches {
-                    output.write(
-                        matched,
-                        Origin::Stored {
-                            group: group.as_str(),
-                            seq: stored.seq,
-                        },
-                        &event,
-                    )?;
+                    let origin = Origin::Stored {
+                        group: group.as_str(),
+                        seq,
+                    };
+                    if let Err(error) = output.write(matched, origin, &view) {
+                        failure = Err(error);
+                        return false;
+                    }
                 }
-            }
-        }
+                true
+            },
+        )?;
+        failure?;
     }
     Ok(events)
 }

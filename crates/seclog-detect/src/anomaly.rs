@@ -111,6 +111,16 @@ fn text<'a>(event: &'a Value, path: &[&str]) -> Option<&'a str> {
 }
 
 impl RateAnomalies {
+    /// The CloudTrail fields it reads.
+    pub const FIELDS: &[&str] = &[
+        "eventSource",
+        "eventName",
+        "userIdentity.arn",
+        "userIdentity.principalId",
+        "userIdentity.type",
+        "errorCode",
+    ];
+
     /// A detector with `config`.
     pub fn new(config: AnomalyConfig) -> RateAnomalies {
         RateAnomalies {
@@ -199,12 +209,12 @@ impl RateAnomalies {
                 &mut series.fired_errors,
             ),
         ];
-        let recent: Vec<String> = series.recent.iter().cloned().collect();
         for (id, title, observed, baseline, fired) in checks {
             if *fired || (observed as f64) <= baseline.threshold(&config) {
                 continue;
             }
             *fired = true;
+            let recent: Vec<String> = series.recent.iter().cloned().collect();
             matches.push(Match {
                 rule: RuleRef {
                     id: Some(id.to_string()),
@@ -214,7 +224,7 @@ impl RateAnomalies {
                     source: "cloudtrail".into(),
                 },
                 kind: MatchKind::Anomaly,
-                evidence: recent.clone(),
+                evidence: recent,
                 fields: vec![
                     ("observed".into(), observed.into()),
                     ("baseline_mean".into(), baseline.mean.into()),

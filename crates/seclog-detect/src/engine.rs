@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use rsigma_eval::event::{Event, EventValue};
 use rsigma_eval::{
@@ -14,9 +15,13 @@ use rsigma_parser::{CorrelationRule, SigmaRule};
 use serde_json::Value;
 
 use crate::anomaly::{AnomalyConfig, RateAnomalies};
+use crate::projection::{FieldTree, FieldUse};
 use crate::rules::{Loaded, RuleLibrary, Unsupported};
 use crate::sources::Sources;
-use crate::{Detector, Level, Match, MatchKind, RuleRef};
+use crate::{Detector, Level, Match, MatchKind, Reads, RuleRef};
+
+/// The source whose events feed the API-rate anomalies.
+const ANOMALY_SOURCE: &str = "cloudtrail";
 
 /// Rule sets at least this large use the cross-rule Aho-Corasick prefilter.
 const CROSS_RULE_AC_MIN_RULES: usize = 500;
@@ -34,7 +39,23 @@ struct Route {
     correlation_only: HashSet<String>,
     rules: usize,
     correlations: usize,
+    /// The fields the rules read (`None`: they need whole records).
+    paths: Option<Vec<FieldUse>>,
+    fields: Option<Arc<FieldTree>>,
 }
+
+impl Route {
+    /// Also reads `extra` fields.
+    fn read_also(&mut self, extra: &[&str]) {
+        if let Some(paths) = self.paths.as_mut() {
+            paths.extend(extra.iter().map(|path| FieldUse::whole(path)));
+            self.fields = FieldTree::new(paths.iter()).map(Arc::new);
+        }
+    }
+}
+
+/// Fields seclog itself reads of every event: the time a correlation reference keeps.
+const OWN_FIELDS: &[&str] = &["eventTime"];
 
 /// Sigma rules compiled per log source.
 pub struct SigmaEngine {
@@ -148,6 +169,11 @@ impl SigmaEngine {
     /// `cloudtrail` source and reports anomalies (see [`RateAnomalies`]).
     pub fn with_rate_anomalies(mut self, config: AnomalyConfig) -> SigmaEngine {
         self.anomalies = Some(RateAnomalies::new(config));
+        for route in &mut self.routes {
+            if route.name == ANOMALY_SOURCE {
+                route.read_also(RateAnomalies::FIELDS);
+            }
+        }
         self
     }
 
@@ -218,12 +244,20 @@ fn build_route(
     let mut names: HashSet<String> = HashSet::new();
     let mut titles: HashMap<String, String> = HashMap::new();
     let mut rules = 0;
+    // The rules and correlations as compiled (after the pipelines), for the fields they read.
+    let mut added_rules = Vec::new();
+    let mut added_correlations = Vec::new();
     for &index in members {
         let Some(rule) = library.rules.get(index) else {
             continue;
         };
         match engine.add_rule(&rule.doc) {
             Ok(()) => {
+                let mut compiled = rule.doc.clone();
+                if rsigma_eval::pipeline::apply_pipelines(pipelines, &mut compiled).is_err() {
+                    compiled = rule.doc.clone();
+                }
+                added_rules.push(compiled);
                 rules += 1;
                 names.extend(rule.doc.id.clone());
                 names.extend(rule.doc.name.clone());
@@ -254,6 +288,16 @@ fn build_route(
             {
                 match engine.add_correlation(&correlation.doc) {
                     Ok(()) => {
+                        let mut compiled = correlation.doc.clone();
+                        if rsigma_eval::pipeline::apply_pipelines_to_correlation(
+                            pipelines,
+                            &mut compiled,
+                        )
+                        .is_err()
+                        {
+                            compiled = correlation.doc.clone();
+                        }
+                        added_correlations.push(compiled);
                         correlations += 1;
                         if !correlation.doc.generate {
                             correlation_only.extend(
@@ -290,14 +334,18 @@ fn build_route(
     if rules >= CROSS_RULE_AC_MIN_RULES {
         engine.set_cross_rule_ac(true);
     }
-    Route {
+    let mut route = Route {
         name: name.to_string(),
         ocsf,
         engine,
         correlation_only,
         rules,
         correlations,
-    }
+        paths: FieldTree::fields_of_rules(&added_rules, &added_correlations),
+        fields: None,
+    };
+    route.read_also(OWN_FIELDS);
+    route
 }
 
 /// A JSON event that names itself (`_id`) when the correlation engine keeps a reference.
@@ -333,9 +381,12 @@ impl Event for Referenced<'_> {
 }
 
 impl Detector for SigmaEngine {
-    fn wants_ocsf(&mut self, group: &str) -> Option<bool> {
+    fn reads(&mut self, group: &str) -> Option<Reads> {
         let route = self.route_for(group)?;
-        self.routes.get(route).map(|route| route.ocsf)
+        self.routes.get(route).map(|route| Reads {
+            ocsf: route.ocsf,
+            fields: route.fields.clone(),
+        })
     }
 
     fn process(
@@ -358,7 +409,7 @@ impl Detector for SigmaEngine {
         };
         let results = route.engine.process_event_at(&wrapped, time_secs);
         let mut matches = Vec::with_capacity(results.len());
-        if route.name == "cloudtrail"
+        if route.name == ANOMALY_SOURCE
             && let Some(anomalies) = self.anomalies.as_mut()
         {
             matches.extend(anomalies.observe(event, time_secs, evidence));

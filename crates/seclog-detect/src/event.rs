@@ -7,6 +7,8 @@ use std::sync::LazyLock;
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::projection::FieldTree;
+
 /// The attribute under which stored records keep their OCSF event.
 pub const OCSF_ATTR: &str = "@ocsf";
 
@@ -19,16 +21,23 @@ pub enum Shape {
     Text,
 }
 
-/// Builds the event rules evaluate from a record's raw bytes and attributes. `None` when a JSON
-/// record does not parse (it cannot have been stored as JSON then).
+/// Builds the event rules evaluate from a record's raw bytes and attributes; of a JSON record,
+/// only `fields` when given (the fields the rules read). `None` when a JSON record does not
+/// parse (it cannot have been stored as JSON then).
 pub fn detection_event(
     shape: Shape,
     raw: &[u8],
     attrs: &Map<String, Value>,
     with_ocsf: bool,
+    fields: Option<&FieldTree>,
 ) -> Option<Value> {
+    let parsed = match (shape, fields) {
+        (Shape::Json, Some(fields)) => fields.parse(raw),
+        (Shape::Json, None) => serde_json::from_slice::<Value>(raw).ok(),
+        (Shape::Text, _) => None,
+    };
     let mut object = match shape {
-        Shape::Json => match serde_json::from_slice::<Value>(raw).ok()? {
+        Shape::Json => match parsed? {
             Value::Object(object) => object,
             other => {
                 let mut object = Map::new();
@@ -134,7 +143,7 @@ mod tests {
     use super::*;
 
     fn text(line: &str) -> Value {
-        detection_event(Shape::Text, line.as_bytes(), &Map::new(), true).unwrap()
+        detection_event(Shape::Text, line.as_bytes(), &Map::new(), true, None).unwrap()
     }
 
     #[test]
@@ -165,11 +174,11 @@ mod tests {
         attrs.insert(OCSF_ATTR.into(), json!({"class_uid": 4003}));
         attrs.insert("eventName".into(), json!("shadowed"));
         let raw = br#"{"eventName":"ConsoleLogin"}"#;
-        let event = detection_event(Shape::Json, raw, &attrs, true).unwrap();
+        let event = detection_event(Shape::Json, raw, &attrs, true, None).unwrap();
         assert_eq!(event["eventName"], "ConsoleLogin");
         assert_eq!(event["ocsf"]["class_uid"], 4003);
-        let without = detection_event(Shape::Json, raw, &attrs, false).unwrap();
+        let without = detection_event(Shape::Json, raw, &attrs, false, None).unwrap();
         assert!(without.get("ocsf").is_none());
-        assert!(detection_event(Shape::Json, b"{not json", &attrs, true).is_none());
+        assert!(detection_event(Shape::Json, b"{not json", &attrs, true, None).is_none());
     }
 }

@@ -1,6 +1,8 @@
 //! A match as an OCSF 1.3 Detection Finding (class 2004), the event stored in `seclog/alerts`.
 
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::{Match, MatchKind};
@@ -63,107 +65,244 @@ fn kind_name(kind: &MatchKind) -> &str {
 }
 
 /// MITRE ATT&CK technique ids from Sigma tags (`attack.t1078.004` → `T1078.004`).
-fn attacks(tags: &[String]) -> Vec<Value> {
+fn attacks(tags: &[String]) -> Vec<Attack> {
     tags.iter()
         .filter_map(|tag| tag.strip_prefix("attack.t"))
         .filter(|rest| rest.chars().next().is_some_and(|c| c.is_ascii_digit()))
-        .map(|rest| json!({ "technique": { "uid": format!("T{}", rest.to_ascii_uppercase()) } }))
+        .map(|rest| Attack {
+            technique: Uid {
+                uid: format!("T{}", rest.to_ascii_uppercase()),
+            },
+        })
         .collect()
+}
+
+/// An OCSF 1.3 Detection Finding (class 2004) for a match, serialized straight from the match
+/// (findings are written for every matching event, so no JSON tree is built for them).
+#[derive(Debug, Serialize)]
+pub struct DetectionFinding<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    activity_id: u32,
+    activity_name: &'static str,
+    type_uid: u32,
+    type_name: &'static str,
+    time: i64,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    message: &'a str,
+    count: usize,
+    metadata: Metadata,
+    finding_info: FindingInfo<'a>,
+    evidences: [Evidences<'a>; 1],
+    unmapped: Unmapped<'a>,
+}
+
+impl DetectionFinding<'_> {
+    /// Its stable id ([`finding_id`]).
+    pub fn uid(&self) -> &str {
+        &self.metadata.uid
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct Metadata {
+    version: &'static str,
+    uid: String,
+    product: Product,
+}
+
+#[derive(Debug, Serialize)]
+struct Product {
+    name: &'static str,
+    vendor_name: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct FindingInfo<'a> {
+    uid: String,
+    title: &'a str,
+    analytic: Analytic<'a>,
+    types: [&'a str; 1],
+    first_seen_time: i64,
+    last_seen_time: i64,
+    related_events: Vec<Uid<&'a str>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attacks: Vec<Attack>,
+}
+
+#[derive(Debug, Serialize)]
+struct Analytic<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    type_id: u8,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+    category: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+struct Uid<T> {
+    uid: T,
+}
+
+#[derive(Debug, Serialize)]
+struct Attack {
+    technique: Uid<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Evidences<'a> {
+    data: EvidenceData<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct EvidenceData<'a> {
+    events: Vec<EvidenceEvent<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+struct EvidenceEvent<'a> {
+    group: &'a str,
+    seq: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Unmapped<'a> {
+    /// The baseline and the observed value of an anomaly.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    anomaly: Option<Pairs<'a, Value>>,
+    sigma: SigmaFacts<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct SigmaFacts<'a> {
+    level: &'static str,
+    tags: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    matched_fields: Option<Pairs<'a, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_by: Option<Pairs<'a, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timespan_secs: Option<u64>,
+}
+
+/// Name-value pairs written as a JSON object; a name given twice keeps its first place and its
+/// last value.
+#[derive(Debug)]
+struct Pairs<'a, V>(&'a [(String, V)]);
+
+impl<V: Serialize> Serialize for Pairs<'_, V> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let pairs = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        for (index, (name, _)) in pairs.iter().enumerate() {
+            if pairs[..index].iter().any(|(earlier, _)| earlier == name) {
+                continue;
+            }
+            let last = pairs
+                .iter()
+                .rev()
+                .find(|(other, _)| other == name)
+                .map_or(&pairs[index].1, |(_, value)| value);
+            map.serialize_entry(name, last)?;
+        }
+        map.end()
+    }
 }
 
 /// The OCSF Detection Finding for a match; `time_ms` is the time of the (last) evidence event,
 /// `first_ms` of the first.
-pub fn detection_finding(matched: &Match, first_ms: i64, time_ms: i64) -> Value {
+pub fn detection_finding(matched: &Match, first_ms: i64, time_ms: i64) -> DetectionFinding<'_> {
     let id = finding_id(matched);
-    let evidence: Vec<Value> = matched
+    let events = matched
         .evidence
         .iter()
-        .filter_map(|id| EvidenceRef::parse(id))
-        .map(|at| json!({ "group": at.group, "seq": at.seq }))
+        .filter_map(|id| {
+            let (group, seq) = id.rsplit_once(':')?;
+            Some(EvidenceEvent {
+                group,
+                seq: seq.parse().ok()?,
+            })
+        })
         .collect();
-    let related: Vec<Value> = matched
+    let related_events = matched
         .evidence
         .iter()
-        .map(|id| json!({ "uid": id }))
+        .map(|id| Uid { uid: id.as_str() })
         .collect();
-    let mut analytic = Map::new();
-    analytic.insert("name".into(), matched.rule.title.clone().into());
-    if let Some(rule_id) = &matched.rule.id {
-        analytic.insert("uid".into(), rule_id.clone().into());
-    }
     let (type_id, type_name) = match matched.kind {
-        MatchKind::Detection => (1, "Rule"),
-        MatchKind::Correlation(_) => (1, "Rule"),
+        MatchKind::Detection | MatchKind::Correlation(_) => (1, "Rule"),
         MatchKind::Anomaly => (2, "Behavioral"),
     };
-    analytic.insert("type_id".into(), type_id.into());
-    analytic.insert("type".into(), type_name.into());
-    analytic.insert("category".into(), matched.rule.source.clone().into());
-    let mut info = Map::new();
-    info.insert("uid".into(), id.clone().into());
-    info.insert("title".into(), matched.rule.title.clone().into());
-    info.insert("analytic".into(), Value::Object(analytic));
-    info.insert("types".into(), json!([kind_name(&matched.kind)]));
-    info.insert("first_seen_time".into(), first_ms.into());
-    info.insert("last_seen_time".into(), time_ms.into());
-    info.insert("related_events".into(), Value::Array(related));
-    let attacks = attacks(&matched.rule.tags);
-    if !attacks.is_empty() {
-        info.insert("attacks".into(), Value::Array(attacks));
-    }
-    let mut sigma = Map::new();
-    sigma.insert("level".into(), matched.rule.level.as_str().into());
-    sigma.insert("tags".into(), json!(matched.rule.tags));
-    let mut unmapped = Map::new();
-    if !matched.fields.is_empty() {
-        let fields: Map<String, Value> = matched.fields.iter().cloned().collect();
-        if matched.kind == MatchKind::Anomaly {
-            // The baseline and the observed value.
-            unmapped.insert("anomaly".into(), Value::Object(fields));
-        } else {
-            sigma.insert("matched_fields".into(), Value::Object(fields));
-        }
-    }
-    if !matched.group_key.is_empty() {
-        let key: Map<String, Value> = matched
-            .group_key
-            .iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect();
-        sigma.insert("group_by".into(), Value::Object(key));
-    }
-    if let Some(value) = matched.value {
-        sigma.insert("value".into(), json!(value));
-    }
-    if let Some(span) = matched.timespan_secs {
-        sigma.insert("timespan_secs".into(), span.into());
-    }
-    unmapped.insert("sigma".into(), Value::Object(sigma));
-    json!({
-        "class_uid": DETECTION_FINDING,
-        "class_name": "Detection Finding",
-        "category_uid": 2,
-        "category_name": "Findings",
-        "activity_id": 1,
-        "activity_name": "Create",
-        "type_uid": DETECTION_FINDING * 100 + 1,
-        "type_name": "Detection Finding: Create",
-        "time": time_ms,
-        "severity_id": matched.rule.level.ocsf_severity_id(),
-        "severity": matched.rule.level.ocsf_severity(),
-        "status_id": 1,
-        "status": "New",
-        "message": matched.rule.title,
-        "count": matched.evidence.len().max(1),
-        "metadata": {
-            "version": "1.3.0",
-            "uid": id,
-            "product": { "name": "seclog", "vendor_name": "seclog" },
+    let fields = (!matched.fields.is_empty()).then_some(Pairs(&matched.fields));
+    let (anomaly, matched_fields) = if matched.kind == MatchKind::Anomaly {
+        (fields, None)
+    } else {
+        (None, fields)
+    };
+    DetectionFinding {
+        class_uid: DETECTION_FINDING,
+        class_name: "Detection Finding",
+        category_uid: 2,
+        category_name: "Findings",
+        activity_id: 1,
+        activity_name: "Create",
+        type_uid: DETECTION_FINDING * 100 + 1,
+        type_name: "Detection Finding: Create",
+        time: time_ms,
+        severity_id: matched.rule.level.ocsf_severity_id(),
+        severity: matched.rule.level.ocsf_severity(),
+        status_id: 1,
+        status: "New",
+        message: &matched.rule.title,
+        count: matched.evidence.len().max(1),
+        metadata: Metadata {
+            version: "1.3.0",
+            uid: id.clone(),
+            product: Product {
+                name: "seclog",
+                vendor_name: "seclog",
+            },
         },
-        "finding_info": Value::Object(info),
-        "evidences": [{ "data": { "events": evidence } }],
-        "unmapped": Value::Object(unmapped),
-    })
+        finding_info: FindingInfo {
+            uid: id,
+            title: &matched.rule.title,
+            analytic: Analytic {
+                name: &matched.rule.title,
+                uid: matched.rule.id.as_deref(),
+                type_id,
+                type_name,
+                category: &matched.rule.source,
+            },
+            types: [kind_name(&matched.kind)],
+            first_seen_time: first_ms,
+            last_seen_time: time_ms,
+            related_events,
+            attacks: attacks(&matched.rule.tags),
+        },
+        evidences: [Evidences {
+            data: EvidenceData { events },
+        }],
+        unmapped: Unmapped {
+            anomaly,
+            sigma: SigmaFacts {
+                level: matched.rule.level.as_str(),
+                tags: &matched.rule.tags,
+                matched_fields,
+                group_by: (!matched.group_key.is_empty()).then_some(Pairs(&matched.group_key)),
+                value: matched.value,
+                timespan_secs: matched.timespan_secs,
+            },
+        },
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +333,12 @@ mod tests {
 
     #[test]
     fn finding_names_rule_severity_and_evidence() {
-        let finding = detection_finding(&sample(&["aws/cloudtrail:7"]), 1000, 1000);
+        let finding = serde_json::to_value(detection_finding(
+            &sample(&["aws/cloudtrail:7"]),
+            1000,
+            1000,
+        ))
+        .unwrap();
         assert_eq!(finding["class_uid"], 2004);
         assert_eq!(finding["severity_id"], 4);
         assert_eq!(finding["finding_info"]["analytic"]["uid"], "r1");
@@ -207,6 +351,62 @@ mod tests {
             "aws/cloudtrail"
         );
         assert_eq!(finding["evidences"][0]["data"]["events"][0]["seq"], 7);
+    }
+
+    #[test]
+    fn a_correlation_finding_in_full() {
+        let mut matched = sample(&["aws/cloudtrail:7", "aws/cloudtrail:9"]);
+        matched.kind = MatchKind::Correlation("event_count".into());
+        matched.group_key = vec![("user".into(), "alice".into())];
+        matched.value = Some(2.0);
+        matched.timespan_secs = Some(300);
+        matched.fields = vec![
+            ("a".into(), Value::from(1)),
+            ("b".into(), Value::from("x")),
+            ("a".into(), Value::from(2)),
+        ];
+        let id = finding_id(&matched);
+        let finding = serde_json::to_value(detection_finding(&matched, 500, 1000)).unwrap();
+        let expected = serde_json::json!({
+            "class_uid": 2004, "class_name": "Detection Finding",
+            "category_uid": 2, "category_name": "Findings",
+            "activity_id": 1, "activity_name": "Create",
+            "type_uid": 200401, "type_name": "Detection Finding: Create",
+            "time": 1000, "severity_id": 4, "severity": "High", "status_id": 1, "status": "New",
+            "message": "Root account use", "count": 2,
+            "metadata": {"version": "1.3.0", "uid": id, "product": {"name": "seclog", "vendor_name": "seclog"}},
+            "finding_info": {
+                "uid": id, "title": "Root account use",
+                "analytic": {"name": "Root account use", "uid": "r1", "type_id": 1, "type": "Rule", "category": "cloudtrail"},
+                "types": ["event_count"], "first_seen_time": 500, "last_seen_time": 1000,
+                "related_events": [{"uid": "aws/cloudtrail:7"}, {"uid": "aws/cloudtrail:9"}],
+                "attacks": [{"technique": {"uid": "T1078.004"}}],
+            },
+            "evidences": [{"data": {"events": [{"group": "aws/cloudtrail", "seq": 7}, {"group": "aws/cloudtrail", "seq": 9}]}}],
+            "unmapped": {"sigma": {
+                "level": "high", "tags": ["attack.t1078.004", "attack.privilege-escalation"],
+                "matched_fields": {"a": 2, "b": "x"}, "group_by": {"user": "alice"},
+                "value": 2.0, "timespan_secs": 300,
+            }},
+        });
+        assert_eq!(finding, expected);
+        // The written keys keep their order (first place of a repeated name, its last value).
+        let text = serde_json::to_string(&detection_finding(&matched, 500, 1000)).unwrap();
+        assert!(text.starts_with(r#"{"class_uid":2004,"class_name":"Detection Finding""#));
+        assert!(
+            text.contains(r#""matched_fields":{"a":2,"b":"x"}"#),
+            "{text}"
+        );
+        let mut anomaly = sample(&["g:1"]);
+        anomaly.kind = MatchKind::Anomaly;
+        anomaly.fields = vec![("observed".into(), Value::from(40))];
+        let finding = serde_json::to_value(detection_finding(&anomaly, 0, 0)).unwrap();
+        assert_eq!(
+            finding["unmapped"]["anomaly"],
+            serde_json::json!({"observed": 40})
+        );
+        assert!(finding["unmapped"]["sigma"].get("matched_fields").is_none());
+        assert_eq!(finding["finding_info"]["analytic"]["type"], "Behavioral");
     }
 
     #[test]

@@ -12,13 +12,16 @@ pub mod anomaly;
 mod engine;
 pub mod event;
 pub mod finding;
+pub mod projection;
 pub mod rules;
 pub mod sources;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use anomaly::{AnomalyConfig, RateAnomalies};
 pub use engine::{BuildReport, SigmaEngine};
+pub use projection::FieldTree;
 pub use rsigma_eval::Pipeline;
 pub use rules::{RuleLibrary, Unsupported};
 pub use sources::{Source, Sources};
@@ -166,15 +169,31 @@ pub struct Match {
     pub timespan_secs: Option<u64>,
 }
 
+/// What the rules of a group read of its events.
+#[derive(Debug, Clone)]
+pub struct Reads {
+    /// Whether events carry their OCSF object (under `ocsf`).
+    pub ocsf: bool,
+    /// The fields of a JSON record the rules read (`None`: all of it); the rest need not be
+    /// parsed.
+    pub fields: Option<Arc<FieldTree>>,
+}
+
 /// Evaluates events one at a time, in journal order, keeping whatever windows it needs.
 ///
 /// Called by the streaming detector for every sealed event and by `hunt` for every event it
 /// reads. Deterministic: the same events at the same times give the same matches, which is what
 /// lets the streaming detector re-run a batch after a crash and recognise what it already wrote.
 pub trait Detector: Send {
+    /// Whether any rule reads events of `group`, and if so what of them (`None`: skip the
+    /// group's events).
+    fn reads(&mut self, group: &str) -> Option<Reads>;
+
     /// Whether any rule reads events of `group`, and if so whether they should carry their
-    /// OCSF object (`None`: skip the group's events).
-    fn wants_ocsf(&mut self, group: &str) -> Option<bool>;
+    /// OCSF object.
+    fn wants_ocsf(&mut self, group: &str) -> Option<bool> {
+        self.reads(group).map(|reads| reads.ocsf)
+    }
 
     /// Evaluates one event of `group` whose time is `time_secs` (Unix seconds); `evidence` is
     /// how matches refer to it.

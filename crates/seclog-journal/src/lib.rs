@@ -53,7 +53,7 @@ pub use crypto::{MasterKey, SecretKey};
 pub use error::{JournalError, Result};
 pub use layout::Layout;
 pub use reader::{CursorStore, Follower, JournalReader, StoredEvent};
-pub use record::{Record, RecordKind};
+pub use record::{Record, RecordKind, RecordView};
 pub use signer::{EpochParams, Signer, VerificationKey};
 pub use store::{first_retained, group_extent, group_names};
 pub use writer::{DurableHeads, JournalConfig, JournalWriter};

@@ -92,6 +92,50 @@ impl Record {
 
     /// Decodes a record; `Err` names what is malformed.
     pub fn decode(bytes: &[u8]) -> Result<Record, String> {
+        let view = RecordView::decode(bytes)?;
+        Ok(Record {
+            time: view.time,
+            observed_time: view.observed_time,
+            kind: view.kind,
+            source: view.source.to_string(),
+            attrs: view.attrs.to_vec(),
+            raw: view.raw.to_vec(),
+        })
+    }
+
+    /// A view of this record.
+    pub fn view(&self) -> RecordView<'_> {
+        RecordView {
+            time: self.time,
+            observed_time: self.observed_time,
+            kind: self.kind,
+            source: &self.source,
+            attrs: &self.attrs,
+            raw: &self.raw,
+        }
+    }
+}
+
+/// A record read in place from its encoding (nothing copied).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordView<'a> {
+    /// See [`Record::time`].
+    pub time: Timestamp,
+    /// See [`Record::observed_time`].
+    pub observed_time: Timestamp,
+    /// See [`Record::kind`].
+    pub kind: RecordKind,
+    /// See [`Record::source`].
+    pub source: &'a str,
+    /// See [`Record::attrs`].
+    pub attrs: &'a [u8],
+    /// See [`Record::raw`].
+    pub raw: &'a [u8],
+}
+
+impl<'a> RecordView<'a> {
+    /// Reads an encoded record in place.
+    pub fn decode(bytes: &'a [u8]) -> Result<RecordView<'a>, String> {
         let mut reader = ByteReader::new(bytes);
         let short = |_| "record truncated".to_string();
         let version = reader.u8().map_err(short)?;
@@ -104,12 +148,12 @@ impl Record {
         let time = Timestamp::from_unix_nanos(reader.i64().map_err(short)?);
         let observed_time = Timestamp::from_unix_nanos(reader.i64().map_err(short)?);
         let source_len = usize::from(reader.u16().map_err(short)?);
-        let source = String::from_utf8(reader.take(source_len).map_err(short)?.to_vec())
+        let source = std::str::from_utf8(reader.take(source_len).map_err(short)?)
             .map_err(|_| "record source is not UTF-8".to_string())?;
         let attrs_len = reader.u32().map_err(short)? as usize;
-        let attrs = reader.take(attrs_len).map_err(short)?.to_vec();
-        let raw = reader.rest().to_vec();
-        Ok(Record {
+        let attrs = reader.take(attrs_len).map_err(short)?;
+        let raw = reader.rest();
+        Ok(RecordView {
             time,
             observed_time,
             kind,

@@ -4,6 +4,7 @@
 //! heartbeat while idle), and applies retention periodically.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -22,6 +23,72 @@ pub(crate) struct GroupBatch {
 
 /// Sequence ranges assigned to each [`GroupBatch`] of a request, in order.
 pub(crate) type Assigned = Vec<Option<(u64, u64)>>;
+
+/// Records of one durable group commit, handed over in memory by the commit thread (see
+/// [`CommitHandle::tap`]): per group, the sequence number of the first record and the records
+/// as appended. Dropping it releases its share of the tap's memory budget.
+pub(crate) struct Tapped {
+    pub(crate) groups: Vec<(GroupName, u64, Vec<Vec<u8>>)>,
+    bytes: usize,
+    pending: Arc<AtomicUsize>,
+}
+
+impl Drop for Tapped {
+    fn drop(&mut self) {
+        self.pending.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// The sending side of a tap, owned by the commit thread.
+struct Tap {
+    sender: Sender<Tapped>,
+    wanted: fn(&GroupName) -> bool,
+    pending: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl Tap {
+    /// Hands the records of a durable commit over, unless the receiver holds `limit` bytes
+    /// already (then it reads them back from the journal). `false` once the receiver is gone.
+    fn send(
+        &self,
+        merged: BTreeMap<GroupName, Vec<Vec<u8>>>,
+        firsts: &BTreeMap<GroupName, u64>,
+    ) -> bool {
+        let groups: Vec<_> = merged
+            .into_iter()
+            .filter(|(group, _)| (self.wanted)(group))
+            .filter_map(|(group, records)| {
+                let first = *firsts.get(&group)?;
+                Some((group, first, records))
+            })
+            .collect();
+        if groups.is_empty() {
+            return true;
+        }
+        let bytes: usize = groups
+            .iter()
+            .flat_map(|(_, _, records)| records)
+            .map(Vec::len)
+            .sum();
+        if self.pending.load(Ordering::Relaxed) + bytes > self.limit {
+            return true;
+        }
+        self.pending.fetch_add(bytes, Ordering::Relaxed);
+        self.sender
+            .send(Tapped {
+                groups,
+                bytes,
+                pending: Arc::clone(&self.pending),
+            })
+            .is_ok()
+    }
+}
+
+/// The receiving side of a tap.
+pub(crate) struct TapReceiver {
+    pub(crate) receiver: Receiver<Tapped>,
+}
 
 enum Message {
     Append {
@@ -193,6 +260,7 @@ impl Queued {
 pub(crate) struct CommitHandle {
     sender: Sender<Message>,
     permits: Arc<Semaphore>,
+    tap: Arc<Mutex<Option<Tap>>>,
     pub(crate) stats: Arc<CommitStats>,
     pub(crate) settings: CommitSettings,
 }
@@ -242,6 +310,25 @@ impl CommitHandle {
     pub(crate) fn sweep(&self) {
         let _ = self.sender.send(Message::Sweep);
     }
+
+    /// From now on, hands the records of every durable commit to `wanted` groups to the
+    /// returned receiver (replacing an earlier tap), as long as it holds less than `limit`
+    /// bytes of them; what it does not get it reads back from the journal. This spares a
+    /// consumer that follows the newest records (the streaming detector) reading, decrypting
+    /// and decompressing what was just written.
+    pub(crate) fn tap(&self, wanted: fn(&GroupName) -> bool, limit: usize) -> TapReceiver {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let tap = Tap {
+            sender,
+            wanted,
+            pending: Arc::new(AtomicUsize::new(0)),
+            limit,
+        };
+        if let Ok(mut slot) = self.tap.lock() {
+            *slot = Some(tap);
+        }
+        TapReceiver { receiver }
+    }
 }
 
 /// Owns the commit thread; dropping it without [`Committer::shutdown`] leaves a final seal undone.
@@ -262,9 +349,20 @@ impl Committer {
         stats.update(|inner| inner.durable_checkpoint = recovered);
         let thread_stats = Arc::clone(&stats);
         let thread_settings = settings.clone();
+        let tap = Arc::new(Mutex::new(None));
+        let thread_tap = Arc::clone(&tap);
         let thread = std::thread::Builder::new()
             .name("seclog-commit".into())
-            .spawn(move || run(writer, meta, receiver, thread_settings, thread_stats))?;
+            .spawn(move || {
+                run(
+                    writer,
+                    meta,
+                    receiver,
+                    thread_settings,
+                    thread_stats,
+                    &thread_tap,
+                )
+            })?;
         let permits = Arc::new(Semaphore::new(
             (settings.max_pending_bytes >> 10).clamp(1, Semaphore::MAX_PERMITS),
         ));
@@ -272,6 +370,7 @@ impl Committer {
             handle: CommitHandle {
                 sender,
                 permits,
+                tap,
                 stats,
                 settings,
             },
@@ -300,6 +399,7 @@ fn run(
     receiver: Receiver<Message>,
     settings: CommitSettings,
     stats: Arc<CommitStats>,
+    tap: &Mutex<Option<Tap>>,
 ) {
     let mut unsealed_acks: Vec<Instant> = Vec::new();
     let mut last_seal = Instant::now();
@@ -365,7 +465,7 @@ fn run(
         }
         if !pending.is_empty() {
             last_commit_requests = pending.len();
-            commit(&mut writer, &stats, pending, &mut unsealed_acks);
+            commit(&mut writer, &stats, pending, &mut unsealed_acks, tap);
             last_commit = Instant::now();
         }
         let now = Instant::now();
@@ -407,6 +507,7 @@ fn commit(
     stats: &CommitStats,
     pending: Pending,
     unsealed_acks: &mut Vec<Instant>,
+    tap: &Mutex<Option<Tap>>,
 ) {
     let now = Timestamp::now();
     // Merge every request's records per group, so that one commit writes few, large blocks
@@ -472,6 +573,12 @@ fn commit(
             .collect();
         unsealed_acks.push(acked_at);
         let _ = reply.send(Ok(assigned));
+    }
+    if let Ok(mut slot) = tap.lock()
+        && let Some(receiver) = slot.as_ref()
+        && !receiver.send(merged, &firsts)
+    {
+        *slot = None;
     }
 }
 

@@ -4,30 +4,31 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use seclog_detect::event::{Shape, detection_event};
-use seclog_detect::finding::{detection_finding, finding_id};
+use seclog_detect::finding::detection_finding;
 use seclog_detect::{Detector, Match, SigmaEngine};
-use seclog_journal::{DurableHeads, JournalReader, MasterKey, Record, RecordKind};
+use seclog_journal::{DurableHeads, JournalReader, MasterKey, Record, RecordKind, RecordView};
 use seclog_meta::MetaStore;
 use seclog_model::{GroupName, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::committer::{CommitHandle, GroupBatch};
+use crate::committer::{CommitHandle, GroupBatch, TapReceiver};
 
-/// Evaluates one stored record of `group` (sequence number `seq`); matches name it
-/// `group:seq`. Records no rule reads, dead letters and records whose JSON does not parse give
-/// nothing.
+/// Evaluates one stored record of `group` (sequence number `seq`), parsing only the fields the
+/// rules read; matches name it `group:seq`. Records no rule reads, dead letters and records
+/// whose JSON does not parse give nothing.
 pub fn evaluate_record(
     detector: &mut dyn Detector,
     group: &str,
     seq: u64,
-    record: &Record,
+    record: RecordView<'_>,
 ) -> Vec<Match> {
-    let Some(with_ocsf) = detector.wants_ocsf(group) else {
+    let Some(reads) = detector.reads(group) else {
         return Vec::new();
     };
     let shape = match record.kind {
@@ -35,8 +36,23 @@ pub fn evaluate_record(
         RecordKind::Text => Shape::Text,
         RecordKind::Invalid => return Vec::new(),
     };
-    let attrs = record_attrs(&record.attrs, with_ocsf);
-    let Some(event) = detection_event(shape, &record.raw, &attrs, with_ocsf) else {
+    let attrs = match reads.fields.as_deref() {
+        // Of a JSON record, only the attributes the rules read (not the OCSF event, which they
+        // do not). A text line's fields are all kept: its sshd and PAM facts are derived from
+        // them.
+        Some(fields) if !reads.ocsf && shape == Shape::Json => match fields.parse(record.attrs) {
+            Some(Value::Object(attrs)) => attrs,
+            _ => Map::new(),
+        },
+        _ => record_attrs(record.attrs, reads.ocsf),
+    };
+    let Some(event) = detection_event(
+        shape,
+        record.raw,
+        &attrs,
+        reads.ocsf,
+        reads.fields.as_deref(),
+    ) else {
         return Vec::new();
     };
     let evidence = format!("{group}:{seq}");
@@ -67,7 +83,8 @@ pub fn hunt_group(
                 continue;
             }
             events += 1;
-            let matches = evaluate_record(detector, group.as_str(), stored.seq, &stored.record);
+            let matches =
+                evaluate_record(detector, group.as_str(), stored.seq, stored.record.view());
             if matches.is_empty() {
                 continue;
             }
@@ -154,14 +171,25 @@ pub const ALERTS_GROUP: &str = "seclog/alerts";
 const CONSUMER: &str = "detector";
 /// Sealing context of the detector's state (it holds user names and addresses from events).
 const STATE_CONTEXT: &[u8] = b"seclog detector state v1";
-/// Events evaluated between two durable saves of the detector's state, at most (fewer when
-/// fewer are sealed). Each read opens the segment again, so larger batches read less.
-const BATCH: usize = 50_000;
+/// Events evaluated between two durable saves of the detector's state, at most; and the most
+/// read back from the journal at once.
+const BATCH: u64 = 50_000;
+/// Longest time between evaluating an event and storing its findings while events keep coming
+/// (when they stop, findings are stored at once).
+const SAVE_EVERY: Duration = Duration::from_secs(1);
+/// How long the detector waits for the commit thread's hand-over before it looks at the
+/// journal's heads itself.
+const IDLE_WAIT: Duration = Duration::from_millis(250);
+/// How often a busy detector still looks for groups whose newest records it was not handed.
+const SCAN_EVERY: Duration = Duration::from_secs(5);
+/// Plaintext bytes of committed records the commit thread hands over in memory before a lagging
+/// detector must read them back from the journal.
+const TAP_BYTES: usize = 256 << 20;
 
 /// Counters of the streaming detector.
 #[derive(Debug, Default)]
 pub struct DetectionStats {
-    /// Events evaluated since start.
+    /// Events evaluated, their findings stored, since start.
     pub events: AtomicU64,
     /// Findings stored since start.
     pub findings: AtomicU64,
@@ -169,7 +197,7 @@ pub struct DetectionStats {
     pub duplicates_skipped: AtomicU64,
     /// Errors since start.
     pub errors: AtomicU64,
-    /// Sealed events not yet evaluated, as of the detector's last pass over the groups.
+    /// Durable events whose evaluation is not saved yet, as of the detector's last look.
     pub behind: AtomicU64,
 }
 
@@ -184,8 +212,12 @@ struct SavedState {
     snapshot: Value,
 }
 
-/// The streaming detector: a journal consumer that evaluates every sealed event of every group
-/// (but seclog's own) and stores each match as an OCSF Detection Finding in `seclog/alerts`.
+/// The streaming detector: evaluates every durable event of every group (but seclog's own) and
+/// stores each match as an OCSF Detection Finding in `seclog/alerts`.
+///
+/// The commit thread hands it the records of each durable commit in memory; what it was not
+/// handed (before it started, or while it lagged more than [`TAP_BYTES`] behind) it reads back
+/// from the journal, so every event is evaluated once, in sequence order per group.
 ///
 /// Exactly once across crashes: findings are made durable before the state that says their
 /// events were evaluated; after a crash the events since the saved state are evaluated again
@@ -213,9 +245,21 @@ struct Detection {
     meta: Arc<MetaStore>,
     master: MasterKey,
     commit: CommitHandle,
+    tap: TapReceiver,
     runtime: tokio::runtime::Handle,
     stats: Arc<DetectionStats>,
+    /// As last saved.
     state: SavedState,
+    /// The next sequence number to evaluate, per group (ahead of the saved positions).
+    next: BTreeMap<String, u64>,
+    /// Encoded findings of the events evaluated since the last save.
+    findings: Vec<Vec<u8>>,
+    /// Events evaluated since the last save.
+    unsaved: u64,
+    last_save: Instant,
+    last_scan: Option<Instant>,
+    /// Groups handed over since the last scan (their gaps are filled as their records come).
+    handed: HashSet<GroupName>,
     /// Ids of findings stored after the saved state (found at start-up).
     stored_after_save: HashSet<String>,
 }
@@ -231,6 +275,9 @@ impl DetectionService {
     ) -> std::io::Result<DetectionService> {
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(DetectionStats::default());
+        // Before the saved positions are read: a commit in between is either handed over or
+        // already counted in them.
+        let tap = commit.tap(|group| !group.is_internal(), TAP_BYTES);
         let mut detection = Detection {
             engine,
             reader,
@@ -238,9 +285,16 @@ impl DetectionService {
             meta,
             master,
             commit,
+            tap,
             runtime: tokio::runtime::Handle::current(),
             stats: Arc::clone(&stats),
             state: SavedState::default(),
+            next: BTreeMap::new(),
+            findings: Vec::new(),
+            unsaved: 0,
+            last_save: Instant::now(),
+            last_scan: None,
+            handed: HashSet::new(),
             stored_after_save: HashSet::new(),
         };
         detection.recover().map_err(std::io::Error::other)?;
@@ -257,7 +311,7 @@ impl DetectionService {
         })
     }
 
-    /// Stops after the current batch (its findings and state are saved).
+    /// Stops after storing the findings of what was evaluated (and saving the state).
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take()
@@ -305,6 +359,7 @@ impl Detection {
                 self.save()?;
             }
         }
+        self.next = self.state.positions.clone();
         // Findings stored after the saved state: a crash came between storing them and saving.
         let alerts = alerts_group();
         let mut position = self.state.alerts_next;
@@ -341,37 +396,211 @@ impl Detection {
 
     fn run(mut self, stop: &AtomicBool) {
         while !stop.load(Ordering::SeqCst) {
-            let sizes = self.heads.snapshot();
-            // Before the pass too: `behind` is never 0 while sealed events wait.
-            self.report_behind(&sizes);
-            let mut busy = false;
-            for (group, durable) in &sizes {
-                if stop.load(Ordering::SeqCst) {
-                    break;
-                }
-                if group.is_internal() {
-                    continue;
-                }
-                match self.step(group, *durable) {
-                    Ok(true) => busy = true,
-                    Ok(false) => {}
-                    Err(error) => {
-                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::error!(group = %group, error = %error, "detection failed; retrying");
-                        std::thread::sleep(Duration::from_secs(1));
-                    }
-                }
+            if let Err(error) = self.pass() {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(error = %error, "detection failed; retrying");
+                std::thread::sleep(Duration::from_secs(1));
             }
-            self.report_behind(&sizes);
-            if !busy {
-                self.heads.wait_changed(&sizes, Duration::from_millis(250));
-            }
+        }
+        if let Err(error) = self.flush() {
+            tracing::error!(error = %error, "storing the last findings failed; they are found again at the next start");
         }
     }
 
-    /// Publishes how many sealed events (of `sizes`) are not evaluated yet.
-    fn report_behind(&self, sizes: &BTreeMap<GroupName, u64>) {
-        let behind: u64 = sizes
+    /// Evaluates what the commit thread hands over, or (when it hands nothing over, and every
+    /// [`SCAN_EVERY`]) what the journal holds beyond the detector's positions; stores findings
+    /// and saves the state when due.
+    fn pass(&mut self) -> Result<(), String> {
+        // Before evaluating too: `behind` is never 0 while durable events wait.
+        self.report_behind();
+        let idle = match self.tap.receiver.recv_timeout(IDLE_WAIT) {
+            Ok(tapped) => {
+                for (group, first, records) in &tapped.groups {
+                    self.take(group, *first, records)?;
+                }
+                false
+            }
+            Err(RecvTimeoutError::Timeout) => true,
+            Err(RecvTimeoutError::Disconnected) => {
+                // The commit thread is gone (shutting down): the journal is all there is.
+                std::thread::sleep(IDLE_WAIT);
+                true
+            }
+        };
+        if idle
+            || self
+                .last_scan
+                .is_none_or(|last| last.elapsed() >= SCAN_EVERY)
+        {
+            self.scan(idle)?;
+        }
+        if self.unsaved > 0
+            && (idle || self.unsaved >= BATCH || self.last_save.elapsed() >= SAVE_EVERY)
+        {
+            self.flush()?;
+        }
+        self.report_behind();
+        Ok(())
+    }
+
+    fn position(&self, group: &GroupName) -> u64 {
+        self.next.get(group.as_str()).copied().unwrap_or(0)
+    }
+
+    /// Evaluates records `first..` of `group` handed over by the commit thread, reading back
+    /// from the journal what came before them and was not evaluated yet.
+    fn take(&mut self, group: &GroupName, first: u64, records: &[Vec<u8>]) -> Result<(), String> {
+        self.handed.insert(group.clone());
+        let end = first + records.len() as u64;
+        if self.position(group) < first {
+            self.read_back(group, first)?;
+        }
+        let position = self.position(group);
+        if end <= position {
+            return Ok(());
+        }
+        if self.engine.reads(group.as_str()).is_some() {
+            let skip = usize::try_from(position - first).unwrap_or(usize::MAX);
+            for (seq, bytes) in (first..).zip(records).skip(skip) {
+                match RecordView::decode(bytes) {
+                    Ok(record) => self.evaluate(group, seq, record)?,
+                    Err(reason) => {
+                        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::error!(group = %group, seq, reason = %reason, "a committed record does not decode; not evaluated");
+                    }
+                }
+            }
+        }
+        self.unsaved += end - position;
+        self.next.insert(group.as_str().to_string(), end);
+        Ok(())
+    }
+
+    /// Reads back and evaluates the records of `group` before `end` not evaluated yet (records
+    /// retention removed meanwhile are passed over).
+    fn read_back(&mut self, group: &GroupName, end: u64) -> Result<(), String> {
+        while self.position(group) < end {
+            let position = self.position(group);
+            let events = match self.reader.read(
+                group,
+                position,
+                usize::try_from(BATCH).unwrap_or(usize::MAX),
+                Some(end),
+            ) {
+                Ok(events) => events,
+                Err(seclog_journal::JournalError::NotFound(_)) => Vec::new(),
+                Err(error) => return Err(error.to_string()),
+            };
+            let next = events.last().map_or(end, |last| last.seq + 1);
+            for stored in &events {
+                self.evaluate(group, stored.seq, stored.record.view())?;
+            }
+            self.unsaved += next.saturating_sub(position);
+            self.next.insert(group.as_str().to_string(), next);
+            if self.unsaved >= BATCH {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Catches up, from the journal, with every group beyond the detector's positions; while
+    /// busy (`idle` false), only with groups not handed over since the last scan.
+    fn scan(&mut self, idle: bool) -> Result<(), String> {
+        for (group, durable) in self.heads.snapshot() {
+            if group.is_internal() || (!idle && self.handed.contains(&group)) {
+                continue;
+            }
+            if self.position(&group) < durable {
+                self.read_back(&group, durable)?;
+            }
+        }
+        self.handed.clear();
+        self.last_scan = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Evaluates one event and keeps its findings for the next save.
+    fn evaluate(
+        &mut self,
+        group: &GroupName,
+        seq: u64,
+        record: RecordView<'_>,
+    ) -> Result<(), String> {
+        for matched in evaluate_record(&mut self.engine, group.as_str(), seq, record) {
+            let time_ms = record.time.unix_nanos() / 1_000_000;
+            let finding = detection_finding(&matched, time_ms, time_ms);
+            if self.stored_after_save.remove(finding.uid()) {
+                self.stats
+                    .duplicates_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.findings.push(
+                Record {
+                    time: record.time,
+                    observed_time: Timestamp::now(),
+                    kind: RecordKind::Json,
+                    source: "detect".into(),
+                    attrs: Vec::new(),
+                    raw: serde_json::to_vec(&finding).map_err(|error| error.to_string())?,
+                }
+                .encode(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Stores the findings kept since the last save, then saves the positions and windows they
+    /// were found at. If the findings cannot be stored, evaluation goes back to the saved state.
+    fn flush(&mut self) -> Result<(), String> {
+        if self.unsaved == 0 && self.findings.is_empty() {
+            return Ok(());
+        }
+        if !self.findings.is_empty() {
+            let records = std::mem::take(&mut self.findings);
+            let count = records.len() as u64;
+            let batch = vec![GroupBatch {
+                group: alerts_group(),
+                records,
+            }];
+            match self
+                .runtime
+                .block_on(self.commit.submit(batch, Duration::from_secs(60)))
+            {
+                Ok(assigned) => {
+                    if let Some(Some((_, last))) = assigned.first() {
+                        self.state.alerts_next = last + 1;
+                    }
+                    self.stats.findings.fetch_add(count, Ordering::Relaxed);
+                }
+                Err(error) => {
+                    // Not stored: evaluate again from the saved state (records handed over
+                    // meanwhile are read back).
+                    self.next = self.state.positions.clone();
+                    self.unsaved = 0;
+                    if !self.state.snapshot.is_null() {
+                        self.engine.restore(&self.state.snapshot);
+                    }
+                    return Err(format!("storing findings: {error}"));
+                }
+            }
+        }
+        self.state.positions = self.next.clone();
+        self.state.snapshot = self.engine.snapshot();
+        self.save()?;
+        self.stats.events.fetch_add(self.unsaved, Ordering::Relaxed);
+        self.unsaved = 0;
+        self.last_save = Instant::now();
+        self.report_behind();
+        Ok(())
+    }
+
+    /// Publishes how many durable events have no saved evaluation yet.
+    fn report_behind(&self) {
+        let behind: u64 = self
+            .heads
+            .snapshot()
             .iter()
             .filter(|(group, _)| !group.is_internal())
             .map(|(group, durable)| {
@@ -385,77 +614,5 @@ impl Detection {
             })
             .sum();
         self.stats.behind.store(behind, Ordering::Relaxed);
-    }
-
-    /// Evaluates the next batch of `group`; `false` when there was nothing to do.
-    fn step(&mut self, group: &GroupName, durable: u64) -> Result<bool, String> {
-        let position = self
-            .state
-            .positions
-            .get(group.as_str())
-            .copied()
-            .unwrap_or(0);
-        if durable <= position {
-            return Ok(false);
-        }
-        let events = self
-            .reader
-            .read(group, position, BATCH, Some(durable))
-            .map_err(|error| error.to_string())?;
-        let Some(last) = events.last() else {
-            return Ok(false);
-        };
-        let next = last.seq + 1;
-        let mut records = Vec::new();
-        for stored in &events {
-            let matches =
-                evaluate_record(&mut self.engine, group.as_str(), stored.seq, &stored.record);
-            for matched in matches {
-                let time_ms = stored.record.time.unix_nanos() / 1_000_000;
-                let finding = detection_finding(&matched, time_ms, time_ms);
-                let id = finding_id(&matched);
-                if self.stored_after_save.remove(&id) {
-                    self.stats
-                        .duplicates_skipped
-                        .fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                records.push(
-                    Record {
-                        time: stored.record.time,
-                        observed_time: Timestamp::now(),
-                        kind: RecordKind::Json,
-                        source: "detect".into(),
-                        attrs: Vec::new(),
-                        raw: serde_json::to_vec(&finding).map_err(|error| error.to_string())?,
-                    }
-                    .encode(),
-                );
-            }
-        }
-        self.stats
-            .events
-            .fetch_add(events.len() as u64, Ordering::Relaxed);
-        if !records.is_empty() {
-            let count = records.len() as u64;
-            let batch = vec![GroupBatch {
-                group: alerts_group(),
-                records,
-            }];
-            let assigned = self
-                .runtime
-                .block_on(self.commit.submit(batch, Duration::from_secs(60)))
-                .map_err(|error| format!("storing findings: {error}"))?;
-            if let Some(Some((_, last))) = assigned.first() {
-                self.state.alerts_next = last + 1;
-            }
-            self.stats.findings.fetch_add(count, Ordering::Relaxed);
-        }
-        self.state
-            .positions
-            .insert(group.as_str().to_string(), next);
-        self.state.snapshot = self.engine.snapshot();
-        self.save()?;
-        Ok(true)
     }
 }

@@ -582,7 +582,9 @@ fn hunt_files(
                                     Value::Object(decoded.ocsf),
                                 );
                             }
-                            let event = detection_event(shape, &decoded.raw, &attrs, with_ocsf);
+                            // Whole records: matches print the event.
+                            let event =
+                                detection_event(shape, &decoded.raw, &attrs, with_ocsf, None);
                             failure = evaluate(event.map(|event| FileEvent {
                                 event,
                                 time: decoded.time,
@@ -601,7 +603,7 @@ fn hunt_files(
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match detection_event(Shape::Json, line, &Map::new(), with_ocsf) {
+                    match detection_event(Shape::Json, line, &Map::new(), with_ocsf, None) {
                         Some(event) => {
                             let time = event_time(&event);
                             evaluate(Some(FileEvent { event, time }))?;
@@ -623,7 +625,7 @@ fn hunt_files(
                         Ok(message) => (message.fields, message.time),
                         Err(_) => (Map::new(), None),
                     };
-                    let event = detection_event(Shape::Text, line, &attrs, with_ocsf);
+                    let event = detection_event(Shape::Text, line, &attrs, with_ocsf, None);
                     evaluate(event.map(|event| FileEvent { event, time }))?;
                 }
             }

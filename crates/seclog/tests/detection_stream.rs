@@ -17,6 +17,25 @@ fn detection(server: &common::Server, token: &str) -> Value {
     reply.json()["detection"].clone()
 }
 
+/// Polls the detector's counters until `done` holds, at most `secs` seconds.
+fn wait_for(
+    server: &common::Server,
+    token: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(&Value) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let status = detection(server, token);
+        if done(&status) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn denied(record: &Value) -> bool {
     record["errorCode"].as_str().is_some_and(|code| {
         let code = code.to_ascii_lowercase();
@@ -59,34 +78,25 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
 
     // The detector works through the imported events; kill it part way.
     let mut server = store.serve(&[]);
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let status = detection(&server, &token);
-        if status["events"].as_u64().unwrap_or(0) > 0 && status["behind"].as_u64().unwrap_or(0) > 0
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the detector did not start: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(
+        &server,
+        &token,
+        120,
+        "the detector did not start",
+        |status| {
+            status["events"].as_u64().unwrap_or(0) > 0 && status["behind"].as_u64().unwrap_or(0) > 0
+        },
+    );
     server.kill_hard();
 
     let mut server = store.serve(&[]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let status = detection(&server, &token);
-        if status["events"].as_u64().unwrap_or(0) > 0 && status["behind"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the detector did not catch up: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        &server,
+        &token,
+        300,
+        "the detector did not catch up",
+        |status| status["events"].as_u64().unwrap_or(0) > 0 && status["behind"] == 0,
+    );
 
     // More events sent to the running server: the detector gets them from the commit thread
     // rather than the journal; kill the server while it evaluates them.
@@ -114,37 +124,28 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("import starts");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let status = detection(&server, &token);
-        if status["events"].as_u64().unwrap_or(0) > before
-            && status["behind"].as_u64().unwrap_or(0) > 0
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the detector did not take the new events: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_for(
+        &server,
+        &token,
+        300,
+        "the detector did not take the new events",
+        |status| {
+            status["events"].as_u64().unwrap_or(0) > before
+                && status["behind"].as_u64().unwrap_or(0) > 0
+        },
+    );
     server.kill_hard();
     // The import stops with the server (what it sent before is stored, or it was not acknowledged).
     let _ = import.wait();
 
     let mut server = store.serve(&[]);
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let status = detection(&server, &token);
-        if status["behind"] == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the detector did not catch up: {status}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for(
+        &server,
+        &token,
+        300,
+        "the detector did not catch up",
+        |status| status["behind"] == 0,
+    );
     server.stop_ok();
 
     let events = store.cat("aws/cloudtrail");

@@ -143,10 +143,8 @@ fn follower_delivers_committed_events_from_its_cursor() {
 
 /// `JournalReader::read` returns at most `limit` events, from `from_seq`, before `end_seq`.
 ///
-/// LIBRARY BUG (left failing on purpose): with `limit == 0` it returns one event, because
-/// `JournalReader::read` (src/reader.rs) pushes an event before checking
-/// `events.len() < limit`; `Follower::poll(0, ..)` therefore also delivers (and skips past)
-/// one event.
+/// With `limit == 0` it returns none (pushing before checking the limit returned one, and
+/// `Follower::poll(0, ..)` then delivered, and skipped past, one event).
 #[test]
 fn reader_respects_limits_and_ranges() {
     let mut store = Store::init(default_epochs());

@@ -115,14 +115,8 @@ fn open_refuses_a_store_missing_sealed_records() {
 
 /// A bit flips in the last block of a group, a block a signed checkpoint covers. Opening the
 /// writer must refuse, and must leave the damaged bytes in place for `verify` and for
-/// forensics.
-///
-/// LIBRARY BUG (left failing on purpose): `JournalWriter::recover_group` (src/writer.rs,
-/// the `FrameEnd::Torn` arm) treats any bad last frame as an "unacknowledged, interrupted
-/// append" and truncates it with `set_len` before `JournalWriter::open` compares the group
-/// with the newest checkpoint and refuses. The refusal comes after the evidence is gone:
-/// verify then reports "missing ... records" instead of the damaged block, and a legitimately
-/// acknowledged block is destroyed. The tail should be compared with the checkpoint first.
+/// forensics: a bad last frame is cut off as an interrupted append only when no checkpoint
+/// covers it (comparing the tail with the newest checkpoint comes first).
 #[test]
 fn open_refuses_a_damaged_sealed_tail_without_destroying_it() {
     let store = Store::build();
@@ -158,12 +152,10 @@ fn open_refuses_a_damaged_sealed_tail_without_destroying_it() {
 /// A bit flips in the epoch key record of the newest checkpoint log, which holds signed
 /// checkpoints. Opening the writer may refuse, but must not delete signed checkpoints.
 ///
-/// LIBRARY BUG (left failing on purpose): `CheckpointLog::open` (src/checkpoint.rs) takes any
-/// newest log shorter than `LOG_HEADER_LEN + 64 * 32` bytes whose first frame does not read
-/// back as a whole epoch key frame for "a crash while a new log file was being started" and
-/// removes it with `remove_durable`, even when signed checkpoint frames follow. The next seal
-/// then reuses the erased checkpoint numbers, so the chain verifies again without a pin:
-/// one flipped bit plus a restart silently rewrites signed history.
+/// Guards against erasing signed history: a short newest log whose first frame does not read
+/// back must not be taken for "a crash while a new log file was being started" and removed when
+/// signed checkpoint frames follow, or the next seal would reuse the erased checkpoint numbers
+/// and the chain would verify again without a pin.
 #[test]
 fn open_does_not_delete_a_checkpoint_log_with_a_damaged_epoch_key() {
     let mut store = Store::build();

@@ -235,13 +235,11 @@ fn deletions_without_a_valid_tombstone_are_reported() {
 /// just before a retention pass. Retention must then either refuse or write a tombstone that
 /// verifies; the store must stay verifiable and openable.
 ///
-/// LIBRARY BUG (left failing on purpose): `JournalWriter::delete_segment` (src/writer.rs)
-/// dates the tombstone `deleted_at = now` but signs it with the signer's current epoch, which
-/// `advance_for(now)` never moves back; `Tombstone::parse_and_verify` then rejects it
-/// ("signed with the key of epoch N but dated ... (epoch N-1)"). The segment is already
-/// deleted, so `verify` reports an invalid tombstone and `JournalWriter::open` refuses the
-/// store for good. `CheckpointLog::append` guards against exactly this clock step (it never
-/// dates a checkpoint before the previous one); the tombstone path does not.
+/// Guards against a tombstone dated before its signing epoch: the signer never moves back an
+/// epoch, so a tombstone dated `now` after the clock stepped back would be rejected by
+/// `Tombstone::parse_and_verify` ("signed with the key of epoch N but dated ... (epoch N-1)")
+/// with its segment already deleted, and `JournalWriter::open` would refuse the store for good.
+/// Tombstones are dated by the trusted floor, as checkpoints are.
 #[test]
 fn retention_after_the_clock_steps_back_keeps_the_store_verifiable() {
     let store = aged_store();

@@ -322,9 +322,9 @@ fn flip_with_recomputed_crc_is_caught_by_the_merkle_check() {
 /// A block whose record count was inflated (checksum recomputed) is reported, and verify does
 /// not do work in proportion to the forged count.
 ///
-/// LIBRARY BUG (left failing on purpose): `BlockView::parse` (src/segment.rs) accepts any
-/// non-zero `count`, nothing bounds it by the block's size, and `BlockView::leaves` pushes one
-/// leaf hash per claimed record. `verify` (`scan_segment`, src/verify.rs) runs it on untrusted
+/// Guards against an unbounded count: `BlockView::parse` (src/segment.rs) bounds the record
+/// count by the block's size, since `BlockView::leaves` pushes one leaf hash per claimed
+/// record. `verify` (`scan_segment`, src/verify.rs) runs it on untrusted
 /// bytes, as do `JournalWriter::recover_group` and `proof::group_leaves`. One count field set
 /// to 2^31 makes verify allocate 64 GiB of leaf hashes: the first run of the exhaustive test
 /// was OOM-killed at 24 GB RSS. Here 2^22 extra records cost seconds and 128 MiB.

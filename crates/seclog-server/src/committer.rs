@@ -85,11 +85,6 @@ impl Tap {
     }
 }
 
-/// The receiving side of a tap.
-pub(crate) struct TapReceiver {
-    pub(crate) receiver: Receiver<Tapped>,
-}
-
 enum Message {
     Append {
         batches: Vec<GroupBatch>,
@@ -316,7 +311,7 @@ impl CommitHandle {
     /// bytes of them; what it does not get it reads back from the journal. This spares a
     /// consumer that follows the newest records (the streaming detector) reading, decrypting
     /// and decompressing what was just written.
-    pub(crate) fn tap(&self, wanted: fn(&GroupName) -> bool, limit: usize) -> TapReceiver {
+    pub(crate) fn tap(&self, wanted: fn(&GroupName) -> bool, limit: usize) -> Receiver<Tapped> {
         let (sender, receiver) = std::sync::mpsc::channel();
         let tap = Tap {
             sender,
@@ -327,7 +322,7 @@ impl CommitHandle {
         if let Ok(mut slot) = self.tap.lock() {
             *slot = Some(tap);
         }
-        TapReceiver { receiver }
+        receiver
     }
 }
 

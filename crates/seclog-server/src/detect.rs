@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ use seclog_model::{GroupName, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::committer::{CommitHandle, GroupBatch, TapReceiver};
+use crate::committer::{CommitHandle, GroupBatch, Tapped};
 
 /// Evaluates one stored record of `group` (sequence number `seq`), parsing only the fields the
 /// rules read; matches name it `group:seq`. Records no rule reads, dead letters and records
@@ -245,7 +245,7 @@ struct Detection {
     meta: Arc<MetaStore>,
     master: MasterKey,
     commit: CommitHandle,
-    tap: TapReceiver,
+    tap: Receiver<Tapped>,
     runtime: tokio::runtime::Handle,
     stats: Arc<DetectionStats>,
     /// As last saved.
@@ -413,7 +413,7 @@ impl Detection {
     fn pass(&mut self) -> Result<(), String> {
         // Before evaluating too: `behind` is never 0 while durable events wait.
         self.report_behind();
-        let idle = match self.tap.receiver.recv_timeout(IDLE_WAIT) {
+        let idle = match self.tap.recv_timeout(IDLE_WAIT) {
             Ok(tapped) => {
                 for (group, first, records) in &tapped.groups {
                     self.take(group, *first, records)?;

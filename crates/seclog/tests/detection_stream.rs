@@ -36,6 +36,26 @@ fn wait_for(
     }
 }
 
+/// `events` generated CloudTrail records in gzip objects of `per_file` (`seclog gen`).
+fn generate(events: &str, per_file: &str, seed: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = run([
+        "gen",
+        "--format",
+        "cloudtrail",
+        "--events",
+        events,
+        "--per-file",
+        per_file,
+        "--seed",
+        seed,
+        "--output",
+        dir.path().to_str().expect("path"),
+    ]);
+    assert!(output.status.success(), "{}", common::describe(&output));
+    dir
+}
+
 fn denied(record: &Value) -> bool {
     record["errorCode"].as_str().is_some_and(|code| {
         let code = code.to_ascii_lowercase();
@@ -51,21 +71,7 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
     let mut server = store.serve(&[]);
     server.stop_ok();
 
-    let input = tempfile::tempdir().expect("tempdir");
-    let output = run([
-        "gen",
-        "--format",
-        "cloudtrail",
-        "--events",
-        "60000",
-        "--per-file",
-        "5000",
-        "--seed",
-        "4",
-        "--output",
-        input.path().to_str().expect("path"),
-    ]);
-    assert!(output.status.success(), "{}", common::describe(&output));
+    let input = generate("60000", "5000", "4");
     let data = store.data_arg();
     let output = run([
         "import",
@@ -100,21 +106,7 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
 
     // More events sent to the running server: the detector gets them from the commit thread
     // rather than the journal; kill the server while it evaluates them.
-    let more = tempfile::tempdir().expect("tempdir");
-    let output = run([
-        "gen",
-        "--format",
-        "cloudtrail",
-        "--events",
-        "40000",
-        "--per-file",
-        "2000",
-        "--seed",
-        "5",
-        "--output",
-        more.path().to_str().expect("path"),
-    ]);
-    assert!(output.status.success(), "{}", common::describe(&output));
+    let more = generate("40000", "2000", "5");
     let before = detection(&server, &token)["events"].as_u64().unwrap_or(0);
     let mut import = common::seclog()
         .args(["import", "--server", &server.url(""), "--quiet"])

@@ -27,12 +27,18 @@ impl EvidenceRef {
 
     /// Parses the `group:seq` form (groups may contain `:`; the number is after the last).
     pub fn parse(id: &str) -> Option<EvidenceRef> {
-        let (group, seq) = id.rsplit_once(':')?;
+        let (group, seq) = split_evidence(id)?;
         Some(EvidenceRef {
             group: group.to_string(),
-            seq: seq.parse().ok()?,
+            seq,
         })
     }
+}
+
+/// The group and sequence number of a `group:seq` evidence id, borrowed.
+fn split_evidence(id: &str) -> Option<(&str, u64)> {
+    let (group, seq) = id.rsplit_once(':')?;
+    Some((group, seq.parse().ok()?))
 }
 
 /// The finding's stable identifier: the same rule on the same evidence gives the same id, so a
@@ -225,13 +231,8 @@ pub fn detection_finding(matched: &Match, first_ms: i64, time_ms: i64) -> Detect
     let events = matched
         .evidence
         .iter()
-        .filter_map(|id| {
-            let (group, seq) = id.rsplit_once(':')?;
-            Some(EvidenceEvent {
-                group,
-                seq: seq.parse().ok()?,
-            })
-        })
+        .filter_map(|id| split_evidence(id))
+        .map(|(group, seq)| EvidenceEvent { group, seq })
         .collect();
     let related_events = matched
         .evidence

@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{Level, Match, MatchKind, RuleRef};
+use crate::{EventRef, Level, Match, MatchKind, RuleRef};
 
 /// Id of the call-rate anomaly "rule".
 pub const CALL_RATE_ID: &str = "seclog-api-call-rate-anomaly";
@@ -104,12 +104,6 @@ struct Snapshot {
     series: Vec<(String, Series)>,
 }
 
-fn text<'a>(event: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(event, |value, key| value.get(*key))
-        .and_then(Value::as_str)
-}
-
 impl RateAnomalies {
     /// The CloudTrail fields it reads.
     pub const FIELDS: &[&str] = &[
@@ -130,20 +124,18 @@ impl RateAnomalies {
     }
 
     /// Counts one CloudTrail event (others are ignored) and returns the anomalies it completes.
-    pub fn observe(&mut self, event: &Value, time_secs: i64, evidence: &str) -> Vec<Match> {
-        let (Some(source), Some(name)) =
-            (text(event, &["eventSource"]), text(event, &["eventName"]))
+    pub fn observe(&mut self, event: EventRef<'_>, time_secs: i64, evidence: &str) -> Vec<Match> {
+        let (Some(source), Some(name)) = (event.text(&["eventSource"]), event.text(&["eventName"]))
         else {
             return Vec::new();
         };
-        let principal = text(event, &["userIdentity", "arn"])
-            .or_else(|| text(event, &["userIdentity", "principalId"]))
-            .or_else(|| text(event, &["userIdentity", "type"]))
+        let principal = event
+            .text(&["userIdentity", "arn"])
+            .or_else(|| event.text(&["userIdentity", "principalId"]))
+            .or_else(|| event.text(&["userIdentity", "type"]))
             .unwrap_or("unknown");
         let api = format!("{source}:{name}");
-        let failed = event
-            .get("errorCode")
-            .is_some_and(|code| !code.is_null() && code.as_str() != Some(""));
+        let failed = event.is_set("errorCode");
         let config = self.config;
         let bucket = time_secs.div_euclid(config.bucket_secs.max(1));
         if self.series.len() >= config.max_series

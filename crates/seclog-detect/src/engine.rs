@@ -15,10 +15,11 @@ use rsigma_parser::{CorrelationRule, SigmaRule};
 use serde_json::Value;
 
 use crate::anomaly::{AnomalyConfig, RateAnomalies};
+use crate::projected::Object;
 use crate::projection::{FieldTree, FieldUse};
 use crate::rules::{Loaded, RuleLibrary, Unsupported};
 use crate::sources::Sources;
-use crate::{Detector, Level, Match, MatchKind, Reads, RuleRef};
+use crate::{Detector, EventRef, Level, Match, MatchKind, Reads, RuleRef};
 
 /// The source whose events feed the API-rate anomalies.
 const ANOMALY_SOURCE: &str = "cloudtrail";
@@ -348,35 +349,53 @@ fn build_route(
     route
 }
 
-/// A JSON event that names itself (`_id`) when the correlation engine keeps a reference.
+/// The event under evaluation.
+enum Subject<'a> {
+    Json(JsonEvent<'a>),
+    Projected(&'a Object<'a>),
+}
+
+/// An event that names itself (`_id`) when the correlation engine keeps a reference.
 struct Referenced<'a> {
-    inner: JsonEvent<'a>,
-    value: &'a Value,
+    subject: Subject<'a>,
     id: &'a str,
+}
+
+impl Referenced<'_> {
+    fn inner(&self) -> &dyn Event {
+        match &self.subject {
+            Subject::Json(event) => event,
+            Subject::Projected(object) => *object,
+        }
+    }
 }
 
 impl Event for Referenced<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        self.inner.get_field(path)
+        self.inner().get_field(path)
     }
     fn any_string_value(&self, pred: &dyn Fn(&str) -> bool) -> bool {
-        self.inner.any_string_value(pred)
+        self.inner().any_string_value(pred)
     }
     fn all_string_values(&self) -> Vec<Cow<'_, str>> {
-        self.inner.all_string_values()
+        self.inner().all_string_values()
     }
     fn visit_string_values(&self, visit: &mut dyn FnMut(&str)) {
-        self.inner.visit_string_values(visit)
+        self.inner().visit_string_values(visit)
     }
     fn to_json(&self) -> Value {
         // Only the reference is kept: the event itself is in the journal.
-        serde_json::json!({ "_id": self.id, "eventTime": self.value.get("eventTime") })
+        let time = self
+            .inner()
+            .get_field("eventTime")
+            .map(|time| time.to_json());
+        serde_json::json!({ "_id": self.id, "eventTime": time })
     }
     fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        self.inner.top_level_keys()
+        self.inner().top_level_keys()
     }
     fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        self.inner.visit_top_level_keys(visit)
+        self.inner().visit_top_level_keys(visit)
     }
 }
 
@@ -389,10 +408,10 @@ impl Detector for SigmaEngine {
         })
     }
 
-    fn process(
+    fn process_event(
         &mut self,
         group: &str,
-        event: &Value,
+        event: EventRef<'_>,
         time_secs: i64,
         evidence: &str,
     ) -> Vec<Match> {
@@ -403,8 +422,10 @@ impl Detector for SigmaEngine {
             return Vec::new();
         };
         let wrapped = Referenced {
-            inner: JsonEvent::borrow(event),
-            value: event,
+            subject: match event {
+                EventRef::Json(value) => Subject::Json(JsonEvent::borrow(value)),
+                EventRef::Projected(object) => Subject::Projected(object),
+            },
             id: evidence,
         };
         let results = route.engine.process_event_at(&wrapped, time_secs);

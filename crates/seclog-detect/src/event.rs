@@ -2,11 +2,13 @@
 //! `message`), its OCSF event under `ocsf`, and for sshd and PAM lines the authentication
 //! facts as fields.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
 use serde_json::{Map, Value};
 
+use crate::projected::{Field, Object};
 use crate::projection::FieldTree;
 
 /// The attribute under which stored records keep their OCSF event.
@@ -21,20 +23,17 @@ pub enum Shape {
     Text,
 }
 
-/// Builds the event rules evaluate from a record's raw bytes and attributes; of a JSON record,
-/// only `fields` when given (the fields the rules read). `None` when a JSON record does not
-/// parse (it cannot have been stored as JSON then).
+/// Builds the event rules evaluate from a record's raw bytes and attributes. `None` when a JSON
+/// record does not parse (it cannot have been stored as JSON then).
 pub fn detection_event(
     shape: Shape,
     raw: &[u8],
     attrs: &Map<String, Value>,
     with_ocsf: bool,
-    fields: Option<&FieldTree>,
 ) -> Option<Value> {
-    let parsed = match (shape, fields) {
-        (Shape::Json, Some(fields)) => fields.parse(raw),
-        (Shape::Json, None) => serde_json::from_slice::<Value>(raw).ok(),
-        (Shape::Text, _) => None,
+    let parsed = match shape {
+        Shape::Json => serde_json::from_slice::<Value>(raw).ok(),
+        Shape::Text => None,
     };
     let mut object = match shape {
         Shape::Json => match parsed? {
@@ -67,6 +66,38 @@ pub fn detection_event(
         add_auth_fields(&mut object);
     }
     Some(Value::Object(object))
+}
+
+/// The same event as [`detection_event`] gives for a JSON record, holding only `fields` (the
+/// fields the rules read): the record's, then the attributes' it does not have itself (the OCSF
+/// event as `ocsf` when `with_ocsf`). `None` when the record does not parse.
+pub fn projected_event<'a>(
+    raw: &'a [u8],
+    attrs: &'a [u8],
+    with_ocsf: bool,
+    fields: &FieldTree,
+) -> Option<Object<'a>> {
+    let mut object = match fields.parse(raw)? {
+        Field::Object(object) => object,
+        other => [(Cow::Borrowed("message"), other)].into_iter().collect(),
+    };
+    if attrs.is_empty() {
+        return Some(object);
+    }
+    let mut attrs = fields
+        .parse_attributes(attrs, with_ocsf)
+        .unwrap_or_default();
+    if let Some(ocsf) = attrs.remove(OCSF_ATTR)
+        && !object.contains_key("ocsf")
+    {
+        object.insert(Cow::Borrowed("ocsf"), ocsf);
+    }
+    for (key, value) in attrs {
+        if !object.contains_key(&key) {
+            object.insert(key, value);
+        }
+    }
+    Some(object)
 }
 
 static SSHD_RESULT: LazyLock<Regex> = LazyLock::new(|| {
@@ -143,7 +174,7 @@ mod tests {
     use super::*;
 
     fn text(line: &str) -> Value {
-        detection_event(Shape::Text, line.as_bytes(), &Map::new(), true, None).unwrap()
+        detection_event(Shape::Text, line.as_bytes(), &Map::new(), true).unwrap()
     }
 
     #[test]
@@ -174,11 +205,11 @@ mod tests {
         attrs.insert(OCSF_ATTR.into(), json!({"class_uid": 4003}));
         attrs.insert("eventName".into(), json!("shadowed"));
         let raw = br#"{"eventName":"ConsoleLogin"}"#;
-        let event = detection_event(Shape::Json, raw, &attrs, true, None).unwrap();
+        let event = detection_event(Shape::Json, raw, &attrs, true).unwrap();
         assert_eq!(event["eventName"], "ConsoleLogin");
         assert_eq!(event["ocsf"]["class_uid"], 4003);
-        let without = detection_event(Shape::Json, raw, &attrs, false, None).unwrap();
+        let without = detection_event(Shape::Json, raw, &attrs, false).unwrap();
         assert!(without.get("ocsf").is_none());
-        assert!(detection_event(Shape::Json, b"{not json", &attrs, true, None).is_none());
+        assert!(detection_event(Shape::Json, b"{not json", &attrs, true).is_none());
     }
 }

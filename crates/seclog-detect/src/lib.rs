@@ -12,6 +12,7 @@ pub mod anomaly;
 mod engine;
 pub mod event;
 pub mod finding;
+pub mod projected;
 pub mod projection;
 pub mod rules;
 pub mod sources;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 
 pub use anomaly::{AnomalyConfig, RateAnomalies};
 pub use engine::{BuildReport, SigmaEngine};
+pub use projected::EventRef;
 pub use projection::FieldTree;
 pub use rsigma_eval::Pipeline;
 pub use rules::{RuleLibrary, Unsupported};
@@ -197,13 +199,24 @@ pub trait Detector: Send {
 
     /// Evaluates one event of `group` whose time is `time_secs` (Unix seconds); `evidence` is
     /// how matches refer to it.
+    fn process_event(
+        &mut self,
+        group: &str,
+        event: EventRef<'_>,
+        time_secs: i64,
+        evidence: &str,
+    ) -> Vec<Match>;
+
+    /// [`Detector::process_event`] for a whole JSON event.
     fn process(
         &mut self,
         group: &str,
         event: &serde_json::Value,
         time_secs: i64,
         evidence: &str,
-    ) -> Vec<Match>;
+    ) -> Vec<Match> {
+        self.process_event(group, EventRef::Json(event), time_secs, evidence)
+    }
 
     /// The window state, to be stored with the consumer's position.
     fn snapshot(&self) -> serde_json::Value;

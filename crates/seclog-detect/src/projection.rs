@@ -1,4 +1,4 @@
-//! Parsing only what the rules read: a JSON record becomes a [`Value`] holding just the fields
+//! Parsing only what the rules read: a JSON record becomes a [`Field`] holding just the fields
 //! some rule of its source names (and the objects on the way to them); everything else is
 //! skipped while parsing, without building it. Fields are found the way rsigma finds them: a
 //! dotted path walks objects and reaches into every element of an array; at the top level a key
@@ -19,7 +19,10 @@ use std::fmt;
 use rsigma_parser::{CorrelationRule, Detection, Modifier, SigmaRule, SigmaValue};
 use serde::Deserialize;
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::{Map, Value};
+use serde_json::Number;
+
+use crate::event::OCSF_ATTR;
+use crate::projected::{Field, Object, Part};
 
 /// The fields of an event that rules read, as a tree of keys.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -92,12 +95,10 @@ impl FieldTree {
             let mut node = &mut tree.root;
             for part in path.split('.') {
                 // `name[0][1]`: the key; positions select within arrays, which are kept whole
-                // in length (their elements projected).
-                let key = part.split('[').next().unwrap_or_default();
-                if key.is_empty() {
-                    continue;
+                // in length (their elements projected). `name[x]` is one literal key.
+                if let Some(key) = Part::parse(part).key {
+                    node = node.child_mut(&key);
                 }
-                node = node.child_mut(key);
             }
             node.whole |= field.whole;
         }
@@ -138,16 +139,36 @@ impl FieldTree {
     }
 
     /// Parses `json`, keeping only the wanted fields. `None` when it is not valid JSON.
-    pub fn parse(&self, json: &[u8]) -> Option<Value> {
-        let mut deserializer = serde_json::Deserializer::from_slice(json);
+    pub fn parse<'a>(&self, json: &'a [u8]) -> Option<Field<'a>> {
+        let mut deserializer = sonic_rs::Deserializer::from_slice(json);
         let value = Project {
-            node: &self.root,
+            node: Some(&self.root),
             flat: Some(&self.flat),
+            ocsf: None,
         }
         .deserialize(&mut deserializer)
         .ok()?;
         deserializer.end().ok()?;
         Some(value)
+    }
+
+    /// Parses a record's attributes (a JSON object), keeping only the wanted fields; the OCSF
+    /// event (`@ocsf`) is read like a field named `ocsf` when `with_ocsf`, else skipped. `None`
+    /// when they are not a valid JSON object.
+    pub fn parse_attributes<'a>(&self, json: &'a [u8], with_ocsf: bool) -> Option<Object<'a>> {
+        let mut deserializer = sonic_rs::Deserializer::from_slice(json);
+        let value = Project {
+            node: Some(&self.root),
+            flat: Some(&self.flat),
+            ocsf: Some(with_ocsf),
+        }
+        .deserialize(&mut deserializer)
+        .ok()?;
+        deserializer.end().ok()?;
+        match value {
+            Field::Object(object) => Some(object),
+            _ => None,
+        }
     }
 }
 
@@ -200,96 +221,119 @@ fn detection_fields(detection: &Detection, paths: &mut Vec<FieldUse>) -> Option<
     Some(())
 }
 
-/// Deserializes the part of a value that `node` wants.
+/// Deserializes the part of a value that `node` wants (all of it when `None`).
 struct Project<'t> {
-    node: &'t Node,
+    node: Option<&'t Node>,
     /// At the top level: paths also wanted as one dotted key.
     flat: Option<&'t [String]>,
+    /// At the top level of attributes: whether the OCSF event is read (as `ocsf`).
+    ocsf: Option<bool>,
 }
 
-impl<'de> DeserializeSeed<'de> for Project<'_> {
-    type Value = Value;
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
-        if self.node.whole {
-            Value::deserialize(deserializer)
-        } else {
-            deserializer.deserialize_any(self)
+impl<'t> Project<'t> {
+    fn below(node: Option<&'t Node>) -> Project<'t> {
+        Project {
+            node: node.filter(|node| !node.whole),
+            flat: None,
+            ocsf: None,
         }
     }
 }
 
+impl<'de> DeserializeSeed<'de> for Project<'_> {
+    type Value = Field<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Field<'de>, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
 impl<'de> Visitor<'de> for Project<'_> {
-    type Value = Value;
+    type Value = Field<'de>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("a JSON value")
     }
 
-    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
-        Ok(Value::Bool(value))
+    fn visit_bool<E>(self, value: bool) -> Result<Field<'de>, E> {
+        Ok(Field::Bool(value))
     }
 
-    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_i64<E>(self, value: i64) -> Result<Field<'de>, E> {
+        Ok(Field::Number(value.into()))
     }
 
-    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_u64<E>(self, value: u64) -> Result<Field<'de>, E> {
+        Ok(Field::Number(value.into()))
     }
 
-    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
-        Ok(Value::from(value))
+    fn visit_f64<E>(self, value: f64) -> Result<Field<'de>, E> {
+        Ok(Number::from_f64(value).map_or(Field::Null, Field::Number))
     }
 
-    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
-        Ok(Value::String(value.to_string()))
+    fn visit_borrowed_str<E>(self, value: &'de str) -> Result<Field<'de>, E> {
+        Ok(Field::Str(Cow::Borrowed(value)))
     }
 
-    fn visit_string<E>(self, value: String) -> Result<Value, E> {
-        Ok(Value::String(value))
+    fn visit_str<E>(self, value: &str) -> Result<Field<'de>, E> {
+        Ok(Field::Str(Cow::Owned(value.to_string())))
     }
 
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_string<E>(self, value: String) -> Result<Field<'de>, E> {
+        Ok(Field::Str(Cow::Owned(value)))
     }
 
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
+    fn visit_unit<E>(self) -> Result<Field<'de>, E> {
+        Ok(Field::Null)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+    fn visit_none<E>(self) -> Result<Field<'de>, E> {
+        Ok(Field::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Field<'de>, A::Error> {
         // Every element is kept (positions stay right), each projected like the array.
         let mut elements = Vec::new();
-        while let Some(element) = seq.next_element_seed(Project {
-            node: self.node,
-            flat: None,
-        })? {
+        while let Some(element) = seq.next_element_seed(Project::below(self.node))? {
             elements.push(element);
         }
-        Ok(Value::Array(elements))
+        Ok(Field::Array(elements))
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut object = Map::new();
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field<'de>, A::Error> {
+        let mut object = Object::default();
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let key = key.0;
-            let whole_flat = self
+            let Some(node) = self.node else {
+                object.insert(key, map.next_value_seed(Project::below(None))?);
+                continue;
+            };
+            let wanted = if self.ocsf.is_some() && key == OCSF_ATTR {
+                self.ocsf
+                    .unwrap_or_default()
+                    .then(|| node.child("ocsf"))
+                    .flatten()
+            } else if self
                 .flat
-                .is_some_and(|flat| key.contains('.') && flat.iter().any(|path| *path == key));
-            if whole_flat {
-                object.insert(key.into_owned(), map.next_value::<Value>()?);
-            } else if let Some(child) = self.node.child(&key) {
-                let value = map.next_value_seed(Project {
-                    node: child,
-                    flat: None,
-                })?;
-                object.insert(key.into_owned(), value);
+                .is_some_and(|flat| key.contains('.') && flat.iter().any(|path| *path == key))
+            {
+                // A dotted top-level key spelling a wanted path is read whole.
+                object.insert(key, map.next_value_seed(Project::below(None))?);
+                continue;
             } else {
-                map.next_value::<IgnoredAny>()?;
+                node.child(&key)
+            };
+            match wanted {
+                Some(child) => {
+                    let value = map.next_value_seed(Project::below(Some(child)))?;
+                    object.insert(key, value);
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
         }
-        Ok(Value::Object(object))
+        Ok(Field::Object(object))
     }
 }
 
@@ -321,13 +365,14 @@ impl<'de> Deserialize<'de> for Key<'de> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn project(paths: &[&str], event: &Value) -> Value {
         let fields: Vec<FieldUse> = paths.iter().map(|path| FieldUse::whole(path)).collect();
         let tree = FieldTree::new(&fields).expect("projectable");
         tree.parse(&serde_json::to_vec(event).expect("json"))
             .expect("valid")
+            .to_json()
     }
 
     #[test]
@@ -390,7 +435,10 @@ mod tests {
         assert!(tree.parse(b"{\"a\": 1").is_none());
         assert!(tree.parse(b"{\"b\": [1, }").is_none());
         assert!(tree.parse(b"{\"a\": 1} trailing").is_none());
-        assert_eq!(tree.parse(b"\"text\""), Some(json!("text")));
+        assert_eq!(
+            tree.parse(b"\"text\"").map(|text| text.to_json()),
+            Some(json!("text"))
+        );
     }
 
     #[test]
@@ -422,7 +470,8 @@ mod tests {
         assert_eq!(
             tree.parse(
                 br#"{"a": {"b": {"deep": "x"}, "z": 1}, "c": [1, {"k": "v"}], "d": 3, "e": {"k": 1}, "eventTime": "t"}"#
-            ),
+            )
+            .map(|event| event.to_json()),
             Some(json!({"a": {"b": {}}, "c": [1, {}], "e": {"k": 1}, "eventTime": "t"}))
         );
     }

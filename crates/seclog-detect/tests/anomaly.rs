@@ -31,7 +31,7 @@ fn baseline(counts: &[f64], alpha: f64) -> (f64, f64) {
 fn run(detector: &mut RateAnomalies, events: &[(i64, Value)]) -> Vec<(usize, Match)> {
     let mut found = Vec::new();
     for (index, (time, event)) in events.iter().enumerate() {
-        for matched in detector.observe(event, *time, &format!("g:{index}")) {
+        for matched in detector.observe(event.into(), *time, &format!("g:{index}")) {
             found.push((index, matched));
         }
     }
@@ -147,14 +147,22 @@ fn learning_survives_a_snapshot() {
     let dave = "arn:aws:iam::1:user/dave";
     let mut first = RateAnomalies::new(config);
     for bucket in 0..30i64 {
-        first.observe(&call(dave, "ListBuckets", None), bucket * 300, "g:0");
+        first.observe(
+            (&call(dave, "ListBuckets", None)).into(),
+            bucket * 300,
+            "g:0",
+        );
     }
     let mut second = RateAnomalies::new(config);
     assert!(second.restore(&first.snapshot()));
     let mut fired = 0;
     for i in 0..50 {
         fired += second
-            .observe(&call(dave, "ListBuckets", None), 30 * 300 + i, "g:1")
+            .observe(
+                (&call(dave, "ListBuckets", None)).into(),
+                30 * 300 + i,
+                "g:1",
+            )
             .len();
     }
     assert_eq!(fired, 1);

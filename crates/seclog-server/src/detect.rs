@@ -8,7 +8,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use seclog_detect::event::{Shape, detection_event};
+use seclog_detect::event::{Shape, detection_event, projected_event};
 use seclog_detect::finding::detection_finding;
 use seclog_detect::{Detector, Match, SigmaEngine};
 use seclog_journal::{DurableHeads, JournalReader, MasterKey, Record, RecordKind, RecordView};
@@ -36,27 +36,25 @@ pub fn evaluate_record(
         RecordKind::Text => Shape::Text,
         RecordKind::Invalid => return Vec::new(),
     };
-    let attrs = match reads.fields.as_deref() {
-        // Of a JSON record, only the attributes the rules read (not the OCSF event, which they
-        // do not). A text line's fields are all kept: its sshd and PAM facts are derived from
-        // them.
-        Some(fields) if !reads.ocsf && shape == Shape::Json => match fields.parse(record.attrs) {
-            Some(Value::Object(attrs)) => attrs,
-            _ => Map::new(),
-        },
-        _ => record_attrs(record.attrs, reads.ocsf),
-    };
-    let Some(event) = detection_event(
-        shape,
-        record.raw,
-        &attrs,
-        reads.ocsf,
-        reads.fields.as_deref(),
-    ) else {
-        return Vec::new();
-    };
     let evidence = format!("{group}:{seq}");
-    detector.process(group, &event, record.time.unix_seconds(), &evidence)
+    let time = record.time.unix_seconds();
+    match (shape, reads.fields.as_deref()) {
+        // Of a JSON record, only the fields the rules read, borrowed from the record.
+        (Shape::Json, Some(fields)) => {
+            match projected_event(record.raw, record.attrs, reads.ocsf, fields) {
+                Some(event) => detector.process_event(group, (&event).into(), time, &evidence),
+                None => Vec::new(),
+            }
+        }
+        // A text line's fields are all kept: its sshd and PAM facts are derived from them.
+        _ => {
+            let attrs = record_attrs(record.attrs, reads.ocsf);
+            match detection_event(shape, record.raw, &attrs, reads.ocsf) {
+                Some(event) => detector.process(group, &event, time, &evidence),
+                None => Vec::new(),
+            }
+        }
+    }
 }
 
 /// Evaluates the stored events of `group` at or after `since`, in sequence order, and hands

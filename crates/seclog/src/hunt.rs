@@ -583,8 +583,7 @@ fn hunt_files(
                                 );
                             }
                             // Whole records: matches print the event.
-                            let event =
-                                detection_event(shape, &decoded.raw, &attrs, with_ocsf, None);
+                            let event = detection_event(shape, &decoded.raw, &attrs, with_ocsf);
                             failure = evaluate(event.map(|event| FileEvent {
                                 event,
                                 time: decoded.time,
@@ -603,7 +602,7 @@ fn hunt_files(
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    match detection_event(Shape::Json, line, &Map::new(), with_ocsf, None) {
+                    match detection_event(Shape::Json, line, &Map::new(), with_ocsf) {
                         Some(event) => {
                             let time = event_time(&event);
                             evaluate(Some(FileEvent { event, time }))?;
@@ -625,7 +624,7 @@ fn hunt_files(
                         Ok(message) => (message.fields, message.time),
                         Err(_) => (Map::new(), None),
                     };
-                    let event = detection_event(Shape::Text, line, &attrs, with_ocsf, None);
+                    let event = detection_event(Shape::Text, line, &attrs, with_ocsf);
                     evaluate(event.map(|event| FileEvent { event, time }))?;
                 }
             }

@@ -96,6 +96,8 @@ const EVIDENCE: usize = 20;
 pub struct RateAnomalies {
     config: AnomalyConfig,
     series: HashMap<String, Series>,
+    /// A buffer for the key of the series an event belongs to.
+    key: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -119,7 +121,8 @@ impl RateAnomalies {
     pub fn new(config: AnomalyConfig) -> RateAnomalies {
         RateAnomalies {
             config,
-            series: HashMap::new(),
+            series: HashMap::default(),
+            key: String::new(),
         }
     }
 
@@ -134,22 +137,29 @@ impl RateAnomalies {
             .or_else(|| event.text(&["userIdentity", "principalId"]))
             .or_else(|| event.text(&["userIdentity", "type"]))
             .unwrap_or("unknown");
-        let api = format!("{source}:{name}");
         let failed = event.is_set("errorCode");
         let config = self.config;
         let bucket = time_secs.div_euclid(config.bucket_secs.max(1));
-        if self.series.len() >= config.max_series
-            && !self.series.contains_key(&key(principal, &api))
-        {
-            self.evict();
+        // The series key, built in a reused buffer: most events belong to a known series.
+        let mut wanted = std::mem::take(&mut self.key);
+        wanted.clear();
+        for part in [principal, "\u{0}", source, ":", name] {
+            wanted.push_str(part);
         }
-        let series = self
-            .series
-            .entry(key(principal, &api))
-            .or_insert_with(|| Series {
-                bucket,
-                ..Series::default()
-            });
+        if !self.series.contains_key(&wanted) {
+            if self.series.len() >= config.max_series {
+                self.evict();
+            }
+            self.series.insert(
+                wanted.clone(),
+                Series {
+                    bucket,
+                    ..Series::default()
+                },
+            );
+        }
+        let series = self.series.get_mut(&wanted).expect("inserted above");
+        self.key = wanted;
         series.last_seen = time_secs;
         if bucket > series.bucket {
             // Close the bucket that ended and the empty ones after it (at most a day's worth).
@@ -177,10 +187,15 @@ impl RateAnomalies {
         if failed {
             series.errors += 1;
         }
-        if series.recent.len() == EVIDENCE {
-            series.recent.pop_front();
-        }
-        series.recent.push_back(evidence.to_string());
+        // The oldest reference's string is reused for the newest.
+        let mut reference = if series.recent.len() == EVIDENCE {
+            series.recent.pop_front().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        reference.clear();
+        reference.push_str(evidence);
+        series.recent.push_back(reference);
         let mut matches = Vec::new();
         if series.buckets_seen < config.warmup_buckets {
             return matches;
@@ -230,7 +245,7 @@ impl RateAnomalies {
                 ],
                 group_key: vec![
                     ("principal".into(), principal.to_string()),
-                    ("api".into(), api.clone()),
+                    ("api".into(), format!("{source}:{name}")),
                 ],
                 value: Some(observed as f64),
                 timespan_secs: u64::try_from(config.bucket_secs).ok(),
@@ -273,8 +288,4 @@ impl RateAnomalies {
             _ => false,
         }
     }
-}
-
-fn key(principal: &str, api: &str) -> String {
-    format!("{principal}\u{0}{api}")
 }

@@ -45,9 +45,10 @@ pub struct Object<'a> {
 impl<'a> Object<'a> {
     /// The value under `key`.
     pub fn get(&self, key: &str) -> Option<&Field<'a>> {
+        let first = key.as_bytes().first();
         self.entries
             .iter()
-            .find(|(name, _)| name == key)
+            .find(|(name, _)| name.as_bytes().first() == first && name == key)
             .map(|(_, value)| value)
     }
 
@@ -62,6 +63,12 @@ impl<'a> Object<'a> {
             Some((_, old)) => *old = value,
             None => self.entries.push((key, value)),
         }
+    }
+
+    /// Adds `key`, which the caller knows is not present yet.
+    pub(crate) fn push_new(&mut self, key: Cow<'a, str>, value: Field<'a>) {
+        debug_assert!(!self.contains_key(&key), "{key} is present");
+        self.entries.push((key, value));
     }
 
     /// Removes `key` and returns its value.
@@ -428,16 +435,8 @@ impl Event for Object<'_> {
         Value::Object(Object::to_json(self))
     }
 
-    fn top_level_keys(&self) -> Option<Vec<Cow<'_, str>>> {
-        Some(self.iter().map(|(key, _)| Cow::Borrowed(key)).collect())
-    }
-
-    fn visit_top_level_keys(&self, visit: &mut dyn FnMut(&str)) -> bool {
-        for (key, _) in self.iter() {
-            visit(key);
-        }
-        true
-    }
+    // The top-level keys are not offered to rsigma's candidate index: they are only those
+    // some rule reads, so restricting its probes to them saves less than walking them costs.
 }
 
 #[cfg(test)]

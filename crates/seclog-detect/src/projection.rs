@@ -60,11 +60,14 @@ struct Node {
 }
 
 impl Node {
-    fn child(&self, key: &str) -> Option<&Node> {
+    /// The child under `key`, and its position.
+    fn child(&self, key: &str) -> Option<(usize, &Node)> {
+        let first = key.as_bytes().first();
         self.children
             .iter()
-            .find(|(name, _)| name == key)
-            .map(|(_, node)| node)
+            .enumerate()
+            .find(|(_, (name, _))| name.as_bytes().first() == first && name == key)
+            .map(|(at, (_, node))| (at, node))
     }
 
     fn child_mut(&mut self, key: &str) -> &mut Node {
@@ -302,6 +305,8 @@ impl<'de> Visitor<'de> for Project<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Field<'de>, A::Error> {
         let mut object = Object::default();
+        // The children met so far (by position, the first 64).
+        let mut seen = 0u64;
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let key = key.0;
             let Some(node) = self.node else {
@@ -324,9 +329,17 @@ impl<'de> Visitor<'de> for Project<'_> {
                 node.child(&key)
             };
             match wanted {
-                Some(child) => {
+                Some((at, child)) => {
                     let value = map.next_value_seed(Project::below(Some(child)))?;
-                    object.insert(key, value);
+                    // Each child is met once unless the record repeats a key: no need to look
+                    // for the key among those kept.
+                    match 1u64.checked_shl(at as u32) {
+                        Some(bit) if seen & bit == 0 => {
+                            seen |= bit;
+                            object.push_new(key, value);
+                        }
+                        _ => object.insert(key, value),
+                    }
                 }
                 None => {
                     map.next_value::<IgnoredAny>()?;

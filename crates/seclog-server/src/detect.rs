@@ -169,15 +169,19 @@ pub const ALERTS_GROUP: &str = "seclog/alerts";
 const CONSUMER: &str = "detector";
 /// Sealing context of the detector's state (it holds user names and addresses from events).
 const STATE_CONTEXT: &[u8] = b"seclog detector state v1";
-/// Events evaluated between two durable saves of the detector's state, at most; and the most
-/// read back from the journal at once.
+/// Events evaluated between two stores of their findings, at most; and the most read back from
+/// the journal at once.
 const BATCH: u64 = 50_000;
 /// Longest time between evaluating an event and storing its findings while events keep coming
 /// (when they stop, findings are stored at once).
-const SAVE_EVERY: Duration = Duration::from_secs(1);
+const STORE_EVERY: Duration = Duration::from_secs(1);
+/// How often the positions and windows are saved while events flow (a crash re-evaluates at
+/// most this much, recognising the findings it stored meanwhile), and how soon once they stop.
+const SAVE_EVERY: Duration = Duration::from_secs(10);
+const SAVE_WHEN_IDLE: Duration = Duration::from_secs(1);
 /// How long the detector waits for the commit thread's hand-over before it looks at the
 /// journal's heads itself.
-const IDLE_WAIT: Duration = Duration::from_millis(250);
+const IDLE_WAIT: Duration = Duration::from_millis(50);
 /// How often a busy detector still looks for groups whose newest records it was not handed.
 const SCAN_EVERY: Duration = Duration::from_secs(5);
 /// Plaintext bytes of committed records the commit thread hands over in memory before a lagging
@@ -195,7 +199,8 @@ pub struct DetectionStats {
     pub duplicates_skipped: AtomicU64,
     /// Errors since start.
     pub errors: AtomicU64,
-    /// Durable events whose evaluation is not saved yet, as of the detector's last look.
+    /// Durable events not evaluated yet or whose findings are not stored yet, as of the
+    /// detector's last look.
     pub behind: AtomicU64,
 }
 
@@ -217,10 +222,11 @@ struct SavedState {
 /// handed (before it started, or while it lagged more than [`TAP_BYTES`] behind) it reads back
 /// from the journal, so every event is evaluated once, in sequence order per group.
 ///
-/// Exactly once across crashes: findings are made durable before the state that says their
-/// events were evaluated; after a crash the events since the saved state are evaluated again
-/// from the saved windows, which gives the same findings with the same ids, and those already
-/// in `seclog/alerts` past the saved point are not stored twice.
+/// Exactly once across crashes: findings are made durable (at least every [`STORE_EVERY`])
+/// before the state that says their events were evaluated (saved every [`SAVE_EVERY`]); after a
+/// crash the events since the saved state are evaluated again from the saved windows, which
+/// gives the same findings with the same ids, and those already in `seclog/alerts` past the
+/// saved point are not stored twice.
 pub struct DetectionService {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -250,16 +256,27 @@ struct Detection {
     state: SavedState,
     /// The next sequence number to evaluate, per group (ahead of the saved positions).
     next: BTreeMap<String, u64>,
-    /// Encoded findings of the events evaluated since the last save.
+    /// Per group, the position before which every event's findings are stored (between the
+    /// saved positions and `next`).
+    stored: BTreeMap<String, u64>,
+    /// Encoded findings of the events evaluated since findings were last stored.
     findings: Vec<Vec<u8>>,
-    /// Events evaluated since the last save.
-    unsaved: u64,
+    /// Events evaluated since findings were last stored.
+    unstored: u64,
+    /// The end of `seclog/alerts` after the findings last stored.
+    alerts_end: u64,
+    last_store: Instant,
     last_save: Instant,
     last_scan: Option<Instant>,
     /// Groups handed over since the last scan (their gaps are filled as their records come).
     handed: HashSet<GroupName>,
-    /// Ids of findings stored after the saved state (found at start-up).
+    /// Ids of findings stored after the saved state and not found again yet (read when
+    /// evaluation restarts from the saved state).
     stored_after_save: HashSet<String>,
+    /// While those are being found again: the group ends when evaluation restarted (every one
+    /// of them is from an event before these). Until evaluation passes them, saves keep the
+    /// older end of `seclog/alerts`, so that another crash still finds them all.
+    replay_until: Option<BTreeMap<String, u64>>,
 }
 
 impl DetectionService {
@@ -288,12 +305,16 @@ impl DetectionService {
             stats: Arc::clone(&stats),
             state: SavedState::default(),
             next: BTreeMap::new(),
+            stored: BTreeMap::new(),
             findings: Vec::new(),
-            unsaved: 0,
+            unstored: 0,
+            alerts_end: 0,
+            last_store: Instant::now(),
             last_save: Instant::now(),
             last_scan: None,
             handed: HashSet::new(),
             stored_after_save: HashSet::new(),
+            replay_until: None,
         };
         detection.recover().map_err(std::io::Error::other)?;
         let thread = {
@@ -354,11 +375,22 @@ impl Detection {
                         .insert(group.as_str().to_string(), size);
                 }
                 self.state.alerts_next = self.heads.size(&alerts_group());
+                // Empty windows, to go back to should storing findings fail.
+                self.state.snapshot = self.engine.snapshot();
                 self.save()?;
             }
         }
+        self.resume_from_saved()
+    }
+
+    /// Evaluation goes on from the saved positions and windows; the findings stored after them
+    /// (before a crash, or before storing failed) are recognised when they are found again.
+    fn resume_from_saved(&mut self) -> Result<(), String> {
         self.next = self.state.positions.clone();
-        // Findings stored after the saved state: a crash came between storing them and saving.
+        self.stored = self.state.positions.clone();
+        self.findings.clear();
+        self.unstored = 0;
+        self.stored_after_save.clear();
         let alerts = alerts_group();
         let mut position = self.state.alerts_next;
         loop {
@@ -378,6 +410,15 @@ impl Detection {
                 }
             }
         }
+        self.alerts_end = position;
+        self.replay_until = (!self.stored_after_save.is_empty()).then(|| {
+            self.heads
+                .snapshot()
+                .into_iter()
+                .filter(|(group, _)| !group.is_internal())
+                .map(|(group, end)| (group.as_str().to_string(), end))
+                .collect()
+        });
         Ok(())
     }
 
@@ -400,7 +441,7 @@ impl Detection {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
-        if let Err(error) = self.flush() {
+        if let Err(error) = self.save_state() {
             tracing::error!(error = %error, "storing the last findings failed; they are found again at the next start");
         }
     }
@@ -432,10 +473,14 @@ impl Detection {
         {
             self.scan(idle)?;
         }
-        if self.unsaved > 0
-            && (idle || self.unsaved >= BATCH || self.last_save.elapsed() >= SAVE_EVERY)
+        if self.unstored > 0
+            && (idle || self.unstored >= BATCH || self.last_store.elapsed() >= STORE_EVERY)
         {
-            self.flush()?;
+            self.store()?;
+        }
+        let since_save = self.last_save.elapsed();
+        if since_save >= SAVE_EVERY || (idle && since_save >= SAVE_WHEN_IDLE) {
+            self.save_state()?;
         }
         self.report_behind();
         Ok(())
@@ -469,7 +514,7 @@ impl Detection {
                 }
             }
         }
-        self.unsaved += end - position;
+        self.unstored += end - position;
         self.next.insert(group.as_str().to_string(), end);
         Ok(())
     }
@@ -493,10 +538,10 @@ impl Detection {
             for stored in &events {
                 self.evaluate(group, stored.seq, stored.record.view())?;
             }
-            self.unsaved += next.saturating_sub(position);
+            self.unstored += next.saturating_sub(position);
             self.next.insert(group.as_str().to_string(), next);
-            if self.unsaved >= BATCH {
-                self.flush()?;
+            if self.unstored >= BATCH {
+                self.store()?;
             }
         }
         Ok(())
@@ -541,7 +586,7 @@ impl Detection {
                     kind: RecordKind::Json,
                     source: "detect".into(),
                     attrs: Vec::new(),
-                    raw: serde_json::to_vec(&finding).map_err(|error| error.to_string())?,
+                    raw: finding.to_json()?,
                 }
                 .encode(),
             );
@@ -549,10 +594,10 @@ impl Detection {
         Ok(())
     }
 
-    /// Stores the findings kept since the last save, then saves the positions and windows they
-    /// were found at. If the findings cannot be stored, evaluation goes back to the saved state.
-    fn flush(&mut self) -> Result<(), String> {
-        if self.unsaved == 0 && self.findings.is_empty() {
+    /// Stores the findings kept so far: the events evaluated until now are done. If they cannot
+    /// be stored, evaluation goes back to the saved state.
+    fn store(&mut self) -> Result<(), String> {
+        if self.unstored == 0 && self.findings.is_empty() {
             return Ok(());
         }
         if !self.findings.is_empty() {
@@ -568,33 +613,58 @@ impl Detection {
             {
                 Ok(assigned) => {
                     if let Some(Some((_, last))) = assigned.first() {
-                        self.state.alerts_next = last + 1;
+                        self.alerts_end = last + 1;
                     }
                     self.stats.findings.fetch_add(count, Ordering::Relaxed);
                 }
                 Err(error) => {
                     // Not stored: evaluate again from the saved state (records handed over
                     // meanwhile are read back).
-                    self.next = self.state.positions.clone();
-                    self.unsaved = 0;
                     if !self.state.snapshot.is_null() {
                         self.engine.restore(&self.state.snapshot);
                     }
+                    self.resume_from_saved()?;
                     return Err(format!("storing findings: {error}"));
                 }
             }
         }
-        self.state.positions = self.next.clone();
-        self.state.snapshot = self.engine.snapshot();
-        self.save()?;
-        self.stats.events.fetch_add(self.unsaved, Ordering::Relaxed);
-        self.unsaved = 0;
-        self.last_save = Instant::now();
+        self.stored = self.next.clone();
+        self.stats
+            .events
+            .fetch_add(self.unstored, Ordering::Relaxed);
+        self.unstored = 0;
+        self.last_store = Instant::now();
         self.report_behind();
         Ok(())
     }
 
-    /// Publishes how many durable events have no saved evaluation yet.
+    /// Stores the findings kept so far, then saves the positions and windows they were found at
+    /// (and where `seclog/alerts` ended then).
+    fn save_state(&mut self) -> Result<(), String> {
+        self.store()?;
+        self.last_save = Instant::now();
+        if self.state.positions == self.next && self.state.alerts_next == self.alerts_end {
+            return Ok(());
+        }
+        if let Some(until) = &self.replay_until
+            && until
+                .iter()
+                .all(|(group, end)| self.next.get(group).copied().unwrap_or(0) >= *end)
+        {
+            // Evaluated past every event found before: what was not found again never will be.
+            self.stored_after_save.clear();
+            self.replay_until = None;
+        }
+        self.state.positions = self.next.clone();
+        if self.replay_until.is_none() {
+            self.state.alerts_next = self.alerts_end;
+        }
+        self.state.snapshot = self.engine.snapshot();
+        self.save()?;
+        Ok(())
+    }
+
+    /// Publishes how many durable events are not evaluated or have their findings not stored.
     fn report_behind(&self) {
         let behind: u64 = self
             .heads
@@ -602,12 +672,7 @@ impl Detection {
             .iter()
             .filter(|(group, _)| !group.is_internal())
             .map(|(group, durable)| {
-                let position = self
-                    .state
-                    .positions
-                    .get(group.as_str())
-                    .copied()
-                    .unwrap_or(0);
+                let position = self.stored.get(group.as_str()).copied().unwrap_or(0);
                 durable.saturating_sub(position)
             })
             .sum();

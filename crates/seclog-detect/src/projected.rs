@@ -287,8 +287,9 @@ fn element<'v, 'a>(items: &'v [Field<'a>], index: i64) -> Option<&'v Field<'a>> 
 }
 
 /// Follows `path` (the parts not yet taken, `None` when all are) from `current`, collecting
-/// every value it ends at.
-fn collect<'e>(current: &'e Field<'_>, path: Option<&str>, hits: &mut Hits<'e>) {
+/// every value it ends at; `plain` when the path has no brackets or escapes (its parts are keys
+/// as they are).
+fn collect<'e>(current: &'e Field<'_>, path: Option<&str>, plain: bool, hits: &mut Hits<'e>) {
     let Some(path) = path else {
         hits.push(current.event_value());
         return;
@@ -297,7 +298,14 @@ fn collect<'e>(current: &'e Field<'_>, path: Option<&str>, hits: &mut Hits<'e>) 
         Some((part, rest)) => (part, Some(rest)),
         None => (path, None),
     };
-    let parsed = Part::parse(part);
+    let parsed = if plain {
+        Part {
+            key: Some(Cow::Borrowed(part)),
+            positions: "",
+        }
+    } else {
+        Part::parse(part)
+    };
     let mut at = current;
     if let Some(key) = &parsed.key {
         match at {
@@ -308,7 +316,7 @@ fn collect<'e>(current: &'e Field<'_>, path: Option<&str>, hits: &mut Hits<'e>) 
             // A key reaches into every element of an array (the same part again for each).
             Field::Array(items) => {
                 for item in items {
-                    collect(item, Some(path), hits);
+                    collect(item, Some(path), plain, hits);
                 }
                 return;
             }
@@ -324,7 +332,7 @@ fn collect<'e>(current: &'e Field<'_>, path: Option<&str>, hits: &mut Hits<'e>) 
             _ => return,
         }
     }
-    collect(at, rest, hits);
+    collect(at, rest, plain, hits);
 }
 
 /// The event rules see, borrowed: a whole JSON value or a projected object.
@@ -387,17 +395,20 @@ impl Event for Object<'_> {
         if let Some(value) = self.get(path) {
             return Some(value.event_value());
         }
-        if !(path.contains('.') || path.contains('[') || path.contains('\\')) {
-            return None;
-        }
+        let plain = !path.bytes().any(|byte| byte == b'[' || byte == b'\\');
         let (part, rest) = match path.split_once('.') {
             Some((part, rest)) => (part, Some(rest)),
+            None if plain => return None,
             None => (path, None),
         };
+        let mut hits = Hits::None;
+        if plain {
+            collect(self.get(part)?, rest, true, &mut hits);
+            return hits.into_value();
+        }
         let parsed = Part::parse(part);
         // The root is an object: a path must start with a key, then follows as anywhere.
         let start = self.get(parsed.key.as_deref()?)?;
-        let mut hits = Hits::None;
         let mut at = start;
         for index in positions(parsed.positions) {
             match (at, index) {
@@ -408,7 +419,7 @@ impl Event for Object<'_> {
                 _ => return None,
             }
         }
-        collect(at, rest, &mut hits);
+        collect(at, rest, false, &mut hits);
         hits.into_value()
     }
 
@@ -532,7 +543,7 @@ mod tests {
     fn attributes_give_the_ocsf_event_only_when_asked() {
         let tree = FieldTree::new(&[FieldUse::whole("ocsf.class_uid"), FieldUse::whole("host")])
             .expect("tree");
-        let attrs = br#"{"@ocsf": {"class_uid": 6003, "big": [1, 2, 3]}, "host": "h", "other": 1}"#;
+        let attrs = br#"{"host": "h", "other": 1, "@ocsf": {"class_uid": 6003, "big": [1, 2, 3]}}"#;
         let with = tree.parse_attributes(attrs, true).expect("object");
         assert_eq!(
             Value::Object(with.to_json()),
@@ -540,5 +551,21 @@ mod tests {
         );
         let without = tree.parse_attributes(attrs, false).expect("object");
         assert_eq!(Value::Object(without.to_json()), json!({"host": "h"}));
+        // Written last, the OCSF event is not even read past when it is not wanted.
+        let only = serde_json::to_vec(&json!({crate::event::OCSF_ATTR: {"class_uid": 6003}}))
+            .expect("json");
+        assert!(
+            tree.parse_attributes(&only, false)
+                .expect("object")
+                .is_empty()
+        );
+        assert_eq!(
+            Value::Object(
+                tree.parse_attributes(&only, true)
+                    .expect("object")
+                    .to_json()
+            ),
+            json!({"@ocsf": {"class_uid": 6003}})
+        );
     }
 }

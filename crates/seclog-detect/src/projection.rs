@@ -159,6 +159,11 @@ impl FieldTree {
     /// event (`@ocsf`) is read like a field named `ocsf` when `with_ocsf`, else skipped. `None`
     /// when they are not a valid JSON object.
     pub fn parse_attributes<'a>(&self, json: &'a [u8], with_ocsf: bool) -> Option<Object<'a>> {
+        // The OCSF event is written last (see `seclog_index::schema::OCSF_ATTR`): attributes
+        // that begin with it hold nothing else.
+        if !with_ocsf && json.starts_with(OCSF_FIRST) {
+            return Some(Object::default());
+        }
         let mut deserializer = sonic_rs::Deserializer::from_slice(json);
         let value = Project {
             node: Some(&self.root),
@@ -174,6 +179,9 @@ impl FieldTree {
         }
     }
 }
+
+/// How attributes that begin with the OCSF event begin (serde_json's compact form).
+const OCSF_FIRST: &[u8] = b"{\"@ocsf\":";
 
 /// Whether a comparison with `modifiers` only ever matches strings, numbers, booleans, null
 /// (and arrays of them): then an object's content at the field does not matter.

@@ -85,14 +85,14 @@ fn projected_cloudtrail_events_match_exactly_like_whole_ones() {
     for file in &files {
         for (index, record) in records(file).iter().enumerate() {
             let raw = serde_json::to_vec(record).expect("serializable");
-            // Stored attributes as import writes them: the OCSF event (which these rules do not
-            // read) and the object the record came from.
+            // Stored attributes as import writes them: fields, then the OCSF event last (which
+            // these rules do not read).
             let mut attrs = Map::new();
+            attrs.insert("object".into(), Value::String(file.display().to_string()));
             attrs.insert(
                 OCSF_ATTR.into(),
                 serde_json::json!({"class_uid": 6003, "raw": record}),
             );
-            attrs.insert("object".into(), Value::String(file.display().to_string()));
             let attrs_raw = serde_json::to_vec(&attrs).expect("serializable");
             let full = detection_event(Shape::Json, &raw, &attrs, false).expect("whole event");
             let part = projected_event(&raw, &attrs_raw, false, &fields).expect("projected event");

@@ -215,6 +215,8 @@ pub fn attrs_prefix(raw_is_json: bool) -> &'static str {
 }
 
 /// The attribute that holds an event's normalized (OCSF) form, as service log imports store it.
+/// It is written last among a record's attributes, so that attributes beginning with it hold
+/// nothing else (the detector then skips them without reading the event).
 pub const OCSF_ATTR: &str = "@ocsf";
 
 /// Where the fields under one top-level key of an event's OCSF form are named: at the top

@@ -624,6 +624,8 @@ fn records(
             Item::Event(event) => {
                 let mut attrs: Map<String, Value> = event.fields;
                 if !event.ocsf.is_empty() {
+                    // Last, as `OCSF_ATTR` promises its readers.
+                    attrs.shift_remove(seclog_index::schema::OCSF_ATTR);
                     attrs.insert(
                         seclog_index::schema::OCSF_ATTR.into(),
                         Value::Object(event.ocsf),
@@ -740,4 +742,47 @@ fn decompress_object(bytes: Vec<u8>, limit: usize) -> Result<Vec<u8>, ApiError> 
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use seclog_formats::service::ServiceEvent;
+    use seclog_journal::RecordView;
+
+    use super::*;
+
+    fn stored_attrs(fields: Map<String, Value>) -> Vec<u8> {
+        let mut ocsf = Map::new();
+        ocsf.insert("class_uid".into(), 6003.into());
+        let item = Item::Event(ServiceEvent {
+            time: None,
+            kind: RawKind::Text,
+            raw: b"line".to_vec(),
+            fields,
+            ocsf,
+        });
+        let group = GroupName::parse("aws/vpcflow").expect("group");
+        let (events, dead) = records(vec![item], &group, "object", Timestamp::now());
+        assert!(dead.is_empty());
+        let record = RecordView::decode(&events[0]).expect("record");
+        record.attrs.to_vec()
+    }
+
+    /// The detector reads attributes that begin with the OCSF event as holding nothing else.
+    #[test]
+    fn the_ocsf_event_is_the_last_attribute() {
+        assert!(stored_attrs(Map::new()).starts_with(b"{\"@ocsf\":{"));
+        let mut fields = Map::new();
+        fields.insert("srcaddr".into(), "10.0.0.1".into());
+        fields.insert(
+            seclog_index::schema::OCSF_ATTR.into(),
+            "a field of that name".into(),
+        );
+        fields.insert("dstaddr".into(), "10.0.0.2".into());
+        let attrs: Map<String, Value> =
+            serde_json::from_slice(&stored_attrs(fields)).expect("json");
+        let keys: Vec<&str> = attrs.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["srcaddr", "dstaddr", "@ocsf"]);
+        assert_eq!(attrs["@ocsf"]["class_uid"], 6003);
+    }
 }

@@ -1,5 +1,5 @@
 //! Streaming detection in `seclog serve`: findings in `seclog/alerts` as OCSF Detection
-//! Findings pointing at their evidence, exactly once across a SIGKILL, both while the detector
+//! Findings pointing at their evidence, exactly once across SIGKILLs, both while the detector
 //! reads history back from the journal and while the commit thread hands it new events.
 
 mod common;
@@ -129,6 +129,18 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
     server.kill_hard();
     // The import stops with the server (what it sent before is stored, or it was not acknowledged).
     let _ = import.wait();
+
+    // Killed again soon after restarting, while it may still be finding again the findings it
+    // stored after its last save: a second crash must not lose track of them.
+    let mut server = store.serve(&[]);
+    wait_for(
+        &server,
+        &token,
+        300,
+        "the detector did not restart",
+        |status| status["events"].as_u64().unwrap_or(0) > 0 || status["behind"] == 0,
+    );
+    server.kill_hard();
 
     let mut server = store.serve(&[]);
     wait_for(

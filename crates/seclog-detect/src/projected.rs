@@ -274,6 +274,20 @@ fn positions(mut groups: &str) -> impl Iterator<Item = Option<i64>> + '_ {
     })
 }
 
+/// The first key of a path as rsigma reads it to rule out absent roots: up to the first
+/// unescaped dot, then up to the first unescaped bracket, unescaped (`None` if it is empty).
+fn root_key(path: &str) -> Option<Cow<'_, str>> {
+    let segment = match first_unescaped(path, b'.') {
+        Some(at) => path.get(..at)?,
+        None => path,
+    };
+    let name = match first_unescaped(segment, b'[') {
+        Some(at) => segment.get(..at)?,
+        None => segment,
+    };
+    (!name.is_empty()).then(|| unescape_brackets(name))
+}
+
 /// The element at `index` (negative: from the end).
 fn element<'v, 'a>(items: &'v [Field<'a>], index: i64) -> Option<&'v Field<'a>> {
     let at = if index >= 0 {
@@ -406,6 +420,12 @@ impl Event for Object<'_> {
             collect(self.get(part)?, rest, true, &mut hits);
             return hits.into_value();
         }
+        // rsigma first looks for the key before the first dot and bracket: absent, nothing.
+        if let Some(root) = root_key(path)
+            && !self.contains_key(&root)
+        {
+            return None;
+        }
         let parsed = Part::parse(part);
         // The root is an object: a path must start with a key, then follows as anywhere.
         let start = self.get(parsed.key.as_deref()?)?;
@@ -469,6 +489,7 @@ mod tests {
             "k": {"with": {"dots": "deep", "more": true}},
             "n": {"num": -5, "big": 18446744073709551615u64, "float": 1.5},
             "x[abc]": "literal",
+            "lit[0]": {"z": "a literal key with a position"},
             "s": "esc\"aped é",
             "dup": 1,
             "dup": 2,
@@ -506,6 +527,10 @@ mod tests {
             "[0]",
             "a..b",
             "a.b.c.d",
+            "x[abc].y",
+            "lit[0]",
+            "lit[0].z",
+            "lit.z",
         ];
         let raw = serde_json::to_vec(&event).expect("json");
         let uses: Vec<FieldUse> = paths.iter().map(|path| FieldUse::whole(path)).collect();

@@ -28,7 +28,7 @@ use crate::projected::{Field, Object, Part};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct FieldTree {
     root: Node,
-    /// Wanted paths containing a dot, which rsigma also looks up as one top-level key.
+    /// Wanted paths containing a dot or a bracket, which rsigma also looks up as one top-level key.
     flat: Vec<String>,
 }
 
@@ -92,7 +92,7 @@ impl FieldTree {
             if path.is_empty() || path.contains('\\') {
                 return None;
             }
-            if path.contains('.') {
+            if path.contains('.') || path.contains('[') {
                 tree.flat.push(path.to_string());
             }
             let mut node = &mut tree.root;
@@ -326,10 +326,9 @@ impl<'de> Visitor<'de> for Project<'_> {
                     .unwrap_or_default()
                     .then(|| node.child("ocsf"))
                     .flatten()
-            } else if self
-                .flat
-                .is_some_and(|flat| key.contains('.') && flat.iter().any(|path| *path == key))
-            {
+            } else if self.flat.is_some_and(|flat| {
+                (key.contains('.') || key.contains('[')) && flat.iter().any(|path| *path == key)
+            }) {
                 // A dotted top-level key spelling a wanted path is read whole.
                 object.insert(key, map.next_value_seed(Project::below(None))?);
                 continue;

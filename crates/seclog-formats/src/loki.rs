@@ -140,7 +140,35 @@ pub fn decode_loki_json(body: &[u8]) -> Result<Vec<LokiEntry>, String> {
             });
         }
     }
+    check_names(&entries)?;
     Ok(entries)
+}
+
+/// Whether `name` is a label name: letters, digits, `_` and `.` (what [`parse_labels`] reads;
+/// Loki itself refuses names outside Prometheus' `[a-zA-Z_][a-zA-Z0-9_]*`). Names seclog gives
+/// its own attributes (`@ocsf`) are not among them.
+fn label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+}
+
+/// Refuses the push if a label or structured metadata name is not a label name.
+fn check_names(entries: &[LokiEntry]) -> Result<(), String> {
+    for entry in entries {
+        if let Some((name, _)) = entry
+            .labels
+            .iter()
+            .chain(&entry.metadata)
+            .find(|(name, _)| !label_name(name))
+        {
+            return Err(format!(
+                "{name:?} is not a valid label name (letters, digits, _ and . only)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Decodes a snappy-compressed protobuf push body.
@@ -180,6 +208,7 @@ pub fn decode_loki_protobuf(body: &[u8], max_len: usize) -> Result<Vec<LokiEntry
             });
         }
     }
+    check_names(&entries)?;
     Ok(entries)
 }
 
@@ -231,6 +260,20 @@ pub fn parse_labels(text: &str) -> Result<Vec<(String, String)>, String> {
 #[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_seclog_reserves_are_refused() {
+        let body = br#"{"streams":[{"stream":{"@ocsf":"x","job":"app"},"values":[["1","{}"]]}]}"#;
+        assert!(
+            decode_loki_json(body)
+                .expect_err("refused")
+                .contains("@ocsf")
+        );
+        let body = br#"{"streams":[{"stream":{"job":"app"},"values":[["1","l",{"@ocsf":"x"}]]}]}"#;
+        assert!(decode_loki_json(body).is_err());
+        let body = br#"{"streams":[{"stream":{"job":"app","k8s.pod":"p"},"values":[["1","l"]]}]}"#;
+        assert!(decode_loki_json(body).is_ok());
+    }
 
     #[test]
     fn json_pushes() {

@@ -277,6 +277,8 @@ struct Detection {
     /// of them is from an event before these). Until evaluation passes them, saves keep the
     /// older end of `seclog/alerts`, so that another crash still finds them all.
     replay_until: Option<BTreeMap<String, u64>>,
+    /// Storing findings failed: evaluation goes back to the saved state before going on.
+    resume: bool,
 }
 
 impl DetectionService {
@@ -315,6 +317,7 @@ impl DetectionService {
             handed: HashSet::new(),
             stored_after_save: HashSet::new(),
             replay_until: None,
+            resume: false,
         };
         detection.recover().map_err(std::io::Error::other)?;
         let thread = {
@@ -386,15 +389,14 @@ impl Detection {
     /// Evaluation goes on from the saved positions and windows; the findings stored after them
     /// (before a crash, or before storing failed) are recognised when they are found again.
     fn resume_from_saved(&mut self) -> Result<(), String> {
-        self.next = self.state.positions.clone();
-        self.stored = self.state.positions.clone();
-        self.findings.clear();
-        self.unstored = 0;
-        self.stored_after_save.clear();
+        // Read first, change nothing until it is all read: a failure leaves the resume to be
+        // tried again.
         let alerts = alerts_group();
+        let end = self.heads.size(&alerts).max(self.state.alerts_next);
+        let mut found = HashSet::new();
         let mut position = self.state.alerts_next;
-        loop {
-            let stored = match self.reader.read(&alerts, position, 10_000, None) {
+        while position < end {
+            let stored = match self.reader.read(&alerts, position, 10_000, Some(end)) {
                 Ok(stored) => stored,
                 Err(seclog_journal::JournalError::NotFound(_)) => break,
                 Err(error) => return Err(error.to_string()),
@@ -406,12 +408,19 @@ impl Detection {
                     .ok()
                     .and_then(|finding| finding["metadata"]["uid"].as_str().map(str::to_string))
                 {
-                    self.stored_after_save.insert(id);
+                    found.insert(id);
                 }
             }
         }
-        self.alerts_end = position;
-        self.replay_until = (!self.stored_after_save.is_empty()).then(|| {
+        if self.resume && !self.state.snapshot.is_null() {
+            self.engine.restore(&self.state.snapshot);
+        }
+        self.next = self.state.positions.clone();
+        self.stored = self.state.positions.clone();
+        self.findings.clear();
+        self.unstored = 0;
+        self.alerts_end = end;
+        self.replay_until = (!found.is_empty()).then(|| {
             self.heads
                 .snapshot()
                 .into_iter()
@@ -419,6 +428,8 @@ impl Detection {
                 .map(|(group, end)| (group.as_str().to_string(), end))
                 .collect()
         });
+        self.stored_after_save = found;
+        self.resume = false;
         Ok(())
     }
 
@@ -450,6 +461,9 @@ impl Detection {
     /// [`SCAN_EVERY`]) what the journal holds beyond the detector's positions; stores findings
     /// and saves the state when due.
     fn pass(&mut self) -> Result<(), String> {
+        if self.resume {
+            self.resume_from_saved()?;
+        }
         // Before evaluating too: `behind` is never 0 while durable events wait.
         self.report_behind();
         let idle = match self.tap.recv_timeout(IDLE_WAIT) {
@@ -597,6 +611,10 @@ impl Detection {
     /// Stores the findings kept so far: the events evaluated until now are done. If they cannot
     /// be stored, evaluation goes back to the saved state.
     fn store(&mut self) -> Result<(), String> {
+        if self.resume {
+            // What was evaluated since the saved state is to be evaluated again, not saved.
+            return Err("storing findings failed; evaluating again from the saved state".into());
+        }
         if self.unstored == 0 && self.findings.is_empty() {
             return Ok(());
         }
@@ -619,11 +637,8 @@ impl Detection {
                 }
                 Err(error) => {
                     // Not stored: evaluate again from the saved state (records handed over
-                    // meanwhile are read back).
-                    if !self.state.snapshot.is_null() {
-                        self.engine.restore(&self.state.snapshot);
-                    }
-                    self.resume_from_saved()?;
+                    // meanwhile are read back), from the next pass on.
+                    self.resume = true;
                     return Err(format!("storing findings: {error}"));
                 }
             }

@@ -175,34 +175,33 @@ def median(values):
 
 def hunt_table(args, objects):
     work = os.path.dirname(objects)
-    if True:
-        # Offline hunt over NDJSON CloudTrail records.
-        ndjson = os.path.join(work, "cloudtrail.ndjson")
-        written = 0
-        with open(ndjson, "w") as out:
-            for path in sorted(glob.glob(os.path.join(objects, "**", "*.json.gz"), recursive=True)):
-                with gzip.open(path, "rt") as source:
-                    for record in json.load(source)["Records"]:
-                        out.write(json.dumps(record) + "\n")
-                        written += 1
-                        if written >= args.hunt_events:
-                            break
-                if written >= args.hunt_events:
-                    break
-        everything = [os.path.join(SIGMA, d) for d in
-                      ("rules", "rules-emerging-threats", "rules-threat-hunting")]
-        print()
-        print(f"offline hunt over {written:,} CloudTrail records")
-        print("| input | rules evaluated per event | s | events/s |")
-        print("|---|---|---|---|")
-        for label, fmt in (("NDJSON (every rule)", "ndjson"), ("CloudTrail (routed)", "cloudtrail")):
-            elapsed, summary, loaded = hunt(everything, ndjson, fmt)
-            rate = written / elapsed
-            total = loaded.split(" rules loaded")[0]
-            routed = loaded.split("(")[1].split(" compiled")[0]
-            evaluated = (f"all {total}" if fmt == "ndjson"
-                         else f"those routed to CloudTrail ({routed} compiled for all sources)")
-            print(f"| {label} | {evaluated} | {elapsed:.1f} | {rate:,.0f} |")
+    # Offline hunt over NDJSON CloudTrail records.
+    ndjson = os.path.join(work, "cloudtrail.ndjson")
+    written = 0
+    with open(ndjson, "w") as out:
+        for path in sorted(glob.glob(os.path.join(objects, "**", "*.json.gz"), recursive=True)):
+            with gzip.open(path, "rt") as source:
+                for record in json.load(source)["Records"]:
+                    out.write(json.dumps(record) + "\n")
+                    written += 1
+                    if written >= args.hunt_events:
+                        break
+            if written >= args.hunt_events:
+                break
+    everything = [os.path.join(SIGMA, d) for d in
+                  ("rules", "rules-emerging-threats", "rules-threat-hunting")]
+    print()
+    print(f"offline hunt over {written:,} CloudTrail records")
+    print("| input | rules evaluated per event | s | events/s |")
+    print("|---|---|---|---|")
+    for label, fmt in (("NDJSON (every rule)", "ndjson"), ("CloudTrail (routed)", "cloudtrail")):
+        elapsed, summary, loaded = hunt(everything, ndjson, fmt)
+        rate = written / elapsed
+        total = loaded.split(" rules loaded")[0]
+        routed = loaded.split("(")[1].split(" compiled")[0]
+        evaluated = (f"all {total}" if fmt == "ndjson"
+                     else f"those routed to CloudTrail ({routed} compiled for all sources)")
+        print(f"| {label} | {evaluated} | {elapsed:.1f} | {rate:,.0f} |")
 
 
 if __name__ == "__main__":

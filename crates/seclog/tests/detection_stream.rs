@@ -36,6 +36,13 @@ fn wait_for(
     }
 }
 
+/// Starts the server, waits until the detector's counters satisfy `ready`, and kills it hard.
+fn start_and_kill(store: &Store, token: &str, what: &str, ready: impl Fn(&Value) -> bool) {
+    let mut server = store.serve(&[]);
+    wait_for(&server, token, 300, what, ready);
+    server.kill_hard();
+}
+
 /// `events` generated CloudTrail records in gzip objects of `per_file` (`seclog gen`).
 fn generate(events: &str, per_file: &str, seed: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -83,17 +90,9 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
     assert!(output.status.success(), "{}", common::describe(&output));
 
     // The detector works through the imported events; kill it part way.
-    let mut server = store.serve(&[]);
-    wait_for(
-        &server,
-        &token,
-        120,
-        "the detector did not start",
-        |status| {
-            status["events"].as_u64().unwrap_or(0) > 0 && status["behind"].as_u64().unwrap_or(0) > 0
-        },
-    );
-    server.kill_hard();
+    start_and_kill(&store, &token, "the detector did not start", |status| {
+        status["events"].as_u64().unwrap_or(0) > 0 && status["behind"].as_u64().unwrap_or(0) > 0
+    });
 
     let mut server = store.serve(&[]);
     wait_for(
@@ -132,15 +131,9 @@ fn findings_are_stored_once_with_their_evidence_across_a_sigkill() {
 
     // Killed again soon after restarting, while it may still be finding again the findings it
     // stored after its last save: a second crash must not lose track of them.
-    let mut server = store.serve(&[]);
-    wait_for(
-        &server,
-        &token,
-        300,
-        "the detector did not restart",
-        |status| status["events"].as_u64().unwrap_or(0) > 0 || status["behind"] == 0,
-    );
-    server.kill_hard();
+    start_and_kill(&store, &token, "the detector did not restart", |status| {
+        status["events"].as_u64().unwrap_or(0) > 0 || status["behind"] == 0
+    });
 
     let mut server = store.serve(&[]);
     wait_for(

@@ -20,6 +20,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "builtin/cis_aws_monitoring.yml",
         include_str!("../rules/cis_aws_monitoring.yml"),
     ),
+    (
+        "builtin/seclog_access.yml",
+        include_str!("../rules/seclog_access.yml"),
+    ),
 ];
 
 /// A rule document and the file it came from.

@@ -3,6 +3,11 @@
 //! A bundle holds the record's plaintext bytes and salt (so the holder sees the event and its
 //! commitment), the digest of the encrypted block it was stored in, its RFC 6962 inclusion path,
 //! and the signed checkpoint whose root the path leads to.
+//!
+//! A sealed bundle ([`ProofBundle::sealed`]) leaves the event out: it carries the record's
+//! commitment instead, so an auditor can check that a record exists at that position under the
+//! signed checkpoint without seeing what it says; whoever holds the event and salt can show it
+//! is that record.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -25,6 +30,7 @@ use crate::store::list_group_files;
 use crate::tombstone::Tombstone;
 
 const BUNDLE_FORMAT: &str = "seclog-proof-v1";
+const SEALED_FORMAT: &str = "seclog-proof-sealed-v1";
 
 /// The JSON view of one stored event, as `cat` prints it and bundles carry it.
 pub fn event_view(group: &GroupName, seq: u64, record: &Record) -> Value {
@@ -91,6 +97,57 @@ pub struct ProofBundle {
     pub checkpoint: String,
 }
 
+/// A proof bundle without the event: the record's commitment stands for it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SealedProofBundle {
+    /// Always `seclog-proof-sealed-v1`.
+    pub format: String,
+    /// The group.
+    pub group: String,
+    /// The event's sequence number (leaf index).
+    pub seq: u64,
+    /// The record's commitment (hash of its sequence number, salt and plaintext), hex.
+    pub commitment: String,
+    /// `body_digest` of the encrypted block holding the record, hex.
+    pub block_body: String,
+    /// Number of records in that block.
+    pub block_count: u32,
+    /// Position of the record in that block.
+    pub block_index: u32,
+    /// RFC 6962 path from the record's commitment to the block's commitment root, hex.
+    pub commitment_path: Vec<String>,
+    /// Tree size the inclusion path is for.
+    pub tree_size: u64,
+    /// RFC 6962 inclusion path, hex.
+    pub inclusion: Vec<String>,
+    /// The signed checkpoint (text form).
+    pub checkpoint: String,
+}
+
+impl ProofBundle {
+    /// The same proof without the event: its commitment instead of its bytes and salt.
+    pub fn sealed(&self) -> std::result::Result<SealedProofBundle, String> {
+        let record = B64
+            .decode(&self.record)
+            .map_err(|_| "record is not base64".to_string())?;
+        let salt = decode_hash(&self.salt, "salt")?;
+        Ok(SealedProofBundle {
+            format: SEALED_FORMAT.into(),
+            group: self.group.clone(),
+            seq: self.seq,
+            commitment: hex::encode(segment::record_commitment(self.seq, &salt, &record)),
+            block_body: self.block_body.clone(),
+            block_count: self.block_count,
+            block_index: self.block_index,
+            commitment_path: self.commitment_path.clone(),
+            tree_size: self.tree_size,
+            inclusion: self.inclusion.clone(),
+            checkpoint: self.checkpoint.clone(),
+        })
+    }
+}
+
 /// What a verified bundle proves.
 #[derive(Debug, Clone)]
 pub struct ProofSummary {
@@ -100,7 +157,7 @@ pub struct ProofSummary {
     pub seq: u64,
     /// The verified checkpoint.
     pub checkpoint: SignedCheckpoint,
-    /// The event.
+    /// The event (`null` for a sealed bundle).
     pub event: Value,
 }
 
@@ -138,6 +195,16 @@ pub fn group_leaves(
 pub fn make_proof(
     layout: &Layout,
     master: MasterKey,
+    group: &GroupName,
+    seq: u64,
+) -> Result<ProofBundle> {
+    make_proof_with(layout, &JournalReader::new(layout, master), group, seq)
+}
+
+/// [`make_proof`] with a reader at hand.
+pub fn make_proof_with(
+    layout: &Layout,
+    reader: &JournalReader,
     group: &GroupName,
     seq: u64,
 ) -> Result<ProofBundle> {
@@ -183,7 +250,6 @@ pub fn make_proof(
     let inclusion = view
         .inclusion_proof(seq, head.size)
         .map_err(|error| JournalError::Invalid(error.to_string()))?;
-    let reader = JournalReader::new(layout, master);
     let mut opened = None;
     reader.visit(group, seq, Some(seq + 1), |record| {
         opened = Some(record);
@@ -218,10 +284,39 @@ fn decode_hash(text: &str, what: &str) -> Result<Hash, String> {
     crate::textform::parse_hash(text).ok_or_else(|| format!("{what} is not a 32-byte hex value"))
 }
 
-/// Checks a bundle offline. `Err` says what does not hold.
+/// Checks a bundle (full or sealed) offline. `Err` says what does not hold.
 pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSummary, String> {
-    let bundle: ProofBundle = serde_json::from_str(bundle_json)
+    let value: Value = serde_json::from_str(bundle_json)
         .map_err(|error| format!("not a proof bundle: {error}"))?;
+    if value.get("format").and_then(Value::as_str) == Some(SEALED_FORMAT) {
+        let bundle: SealedProofBundle = serde_json::from_value(value)
+            .map_err(|error| format!("not a sealed proof bundle: {error}"))?;
+        let group = GroupName::parse(&bundle.group).map_err(|error| error.to_string())?;
+        let commitment = decode_hash(&bundle.commitment, "commitment")?;
+        let checkpoint = verify_position(
+            &group,
+            bundle.seq,
+            &commitment,
+            &Position {
+                block_body: &bundle.block_body,
+                block_count: bundle.block_count,
+                block_index: bundle.block_index,
+                commitment_path: &bundle.commitment_path,
+                tree_size: bundle.tree_size,
+                inclusion: &bundle.inclusion,
+                checkpoint: &bundle.checkpoint,
+            },
+            key,
+        )?;
+        return Ok(ProofSummary {
+            group: bundle.group,
+            seq: bundle.seq,
+            checkpoint,
+            event: Value::Null,
+        });
+    }
+    let bundle: ProofBundle =
+        serde_json::from_value(value).map_err(|error| format!("not a proof bundle: {error}"))?;
     if bundle.format != BUNDLE_FORMAT {
         return Err(format!("unsupported bundle format {:?}", bundle.format));
     }
@@ -234,51 +329,85 @@ pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSum
         return Err("the readable event does not match the proven record bytes".into());
     }
     let salt = decode_hash(&bundle.salt, "salt")?;
-    let body_digest = decode_hash(&bundle.block_body, "block_body")?;
     let commitment = segment::record_commitment(bundle.seq, &salt, &record_bytes);
-    let commitment_path = bundle
-        .commitment_path
-        .iter()
-        .map(|node| decode_hash(node, "commitment path node"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let commit_root = merkle::root_from_inclusion(
-        u64::from(bundle.block_index),
-        u64::from(bundle.block_count),
-        &commitment,
-        &commitment_path,
-    )
-    .map_err(|error| format!("commitment path: {error}"))?;
-    let leaf = segment::leaf_hash(
+    let checkpoint = verify_position(
+        &group,
         bundle.seq,
-        &segment::block_digest(&body_digest, &commit_root),
-    );
-    let path = bundle
-        .inclusion
-        .iter()
-        .map(|node| decode_hash(node, "inclusion node"))
-        .collect::<Result<Vec<_>, _>>()?;
-    let checkpoint = SignedCheckpoint::from_text(&bundle.checkpoint)?;
-    checkpoint
-        .verify(key)
-        .map_err(|reason| format!("checkpoint: {reason}"))?;
-    let head = checkpoint
-        .body
-        .groups
-        .get(&group)
-        .ok_or("the checkpoint does not cover this group")?;
-    if head.size != bundle.tree_size {
-        return Err(format!(
-            "tree_size {} differs from the checkpoint's {}",
-            bundle.tree_size, head.size
-        ));
-    }
-    merkle::verify_inclusion(bundle.seq, head.size, &leaf, &path, &head.root).map_err(|error| {
-        format!("inclusion proof does not lead to the checkpoint root: {error}")
-    })?;
+        &commitment,
+        &Position {
+            block_body: &bundle.block_body,
+            block_count: bundle.block_count,
+            block_index: bundle.block_index,
+            commitment_path: &bundle.commitment_path,
+            tree_size: bundle.tree_size,
+            inclusion: &bundle.inclusion,
+            checkpoint: &bundle.checkpoint,
+        },
+        key,
+    )?;
     Ok(ProofSummary {
         group: bundle.group,
         seq: bundle.seq,
         checkpoint,
         event: bundle.event,
     })
+}
+
+/// Where a bundle says its record's commitment sits.
+struct Position<'a> {
+    block_body: &'a str,
+    block_count: u32,
+    block_index: u32,
+    commitment_path: &'a [String],
+    tree_size: u64,
+    inclusion: &'a [String],
+    checkpoint: &'a str,
+}
+
+/// Checks that `commitment` is record `seq` of `group` under the signed checkpoint.
+fn verify_position(
+    group: &GroupName,
+    seq: u64,
+    commitment: &Hash,
+    position: &Position<'_>,
+    key: &VerificationKey,
+) -> Result<SignedCheckpoint, String> {
+    let body_digest = decode_hash(position.block_body, "block_body")?;
+    let commitment_path = position
+        .commitment_path
+        .iter()
+        .map(|node| decode_hash(node, "commitment path node"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let commit_root = merkle::root_from_inclusion(
+        u64::from(position.block_index),
+        u64::from(position.block_count),
+        commitment,
+        &commitment_path,
+    )
+    .map_err(|error| format!("commitment path: {error}"))?;
+    let leaf = segment::leaf_hash(seq, &segment::block_digest(&body_digest, &commit_root));
+    let path = position
+        .inclusion
+        .iter()
+        .map(|node| decode_hash(node, "inclusion node"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let checkpoint = SignedCheckpoint::from_text(position.checkpoint)?;
+    checkpoint
+        .verify(key)
+        .map_err(|reason| format!("checkpoint: {reason}"))?;
+    let head = checkpoint
+        .body
+        .groups
+        .get(group)
+        .ok_or("the checkpoint does not cover this group")?;
+    if head.size != position.tree_size {
+        return Err(format!(
+            "tree_size {} differs from the checkpoint's {}",
+            position.tree_size, head.size
+        ));
+    }
+    merkle::verify_inclusion(seq, head.size, &leaf, &path, &head.root).map_err(|error| {
+        format!("inclusion proof does not lead to the checkpoint root: {error}")
+    })?;
+    Ok(checkpoint)
 }

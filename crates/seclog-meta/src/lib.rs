@@ -14,6 +14,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 #![warn(missing_docs)]
 
+mod retention;
 mod tokens;
 
 use std::path::Path;
@@ -21,10 +22,13 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+pub use retention::{LegalHold, RetentionChange, RetentionMode, RetentionPolicy};
 pub use tokens::{Role, TokenInfo, hash_token};
 
 const TOKENS: TableDefinition<&str, &str> = TableDefinition::new("tokens");
 const RETENTION: TableDefinition<&str, u32> = TableDefinition::new("retention_days");
+const RETENTION_MODES: TableDefinition<&str, &str> = TableDefinition::new("retention_modes");
+const LEGAL_HOLDS: TableDefinition<&str, &str> = TableDefinition::new("legal_holds");
 const CURSORS: TableDefinition<&str, u64> = TableDefinition::new("cursors");
 const IMPORTS: TableDefinition<&str, &str> = TableDefinition::new("imports");
 const IMPORTED_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("imported_objects");
@@ -60,15 +64,8 @@ fn storage(error: impl std::fmt::Display) -> MetaError {
 #[derive(Debug)]
 pub struct MetaStore {
     db: Database,
-}
-
-/// A group's retention policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RetentionPolicy {
-    /// The group name.
-    pub group: String,
-    /// Records older than this many days are deleted (whole segments).
-    pub days: u32,
+    /// Every token's hash and description, kept in memory and compared in constant time.
+    tokens: std::sync::RwLock<Vec<tokens::Stored>>,
 }
 
 impl MetaStore {
@@ -86,6 +83,8 @@ impl MetaStore {
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(TOKENS).map_err(storage)?;
         txn.open_table(RETENTION).map_err(storage)?;
+        txn.open_table(RETENTION_MODES).map_err(storage)?;
+        txn.open_table(LEGAL_HOLDS).map_err(storage)?;
         txn.open_table(CURSORS).map_err(storage)?;
         txn.open_table(IMPORTS).map_err(storage)?;
         txn.open_table(IMPORTED_OBJECTS).map_err(storage)?;
@@ -93,37 +92,11 @@ impl MetaStore {
         txn.open_table(OUTBOX).map_err(storage)?;
         txn.open_table(OUTBOX_DUE).map_err(storage)?;
         txn.commit().map_err(storage)?;
-        Ok(MetaStore { db })
-    }
-
-    /// Sets a group's retention in days.
-    pub fn set_retention(&self, group: &str, days: u32) -> Result<()> {
-        if days == 0 {
-            return Err(MetaError::Invalid(
-                "retention must be at least 1 day".into(),
-            ));
-        }
-        let txn = self.db.begin_write().map_err(storage)?;
-        txn.open_table(RETENTION)
-            .map_err(storage)?
-            .insert(group, days)
-            .map_err(storage)?;
-        txn.commit().map_err(storage)
-    }
-
-    /// Every retention policy.
-    pub fn retention_policies(&self) -> Result<Vec<RetentionPolicy>> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(RETENTION).map_err(storage)?;
-        let mut policies = Vec::new();
-        for entry in table.iter().map_err(storage)? {
-            let (group, days) = entry.map_err(storage)?;
-            policies.push(RetentionPolicy {
-                group: group.value().to_string(),
-                days: days.value(),
-            });
-        }
-        Ok(policies)
+        let tokens = tokens::load(&db)?;
+        Ok(MetaStore {
+            db,
+            tokens: std::sync::RwLock::new(tokens),
+        })
     }
 
     /// A consumer's next sequence number in a group (0 when new).
@@ -496,7 +469,8 @@ mod tests {
             meta.retention_policies().unwrap(),
             vec![RetentionPolicy {
                 group: "app/x".into(),
-                days: 30
+                days: 30,
+                mode: RetentionMode::Governance,
             }]
         );
         assert_eq!(meta.cursor("indexer", "app/x").unwrap(), 42);

@@ -86,6 +86,32 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
+/// A token as the store keeps it in memory: the SHA-256 of the secret and its description.
+#[derive(Debug, Clone)]
+pub(crate) struct Stored {
+    hash: [u8; 32],
+    info: TokenInfo,
+}
+
+/// Every stored token, read once when the store opens.
+pub(crate) fn load(db: &redb::Database) -> Result<Vec<Stored>> {
+    let txn = db.begin_read().map_err(storage)?;
+    let table = txn.open_table(TOKENS).map_err(storage)?;
+    let mut tokens = Vec::new();
+    for entry in table.iter().map_err(storage)? {
+        let (hash, value) = entry.map_err(storage)?;
+        let hash: [u8; 32] = hex::decode(hash.value())
+            .ok()
+            .and_then(|bytes| bytes.try_into().ok())
+            .ok_or_else(|| storage("a token hash is not 32 bytes of hex"))?;
+        let info: TokenInfo = serde_json::from_str(value.value()).map_err(storage)?;
+        tokens.push(Stored { hash, info });
+    }
+    tokens
+        .sort_by(|a, b| (a.info.created_unix, &a.info.id).cmp(&(b.info.created_unix, &b.info.id)));
+    Ok(tokens)
+}
+
 impl MetaStore {
     /// Creates a token; returns the secret (show it once) and its description.
     pub fn create_token(
@@ -99,78 +125,100 @@ impl MetaStore {
                 "group pattern must be '*', a name, or a prefix ending in '*'".into(),
             ));
         }
+        if expires_unix.is_some_and(|expires| expires <= now_unix()) {
+            return Err(MetaError::Invalid(
+                "the expiry must be in the future".into(),
+            ));
+        }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(storage)?;
         let token = format!("{TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(secret));
-        let hash = hash_token(&token);
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let hash_hex = hex::encode(hash);
         let info = TokenInfo {
-            id: hash.get(..12).unwrap_or_default().to_string(),
+            id: hash_hex.get(..12).unwrap_or_default().to_string(),
             role,
             groups: groups.to_string(),
             created_unix: now_unix(),
             expires_unix,
         };
         let value = serde_json::to_string(&info).map_err(storage)?;
+        let mut cache = self.tokens.write().map_err(storage)?;
         let txn = self.db.begin_write().map_err(storage)?;
         txn.open_table(TOKENS)
             .map_err(storage)?
-            .insert(hash.as_str(), value.as_str())
+            .insert(hash_hex.as_str(), value.as_str())
             .map_err(storage)?;
         txn.commit().map_err(storage)?;
+        cache.push(Stored {
+            hash,
+            info: info.clone(),
+        });
         Ok((token, info))
     }
 
-    /// Looks a presented token up by its hash; `None` if unknown or expired.
+    /// Looks a presented token up; `None` if unknown or expired. The presented token's hash is
+    /// compared with every stored hash in constant time, so how long this takes tells nothing
+    /// about how close a guess came.
     pub fn authenticate(&self, token: &str) -> Result<Option<TokenInfo>> {
+        use subtle::ConstantTimeEq;
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Ok(None);
         }
-        let hash = hash_token(token);
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(TOKENS).map_err(storage)?;
-        let Some(value) = table.get(hash.as_str()).map_err(storage)? else {
-            return Ok(None);
-        };
-        let info: TokenInfo = serde_json::from_str(value.value()).map_err(storage)?;
-        if info
-            .expires_unix
-            .is_some_and(|expires| expires <= now_unix())
-        {
-            return Ok(None);
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let cache = self.tokens.read().map_err(storage)?;
+        let mut found = None;
+        for stored in cache.iter() {
+            if bool::from(stored.hash.ct_eq(&hash)) {
+                found = Some(&stored.info);
+            }
         }
-        Ok(Some(info))
+        Ok(found
+            .filter(|info| info.expires_unix.is_none_or(|expires| expires > now_unix()))
+            .cloned())
     }
 
-    /// Every token's description.
+    /// Every token's description, oldest first (expired ones too, until revoked).
     pub fn list_tokens(&self) -> Result<Vec<TokenInfo>> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(TOKENS).map_err(storage)?;
-        let mut tokens = Vec::new();
-        for entry in table.iter().map_err(storage)? {
-            let (_, value) = entry.map_err(storage)?;
-            tokens.push(serde_json::from_str(value.value()).map_err(storage)?);
-        }
-        Ok(tokens)
+        let cache = self.tokens.read().map_err(storage)?;
+        Ok(cache.iter().map(|stored| stored.info.clone()).collect())
     }
 
-    /// Revokes the token with this id; false if none.
-    pub fn revoke_token(&self, id: &str) -> Result<bool> {
-        let txn = self.db.begin_write().map_err(storage)?;
-        let removed = {
-            let mut table = txn.open_table(TOKENS).map_err(storage)?;
-            let hash = table
-                .iter()
-                .map_err(storage)?
-                .filter_map(std::result::Result::ok)
-                .map(|(key, _)| key.value().to_string())
-                .find(|hash| hash.starts_with(id) && id.len() >= 8);
-            match hash {
-                Some(hash) => table.remove(hash.as_str()).map_err(storage)?.is_some(),
-                None => false,
+    /// Revokes the token whose id is `id` or starts with it (at least 8 characters, naming
+    /// one token); its description is returned, `None` if no token has that id.
+    pub fn revoke_token(&self, id: &str) -> Result<Option<TokenInfo>> {
+        if id.len() < 8 {
+            return Err(MetaError::Invalid(
+                "give at least 8 characters of the token id".into(),
+            ));
+        }
+        let mut cache = self.tokens.write().map_err(storage)?;
+        let matching: Vec<usize> = cache
+            .iter()
+            .enumerate()
+            .filter(|(_, stored)| stored.info.id.starts_with(id))
+            .map(|(index, _)| index)
+            .collect();
+        let index = match matching.as_slice() {
+            [] => return Ok(None),
+            [index] => *index,
+            _ => {
+                return Err(MetaError::Invalid(format!(
+                    "{id} names more than one token; give more of the id"
+                )));
             }
         };
+        let Some(stored) = cache.get(index).cloned() else {
+            return Ok(None);
+        };
+        let txn = self.db.begin_write().map_err(storage)?;
+        txn.open_table(TOKENS)
+            .map_err(storage)?
+            .remove(hex::encode(stored.hash).as_str())
+            .map_err(storage)?;
         txn.commit().map_err(storage)?;
-        Ok(removed)
+        cache.remove(index);
+        Ok(Some(stored.info))
     }
 }
 
@@ -185,13 +233,31 @@ mod tests {
         let (token, info) = meta.create_token(Role::Ingest, "app/*", None).unwrap();
         assert!(info.covers("app/payments") && !info.covers("aws/cloudtrail"));
         assert_eq!(meta.authenticate(&token).unwrap(), Some(info.clone()));
-        let (expired, _) = meta
-            .create_token(Role::Reader, "*", Some(now_unix() - 1))
+        let (expiring, _) = meta
+            .create_token(Role::Reader, "*", Some(now_unix() + 1))
             .unwrap();
-        assert_eq!(meta.authenticate(&expired).unwrap(), None);
+        assert!(meta.authenticate(&expiring).unwrap().is_some());
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert_eq!(meta.authenticate(&expiring).unwrap(), None, "expired");
         assert!(meta.create_token(Role::Reader, "a*b*", None).is_err());
-        assert!(meta.revoke_token(&info.id).unwrap());
+        assert!(meta.revoke_token("abc").is_err(), "too short an id");
+        assert_eq!(meta.revoke_token(&info.id).unwrap(), Some(info.clone()));
+        assert_eq!(meta.revoke_token(&info.id).unwrap(), None);
         assert_eq!(meta.authenticate(&token).unwrap(), None);
+        assert!(
+            meta.create_token(Role::Reader, "*", Some(now_unix() - 1))
+                .is_err(),
+            "already expired"
+        );
+        drop(meta);
+        // Revocation is durable, and tokens are found again after reopening.
+        let meta = MetaStore::open(dir.path()).unwrap();
+        assert_eq!(meta.authenticate(&token).unwrap(), None);
+        assert_eq!(
+            meta.list_tokens().unwrap().len(),
+            1,
+            "the expired one is listed until revoked"
+        );
         drop(meta);
         let raw = std::fs::read(dir.path().join("seclog.redb")).unwrap();
         assert!(

@@ -25,6 +25,8 @@ const DIR_SEPARATOR: &str = "%2F";
 impl GroupName {
     /// Group holding records that could not be parsed, kept raw with the reason.
     pub const DEAD_LETTER: &'static str = "seclog/dead-letter";
+    /// The group every read of log data and every admin action is recorded in.
+    pub const ACCESS: &'static str = "seclog/access";
 
     /// Validates a group name.
     pub fn parse(name: &str) -> Result<Self, GroupNameError> {
@@ -67,6 +69,12 @@ impl GroupName {
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// True for the group that records every read and admin action (`seclog/access`): no
+    /// retention policy applies to it and nothing deletes it.
+    pub fn is_access_log(&self) -> bool {
+        self.0 == Self::ACCESS
     }
 
     /// True for groups that seclog writes itself (`seclog/...`).

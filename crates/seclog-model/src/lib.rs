@@ -14,4 +14,4 @@ mod group;
 mod timestamp;
 
 pub use group::{GroupName, GroupNameError};
-pub use timestamp::{Timestamp, TimestampError};
+pub use timestamp::{Timestamp, TimestampError, parse_duration_secs};

@@ -104,3 +104,46 @@ mod tests {
         assert!(Timestamp::parse_rfc3339("2023-13-01T00:00:00Z").is_err());
     }
 }
+
+/// Parses a duration written as a whole number and a unit, `45s`, `30m`, `12h`, `90d` or `52w`
+/// (a bare number is seconds), into seconds.
+pub fn parse_duration_secs(text: &str) -> Result<i64, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: i64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {text:?} (for example 90d, 12h, 30m, 45s)"))?;
+    let scale = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use s, m, h, d or w)"
+            ));
+        }
+    };
+    value
+        .checked_mul(scale)
+        .ok_or_else(|| format!("duration {text:?} is too long"))
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration_secs;
+
+    #[test]
+    fn durations_have_a_number_and_a_unit() {
+        assert_eq!(parse_duration_secs("45"), Ok(45));
+        assert_eq!(parse_duration_secs("30m"), Ok(1800));
+        assert_eq!(parse_duration_secs("90d"), Ok(90 * 86_400));
+        assert_eq!(parse_duration_secs("2w"), Ok(14 * 86_400));
+        assert!(parse_duration_secs("d").is_err());
+        assert!(parse_duration_secs("5y").is_err());
+        assert!(parse_duration_secs("99999999999999999999d").is_err());
+    }
+}

@@ -1,5 +1,5 @@
-//! Records of reads for the `seclog/access` group: one format whether a read comes through the
-//! API or the command line.
+//! Records for the `seclog/access` group: every read of log data and every admin action,
+//! whether it comes through the API or the command line, and every refused request.
 
 use seclog_journal::{Record, RecordKind};
 use seclog_model::{GroupName, Timestamp};
@@ -62,4 +62,32 @@ pub fn record(mut entry: Json, actor: Json) -> Vec<u8> {
         raw: entry.to_string().into_bytes(),
     }
     .encode()
+}
+
+/// Records `entry` by `actor` in `seclog/access` and waits until it is durable: answers that
+/// depend on it are given only after this returns `Ok`.
+pub(crate) async fn store(
+    state: &crate::AppState,
+    entry: Json,
+    actor: Json,
+) -> Result<(), crate::ApiError> {
+    let record = record(entry, actor);
+    state
+        .commit
+        .submit(
+            vec![crate::committer::GroupBatch {
+                group: access_group(),
+                records: vec![record],
+            }],
+            state.submit_wait,
+        )
+        .await
+        .map_err(|error| {
+            tracing::error!(error = %error, "writing to seclog/access failed");
+            crate::ApiError::unavailable(
+                "the access log could not be written; the answer is withheld",
+                1,
+            )
+        })?;
+    Ok(())
 }

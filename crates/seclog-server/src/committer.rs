@@ -628,6 +628,7 @@ fn sweep(
         .filter_map(|policy| {
             GroupName::parse(&policy.group)
                 .ok()
+                .filter(|group| !group.is_access_log())
                 .map(|group| (group, policy.days))
         })
         .collect();

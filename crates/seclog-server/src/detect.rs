@@ -165,6 +165,12 @@ pub fn match_line(matched: &Match, origin: Map<String, Value>, event: Value) -> 
 /// The group findings are stored in.
 pub const ALERTS_GROUP: &str = "seclog/alerts";
 
+/// True for the groups the detector evaluates: every group but seclog's own, except
+/// `seclog/access` (attempts on seclog itself are detected like any others).
+fn evaluated(group: &GroupName) -> bool {
+    !group.is_internal() || group.is_access_log()
+}
+
 /// The consumer name under which the detector's state is kept.
 const CONSUMER: &str = "detector";
 /// Sealing context of the detector's state (it holds user names and addresses from events).
@@ -294,7 +300,7 @@ impl DetectionService {
         let stats = Arc::new(DetectionStats::default());
         // Before the saved positions are read: a commit in between is either handed over or
         // already counted in them.
-        let tap = commit.tap(|group| !group.is_internal(), TAP_BYTES);
+        let tap = commit.tap(evaluated, TAP_BYTES);
         let mut detection = Detection {
             engine,
             reader,
@@ -424,7 +430,7 @@ impl Detection {
             self.heads
                 .snapshot()
                 .into_iter()
-                .filter(|(group, _)| !group.is_internal())
+                .filter(|(group, _)| evaluated(group))
                 .map(|(group, end)| (group.as_str().to_string(), end))
                 .collect()
         });
@@ -565,7 +571,7 @@ impl Detection {
     /// busy (`idle` false), only with groups not handed over since the last scan.
     fn scan(&mut self, idle: bool) -> Result<(), String> {
         for (group, durable) in self.heads.snapshot() {
-            if group.is_internal() || (!idle && self.handed.contains(&group)) {
+            if !evaluated(&group) || (!idle && self.handed.contains(&group)) {
                 continue;
             }
             if self.position(&group) < durable {
@@ -685,7 +691,7 @@ impl Detection {
             .heads
             .snapshot()
             .iter()
-            .filter(|(group, _)| !group.is_internal())
+            .filter(|(group, _)| evaluated(group))
             .map(|(group, durable)| {
                 let position = self.stored.get(group.as_str()).copied().unwrap_or(0);
                 durable.saturating_sub(position)

@@ -13,20 +13,21 @@
 
 use std::time::Instant;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::bulk::{BulkAction, decode_bulk};
 use seclog_journal::{Record, RecordKind};
-use seclog_meta::{Role, TokenInfo};
+use seclog_meta::TokenInfo;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::auth::{Caller, Denial};
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{Encoding, content_encoding, decompress_body, read_body};
 use crate::metrics::ListenerCounters;
-use crate::protocol::{Batches, Scheme, dead_letter, presented_token};
+use crate::protocol::{Batches, dead_letter};
 
 /// The Elasticsearch version reported: what current clients (8.x and 9.x) accept.
 const VERSION: &str = "9.1.0";
@@ -61,35 +62,40 @@ pub(crate) fn with_product(mut response: Response) -> Response {
     response
 }
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
-    let unauthorized = || {
-        es_error(
+/// A refused request, in Elasticsearch's shape.
+pub(crate) fn denial(denial: Denial) -> Response {
+    with_product(match denial {
+        Denial::Missing | Denial::Invalid => es_error(
             StatusCode::UNAUTHORIZED,
             "security_exception",
             "missing or unknown credentials: use an API key, basic auth or a bearer token holding a seclog token",
-        )
-    };
-    let token = presented_token(headers, &[Scheme::ApiKey, Scheme::Basic, Scheme::Bearer])
-        .ok_or_else(unauthorized)?;
-    match state.meta.authenticate(&token) {
-        Ok(Some(info)) => Ok(info),
-        Ok(None) => Err(unauthorized()),
-        Err(error) => {
-            tracing::error!(error = %error, "token lookup failed");
-            Err(es_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "exception",
-                "authentication is unavailable",
-            ))
+        ),
+        Denial::Forbidden => es_error(
+            StatusCode::FORBIDDEN,
+            "security_exception",
+            "this token may not do this",
+        ),
+        Denial::Throttled(seconds) => {
+            let mut response = es_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "security_exception",
+                "too many failed authentications from this address; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
         }
-    }
+        Denial::Unavailable => es_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "exception",
+            "authentication is unavailable",
+        ),
+    })
 }
 
 /// `GET /` and `HEAD /`: who this is, as clients check on connect.
-pub(crate) async fn info(State(state): State<AppState>, request: Request) -> Response {
-    if let Err(response) = authenticate(&state, request.headers()) {
-        return with_product(response);
-    }
+pub(crate) async fn info() -> Response {
     with_product(
         axum::Json(json!({
             "name": "seclog",
@@ -110,23 +116,23 @@ pub(crate) async fn info(State(state): State<AppState>, request: Request) -> Res
 }
 
 /// `POST|PUT /_bulk` and `/{index}/_bulk`.
-pub(crate) async fn bulk(State(state): State<AppState>, request: Request) -> Response {
-    with_product(match bulk_inner(state, request).await {
+pub(crate) async fn bulk(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
+    with_product(match bulk_inner(state, caller.token, request).await {
         Ok(response) | Err(response) => response,
     })
 }
 
-async fn bulk_inner(state: AppState, request: Request) -> Result<Response, Response> {
+async fn bulk_inner(
+    state: AppState,
+    token: TokenInfo,
+    request: Request,
+) -> Result<Response, Response> {
     let started = Instant::now();
     let (parts, body) = request.into_parts();
-    let token = authenticate(&state, &parts.headers)?;
-    if !matches!(token.role, Role::Ingest | Role::Admin) {
-        return Err(es_error(
-            StatusCode::FORBIDDEN,
-            "security_exception",
-            "this token may not ingest",
-        ));
-    }
     let url_index = parts
         .uri
         .path()

@@ -66,6 +66,17 @@ impl ApiError {
         }
     }
 
+    pub(crate) fn throttled(retry_after: u64) -> Self {
+        ApiError {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "throttled",
+                "too many failed authentications from this address; retry later",
+            )
+        }
+    }
+
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }

@@ -9,16 +9,17 @@
 // The error of these helpers is the HTTP reply itself, built once per request.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::decode_ingest_body;
 use seclog_formats::firehose::{FirehoseRecord, decode_firehose};
-use seclog_meta::{Role, TokenInfo};
+use seclog_meta::TokenInfo;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Caller, Denial};
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, event_record, peer_address, read_body};
 use crate::protocol::{Batches, dead_letter, group_named, line_record, writable};
@@ -40,38 +41,37 @@ fn header_text<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
     headers.get(name).and_then(|value| value.to_str().ok())
 }
 
-fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    request_id: &str,
-) -> Result<TokenInfo, Response> {
-    let Some(key) = header_text(headers, "x-amz-firehose-access-key") else {
-        return Err(failure(
+/// A refused delivery, in Firehose's error shape (echoing the request id).
+pub(crate) fn denial(headers: &HeaderMap, denial: Denial) -> Response {
+    let request_id = header_text(headers, "x-amz-firehose-request-id").unwrap_or_default();
+    match denial {
+        Denial::Missing => failure(
             StatusCode::UNAUTHORIZED,
             request_id,
             "X-Amz-Firehose-Access-Key is required (a seclog ingest token)",
-        ));
-    };
-    match state.meta.authenticate(key.trim()) {
-        Ok(Some(info)) if matches!(info.role, Role::Ingest | Role::Admin) => Ok(info),
-        Ok(Some(_)) => Err(failure(
+        ),
+        Denial::Invalid => failure(StatusCode::UNAUTHORIZED, request_id, "unknown access key"),
+        Denial::Forbidden => failure(
             StatusCode::FORBIDDEN,
             request_id,
             "this access key may not ingest",
-        )),
-        Ok(None) => Err(failure(
-            StatusCode::UNAUTHORIZED,
-            request_id,
-            "unknown access key",
-        )),
-        Err(error) => {
-            tracing::error!(error = %error, "token lookup failed");
-            Err(failure(
-                StatusCode::SERVICE_UNAVAILABLE,
+        ),
+        Denial::Throttled(seconds) => {
+            let mut response = failure(
+                StatusCode::TOO_MANY_REQUESTS,
                 request_id,
-                "authentication is unavailable",
-            ))
+                "too many failed authentications from this address; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
         }
+        Denial::Unavailable => failure(
+            StatusCode::SERVICE_UNAVAILABLE,
+            request_id,
+            "authentication is unavailable",
+        ),
     }
 }
 
@@ -89,15 +89,16 @@ fn stream_group(source_arn: Option<&str>) -> GroupName {
 }
 
 /// `POST /api/v1/firehose`.
-pub(crate) async fn deliver(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn deliver(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let header_id = header_text(&parts.headers, "x-amz-firehose-request-id")
         .unwrap_or_default()
         .to_string();
-    let token = match authenticate(&state, &parts.headers, &header_id) {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
+    let token = caller.token;
     let Ok(encoding) = content_encoding(&parts.headers) else {
         return failure(
             StatusCode::BAD_REQUEST,

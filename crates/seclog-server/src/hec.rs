@@ -9,19 +9,20 @@
 // The error of these helpers is the HTTP reply itself, built once per request.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::hec::decode_hec_events;
 use seclog_journal::{Record, RecordKind};
-use seclog_meta::{Role, TokenInfo};
+use seclog_meta::TokenInfo;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Caller, Denial};
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::protocol::{Batches, Scheme, presented_token};
+use crate::protocol::Batches;
 
 fn reply(status: StatusCode, code: u16, text: &str) -> Response {
     (status, axum::Json(json!({ "text": text, "code": code }))).into_response()
@@ -32,19 +33,20 @@ pub(crate) async fn health() -> Response {
     reply(StatusCode::OK, 17, "HEC is healthy")
 }
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
-    let Some(token) = presented_token(headers, &[Scheme::Splunk, Scheme::Bearer, Scheme::Basic])
-    else {
-        return Err(reply(StatusCode::UNAUTHORIZED, 2, "Token is required"));
-    };
-    match state.meta.authenticate(&token) {
-        Ok(Some(info)) if matches!(info.role, Role::Ingest | Role::Admin) => Ok(info),
-        Ok(Some(_)) => Err(reply(StatusCode::FORBIDDEN, 1, "Token disabled")),
-        Ok(None) => Err(reply(StatusCode::FORBIDDEN, 4, "Invalid token")),
-        Err(error) => {
-            tracing::error!(error = %error, "token lookup failed");
-            Err(reply(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy"))
+/// A refused request, with HEC's status codes.
+pub(crate) fn denial(denial: Denial) -> Response {
+    match denial {
+        Denial::Missing => reply(StatusCode::UNAUTHORIZED, 2, "Token is required"),
+        Denial::Invalid => reply(StatusCode::FORBIDDEN, 4, "Invalid token"),
+        Denial::Forbidden => reply(StatusCode::FORBIDDEN, 1, "Token disabled"),
+        Denial::Throttled(seconds) => {
+            let mut response = reply(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
         }
+        Denial::Unavailable => reply(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy"),
     }
 }
 
@@ -83,21 +85,25 @@ fn group_for(index: Option<&str>, sourcetype: Option<&str>) -> Result<GroupName,
 }
 
 /// `POST /services/collector/event` (and `/services/collector`).
-pub(crate) async fn event(State(state): State<AppState>, request: Request) -> Response {
-    receive(state, request, false).await
+pub(crate) async fn event(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
+    receive(state, caller.token, request, false).await
 }
 
 /// `POST /services/collector/raw`.
-pub(crate) async fn raw(State(state): State<AppState>, request: Request) -> Response {
-    receive(state, request, true).await
+pub(crate) async fn raw(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
+    receive(state, caller.token, request, true).await
 }
 
-async fn receive(state: AppState, request: Request, raw: bool) -> Response {
+async fn receive(state: AppState, token: TokenInfo, request: Request, raw: bool) -> Response {
     let (parts, body) = request.into_parts();
-    let token = match authenticate(&state, &parts.headers) {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
     let Ok(encoding) = content_encoding(&parts.headers) else {
         return reply(StatusCode::BAD_REQUEST, 6, "Invalid data format");
     };

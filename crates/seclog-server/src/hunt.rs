@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use seclog_detect::sources::wildcard_match;
@@ -13,9 +13,10 @@ use seclog_model::{GroupName, Timestamp};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::search::{record_access, resolve_groups, search_state};
-use crate::{AppState, auth, detect};
+use crate::{AppState, detect};
 
 /// Rule files are at most this large together.
 const MAX_BODY: usize = 64 << 20;
@@ -55,9 +56,10 @@ fn yes() -> bool {
 
 pub(crate) async fn hunt(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
+    let token = &caller.token;
     let search = search_state(&state)?.clone();
     let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY)
         .await
@@ -82,7 +84,7 @@ pub(crate) async fn hunt(
         })?,
         None => Level::Informational,
     };
-    let groups: Vec<GroupName> = resolve_groups(&search, &token, None)?
+    let groups: Vec<GroupName> = resolve_groups(&search, token, None)?
         .into_iter()
         .filter(|group| !group.is_internal())
         .filter(|group| {
@@ -123,7 +125,7 @@ pub(crate) async fn hunt(
         "since": since.map(Timestamp::to_rfc3339),
         "rule_files": rule_count,
     });
-    record_access(&state, &token, entry).await?;
+    record_access(&state, &caller, entry).await?;
 
     let (sender, receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(64);
     tokio::task::spawn_blocking(move || {

@@ -11,23 +11,24 @@
 use std::io::Read;
 
 use axum::body::Body;
-use axum::extract::{Query, State};
+use axum::extract::{Extension, Query, State};
 use axum::http::Request;
 use axum::response::{IntoResponse, Response};
 use seclog_formats::service::{
     DecodeOptions, Format, Item, RawKind, decode_each, detect, parse_vpc_format,
 };
 use seclog_journal::{Record, RecordKind};
-use seclog_meta::{ImportState, PendingBatch, Role};
+use seclog_meta::{ImportState, PendingBatch};
 use seclog_model::{GroupName, Timestamp};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::AppState;
+use crate::auth::Caller;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::error::ApiError;
 use crate::ingest::{content_encoding, dead_letter, read_body};
-use crate::{AppState, auth};
 
 /// Records stored per group commit (the unit an interrupted import may repeat).
 const BATCH_ITEMS: usize = 5_000;
@@ -85,14 +86,12 @@ pub struct ImportOutcome {
 
 pub(crate) async fn import(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Query(request): Query<ImportRequest>,
     http: Request<Body>,
 ) -> Result<Response, ApiError> {
     let (parts, body) = http.into_parts();
-    let token = auth::authenticate(&state, &parts.headers)?;
-    if !matches!(token.role, Role::Ingest | Role::Admin) {
-        return Err(ApiError::forbidden("this token may not ingest"));
-    }
+    let token = caller.token;
     // Content-Encoding is checked for a clear error; the body's magic bytes decide.
     content_encoding(&parts.headers)?;
     let body = read_body(body, state.limits.max_decompressed_bytes).await?;

@@ -6,18 +6,18 @@ use std::io::Read;
 use std::net::SocketAddr;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Extension, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::{BodyError, EventKind, IngestEvent, decode_ingest_body};
 use seclog_journal::{Record, RecordKind};
-use seclog_meta::Role;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
 
+use crate::AppState;
+use crate::auth::Caller;
 use crate::committer::{GroupBatch, SubmitError};
 use crate::error::ApiError;
-use crate::{AppState, auth};
 
 /// Body size limits.
 #[derive(Debug, Clone)]
@@ -39,10 +39,11 @@ impl Default for IngestLimits {
 
 pub(crate) async fn ingest(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
     let (parts, body) = request.into_parts();
-    let token = auth::authenticate(&state, &parts.headers)?;
+    let token = caller.token;
     let group_text = parts
         .uri
         .path()
@@ -52,9 +53,6 @@ pub(crate) async fn ingest(
         .ok_or_else(|| ApiError::bad_request("invalid_group", "group name is not valid UTF-8"))?;
     let group = GroupName::parse(&group_text)
         .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
-    if !matches!(token.role, Role::Ingest | Role::Admin) {
-        return Err(ApiError::forbidden("this token may not ingest"));
-    }
     if !token.covers(group.as_str()) {
         return Err(ApiError::forbidden(format!(
             "this token may not write to group {group}"

@@ -1,25 +1,11 @@
 //! seclog's HTTP server: authentication, the ingest API, status and checkpoints, wired to the
 //! journal through one commit thread.
 //!
-//! Routes:
-//! - `GET /healthz` (no token)
-//! - `POST /api/v1/ingest/{group}` (ingest or admin token covering the group)
-//! - `GET /api/v1/status` (any token): commit settings, group sizes, seal latency
-//! - `GET /api/v1/checkpoint` (auditor or admin): the newest signed checkpoint, text
-//! - `PUT /api/v1/retention/{group}` with `{"days": N}` (admin)
-//! - `POST /api/v1/query`, `POST /api/v1/query/histogram`, `GET /api/v1/groups/{group}/fields`
-//!   (reader, auditor or admin covering the groups; `seclog/access` is for auditors and admins);
-//!   every one is recorded in `seclog/access` before it answers
-//! - `GET /metrics` (no token): Prometheus counters per listener
-//! - Elasticsearch: `GET /`, `POST|PUT /_bulk` and `/{index}/_bulk` (ingest or admin token as
-//!   API key, basic-auth password or bearer)
-//! - `POST /v1/logs`: OTLP/HTTP logs, protobuf or JSON (bearer = ingest token)
-//! - `POST /loki/api/v1/push`: Loki push, JSON or snappy protobuf (basic auth password or
-//!   bearer = ingest token)
-//! - `POST /api/v1/firehose`: Amazon Data Firehose HTTP endpoint delivery
-//!   (`X-Amz-Firehose-Access-Key` = ingest token; CloudWatch Logs subscriptions unpacked)
-//! - Splunk HEC: `POST /services/collector[/event|/raw]`, `GET /services/collector/health`
-//!   (`Authorization: Splunk <token>`)
+//! Every route and the roles that may call it are in one table, [`routes::route_rules`]; the
+//! router is built from it, each handler behind [`auth`]'s guard (docs/access-control.md).
+//! Ingest: the native API, Elasticsearch bulk, OTLP/HTTP, Loki push, Splunk HEC, Firehose and
+//! service-log import. Reads: search, hunt, events and proofs, each recorded in
+//! `seclog/access`. Admin: tokens and retention. Integrity: checkpoints.
 //!
 //! Syslog listeners (UDP, TCP, TLS) start with [`Server::start_syslog`].
 //!
@@ -36,13 +22,15 @@
 #![warn(missing_docs)]
 
 pub mod access;
+mod admin;
 pub mod alerting;
-mod auth;
+pub mod auth;
 mod committer;
 mod cursors;
 pub mod detect;
 mod elastic;
 mod error;
+mod events;
 mod firehose;
 mod hec;
 mod hunt;
@@ -52,6 +40,7 @@ mod loki;
 pub mod metrics;
 mod otlp;
 mod protocol;
+pub mod routes;
 pub mod s3;
 mod search;
 pub mod syslog;
@@ -62,18 +51,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
 use seclog_index::{Catalog, IndexService, IndexStats};
 use seclog_journal::{JournalReader, JournalWriter, MasterKey};
 use seclog_meta::{MetaStore, Role};
-use seclog_model::GroupName;
 use seclog_query::Engine;
 use serde_json::json;
 
 pub use access::ACCESS_GROUP;
+pub use auth::{AuthSettings, Caller};
 pub use committer::{CommitSettings, CommitStats, StatsSnapshot};
 pub use cursors::MetaCursors;
 pub use error::ApiError;
@@ -100,6 +88,8 @@ pub struct AppState {
     /// Durable group sizes and a reader, for telling after a crash how much of an import's
     /// last batch is stored.
     journal: Option<(Arc<seclog_journal::DurableHeads>, JournalReader)>,
+    /// Wrong-credential counts per source address.
+    throttle: Arc<auth::Throttle>,
 }
 
 impl AppState {
@@ -119,6 +109,7 @@ impl AppState {
             metrics: Arc::new(metrics::Metrics::default()),
             importing: Arc::default(),
             journal: None,
+            throttle: Arc::new(auth::Throttle::new(config.auth)),
         }
     }
 }
@@ -136,45 +127,20 @@ pub struct ServerConfig {
     pub search: SearchSettings,
     /// Syslog listeners.
     pub syslog: SyslogSettings,
+    /// How wrong credentials slow their source down.
+    pub auth: AuthSettings,
 }
 
-/// Builds the router.
+/// Builds the router: every route of [`routes::route_rules`] behind its access rule.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics_text))
-        .route("/", get(elastic::info).head(elastic::info))
-        .route("/_bulk", post(elastic::bulk).put(elastic::bulk))
-        .route("/{index}/_bulk", post(elastic::bulk).put(elastic::bulk))
-        .route("/api/v1/firehose", post(firehose::deliver))
-        .route("/loki/api/v1/push", post(loki::push))
-        .route("/v1/logs", post(otlp::logs))
-        .route("/services/collector", post(hec::event))
-        .route("/services/collector/event", post(hec::event))
-        .route("/services/collector/event/1.0", post(hec::event))
-        .route("/services/collector/raw", post(hec::raw))
-        .route("/services/collector/raw/1.0", post(hec::raw))
-        .route("/services/collector/health", get(hec::health))
-        .route("/services/collector/health/1.0", get(hec::health))
-        .route("/api/v1/ingest/{*group}", post(ingest::ingest))
-        .route("/api/v1/import", post(import::import))
-        .route("/api/v1/status", get(status))
-        .route("/api/v1/alerts", get(alerts_list))
-        .route("/api/v1/checkpoint", get(checkpoint))
-        .route("/api/v1/retention/{*group}", put(set_retention))
-        .route("/api/v1/query", post(search::query))
-        .route("/api/v1/hunt", post(hunt::hunt))
-        .route("/api/v1/query/histogram", post(search::histogram))
-        .route("/api/v1/groups/{*rest}", get(search::fields))
-        .fallback(not_found)
-        .with_state(state)
+    routes::router(state)
 }
 
-async fn healthz() -> impl IntoResponse {
+pub(crate) async fn healthz() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
-async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+pub(crate) async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(
             header::CONTENT_TYPE,
@@ -184,12 +150,15 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     )
 }
 
-async fn not_found() -> ApiError {
+pub(crate) async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }
 
-async fn status(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    let token = caller.token;
     let mut stats = state.commit.stats.snapshot();
     if !matches!(token.role, Role::Admin | Role::Auditor) {
         // Error details may name files; only operators see them.
@@ -245,12 +214,12 @@ struct AlertsQuery {
 
 /// Delivery state of findings: admin and auditor tokens, or reader tokens covering
 /// `seclog/alerts`.
-async fn alerts_list(
+pub(crate) async fn alerts_list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     axum::extract::Query(query): axum::extract::Query<AlertsQuery>,
-    request: Request,
 ) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
+    let token = caller.token;
     let allowed = match token.role {
         Role::Admin | Role::Auditor => true,
         Role::Reader => token.covers(detect::ALERTS_GROUP),
@@ -287,13 +256,7 @@ async fn alerts_list(
     Ok(axum::Json(json!({ "counts": counts, "deliveries": deliveries })).into_response())
 }
 
-async fn checkpoint(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
-    if !matches!(token.role, Role::Auditor | Role::Admin) {
-        return Err(ApiError::forbidden(
-            "checkpoints are for auditor and admin tokens",
-        ));
-    }
+pub(crate) async fn checkpoint(State(state): State<AppState>) -> Result<Response, ApiError> {
     // Served from memory: the commit thread records a checkpoint only after its fsync, so a
     // witness never pins one that a crash could still take back.
     let latest = state.commit.stats.durable_checkpoint();
@@ -309,54 +272,6 @@ async fn checkpoint(State(state): State<AppState>, request: Request) -> Result<R
             "nothing has been sealed yet",
         )),
     }
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RetentionRequest {
-    days: u32,
-}
-
-async fn set_retention(
-    State(state): State<AppState>,
-    request: Request,
-) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
-    if token.role != Role::Admin {
-        return Err(ApiError::forbidden("retention is set by admin tokens"));
-    }
-    let group_text = request
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/retention/")
-        .and_then(ingest::percent_decode)
-        .unwrap_or_default();
-    let group = GroupName::parse(&group_text)
-        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
-    let body = axum::body::to_bytes(request.into_body(), 4096)
-        .await
-        .map_err(|_| ApiError::bad_request("malformed_body", "could not read the body"))?;
-    let wanted: RetentionRequest = serde_json::from_slice(&body).map_err(|error| {
-        ApiError::bad_request(
-            "malformed_body",
-            format!("expected {{\"days\": N}}: {error}"),
-        )
-    })?;
-    state
-        .meta
-        .set_retention(group.as_str(), wanted.days)
-        .map_err(|error| match error {
-            seclog_meta::MetaError::Invalid(reason) => {
-                ApiError::bad_request("invalid_retention", reason)
-            }
-            other => {
-                tracing::error!(error = %other, "storing a retention policy failed");
-                ApiError::internal("the retention policy could not be stored")
-            }
-        })?;
-    tracing::info!(group = %group, days = wanted.days, token = %token.id, "retention set");
-    state.commit.sweep();
-    Ok(axum::Json(json!({ "group": group.as_str(), "days": wanted.days })).into_response())
 }
 
 /// A running server's pieces, for embedding and tests.

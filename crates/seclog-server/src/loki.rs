@@ -9,18 +9,19 @@
 // The error of these helpers is the HTTP reply itself, built once per request.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Extension, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_formats::loki::{LokiEntry, decode_loki_json, decode_loki_protobuf};
-use seclog_meta::{Role, TokenInfo};
+use seclog_meta::TokenInfo;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Caller, Denial};
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
-use crate::protocol::{Batches, Scheme, group_named, line_record, presented_token, writable};
+use crate::protocol::{Batches, group_named, line_record, writable};
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response {
     (
@@ -31,31 +32,35 @@ fn text(status: StatusCode, message: impl Into<String>) -> Response {
         .into_response()
 }
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<TokenInfo, Response> {
-    let unauthorized = || {
-        let mut response = text(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized: basic auth with a seclog token as the password, or a bearer token",
-        );
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"seclog\""),
-        );
-        response
-    };
-    let token =
-        presented_token(headers, &[Scheme::Basic, Scheme::Bearer]).ok_or_else(unauthorized)?;
-    match state.meta.authenticate(&token) {
-        Ok(Some(info)) if matches!(info.role, Role::Ingest | Role::Admin) => Ok(info),
-        Ok(Some(_)) => Err(text(StatusCode::FORBIDDEN, "this token may not ingest")),
-        Ok(None) => Err(unauthorized()),
-        Err(error) => {
-            tracing::error!(error = %error, "token lookup failed");
-            Err(text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "authentication is unavailable",
-            ))
+/// A refused request, as Loki's plain-text errors.
+pub(crate) fn denial(denial: Denial) -> Response {
+    match denial {
+        Denial::Missing | Denial::Invalid => {
+            let mut response = text(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized: basic auth with a seclog token as the password, or a bearer token",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"seclog\""),
+            );
+            response
         }
+        Denial::Forbidden => text(StatusCode::FORBIDDEN, "this token may not ingest"),
+        Denial::Throttled(seconds) => {
+            let mut response = text(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many failed authentications from this address; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+        }
+        Denial::Unavailable => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "authentication is unavailable",
+        ),
     }
 }
 
@@ -74,12 +79,13 @@ fn group_for(labels: &[(String, String)]) -> GroupName {
 }
 
 /// `POST /loki/api/v1/push`.
-pub(crate) async fn push(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn push(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
-    let token = match authenticate(&state, &parts.headers) {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
+    let token = caller.token;
     let protobuf = parts
         .headers
         .get(header::CONTENT_TYPE)

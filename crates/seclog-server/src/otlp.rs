@@ -9,17 +9,18 @@
 // The error of these helpers is the HTTP reply itself, built once per request.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 use seclog_formats::otlp::{OtlpLog, decode_otlp_json, decode_otlp_protobuf};
 use seclog_journal::{Record, RecordKind};
-use seclog_meta::{Role, TokenInfo};
+use seclog_meta::TokenInfo;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::json;
 
 use crate::AppState;
+use crate::auth::{Caller, Denial};
 use crate::committer::{GroupBatch, SubmitError};
 use crate::ingest::{content_encoding, decompress_body, peer_address, read_body};
 use crate::protocol::{Batches, group_named};
@@ -112,44 +113,47 @@ fn success(protobuf: bool, rejected: i64, message: &str) -> Response {
     }
 }
 
-fn authenticate(
-    state: &AppState,
-    headers: &HeaderMap,
-    protobuf: bool,
-) -> Result<TokenInfo, Response> {
-    let token = headers
-        .get(header::AUTHORIZATION)
+/// A refused request, as a `google.rpc.Status` in the request's encoding.
+pub(crate) fn denial(headers: &HeaderMap, denial: Denial) -> Response {
+    let protobuf = headers
+        .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_string());
-    let unauthenticated = || {
-        status(
+        .is_some_and(|value| {
+            value
+                .to_ascii_lowercase()
+                .starts_with("application/x-protobuf")
+        });
+    match denial {
+        Denial::Missing | Denial::Invalid => status(
             protobuf,
             StatusCode::UNAUTHORIZED,
             UNAUTHENTICATED,
             "Authorization: Bearer <seclog ingest token> is required",
-        )
-    };
-    let token = token.ok_or_else(unauthenticated)?;
-    match state.meta.authenticate(&token) {
-        Ok(Some(info)) if matches!(info.role, Role::Ingest | Role::Admin) => Ok(info),
-        Ok(Some(_)) => Err(status(
+        ),
+        Denial::Forbidden => status(
             protobuf,
             StatusCode::FORBIDDEN,
             PERMISSION_DENIED,
             "this token may not ingest",
-        )),
-        Ok(None) => Err(unauthenticated()),
-        Err(error) => {
-            tracing::error!(error = %error, "token lookup failed");
-            Err(status(
+        ),
+        Denial::Throttled(seconds) => {
+            let mut response = status(
                 protobuf,
-                StatusCode::SERVICE_UNAVAILABLE,
-                UNAVAILABLE,
-                "authentication is unavailable",
-            ))
+                StatusCode::TOO_MANY_REQUESTS,
+                RESOURCE_EXHAUSTED,
+                "too many failed authentications from this address; retry later",
+            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
         }
+        Denial::Unavailable => status(
+            protobuf,
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+            "authentication is unavailable",
+        ),
     }
 }
 
@@ -159,7 +163,11 @@ fn group_for(service: Option<&str>) -> GroupName {
 }
 
 /// `POST /v1/logs`.
-pub(crate) async fn logs(State(state): State<AppState>, request: Request) -> Response {
+pub(crate) async fn logs(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let content_type = parts
         .headers
@@ -176,10 +184,7 @@ pub(crate) async fn logs(State(state): State<AppState>, request: Request) -> Res
             "Content-Type must be application/x-protobuf or application/json",
         );
     }
-    let token = match authenticate(&state, &parts.headers, protobuf) {
-        Ok(token) => token,
-        Err(response) => return response,
-    };
+    let token = caller.token;
     let Ok(encoding) = content_encoding(&parts.headers) else {
         return status(
             protobuf,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{Extension, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use seclog_meta::{Role, TokenInfo};
@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value as Json, json};
 
 use crate::access::ACCESS_GROUP;
-use crate::committer::GroupBatch;
+use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::{AppState, access, auth};
+use crate::{AppState, access};
 
 /// Largest request body of a search endpoint.
 const MAX_BODY: usize = 64 * 1024;
@@ -119,14 +119,16 @@ pub(crate) fn search_state(state: &AppState) -> Result<&Search, ApiError> {
     })
 }
 
-fn may_read(token: &TokenInfo, group: &GroupName) -> bool {
-    if !matches!(token.role, Role::Reader | Role::Auditor | Role::Admin) {
-        return false;
+/// True if `token` may read the events of `group`: readers the groups they cover except
+/// `seclog/access`; auditors `seclog/access` only (never decrypted log content); admins
+/// everything they cover, recorded like anyone's reads.
+pub(crate) fn may_read(token: &TokenInfo, group: &GroupName) -> bool {
+    match token.role {
+        Role::Ingest => false,
+        Role::Auditor => group.as_str() == ACCESS_GROUP,
+        Role::Reader => group.as_str() != ACCESS_GROUP && token.covers(group.as_str()),
+        Role::Admin => token.covers(group.as_str()),
     }
-    if group.as_str() == ACCESS_GROUP {
-        return matches!(token.role, Role::Auditor | Role::Admin);
-    }
-    token.covers(group.as_str())
 }
 
 /// The groups a request searches: those named (each must exist and be readable), else every
@@ -218,30 +220,10 @@ fn query_error(error: QueryError) -> ApiError {
 /// Records a read in `seclog/access`; the answer is returned only once this is durable.
 pub(crate) async fn record_access(
     state: &AppState,
-    token: &TokenInfo,
+    caller: &Caller,
     entry: Json,
 ) -> Result<(), ApiError> {
-    let actor = json!({ "token": token.id, "role": token.role.name() });
-    let record = access::record(entry, actor);
-    let group = access::access_group();
-    state
-        .commit
-        .submit(
-            vec![GroupBatch {
-                group,
-                records: vec![record],
-            }],
-            state.submit_wait,
-        )
-        .await
-        .map_err(|error| {
-            tracing::error!(error = %error, "recording a read in seclog/access failed");
-            ApiError::unavailable(
-                "the access log could not be written; the answer is withheld",
-                1,
-            )
-        })?;
-    Ok(())
+    access::store(state, entry, caller.actor()).await
 }
 
 async fn run_blocking<T: Send + 'static>(
@@ -284,12 +266,13 @@ fn query_request(
 /// `POST /api/v1/query`.
 pub(crate) async fn query(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
+    let token = &caller.token;
     let search = search_state(&state)?.clone();
     let (headers, body) = read_body(request).await?;
-    let groups = resolve_groups(&search, &token, body.groups.as_deref())?;
+    let groups = resolve_groups(&search, token, body.groups.as_deref())?;
     let (start, end) = time_range(&body)?;
     let ndjson = body.format.as_deref() == Some("ndjson")
         || headers
@@ -304,7 +287,7 @@ pub(crate) async fn query(
         access::entry(action, &body.query, &groups, start, end),
         &outcome,
     );
-    record_access(&state, &token, entry).await?;
+    record_access(&state, &caller, entry).await?;
     let answer = outcome?;
 
     if ndjson {
@@ -377,12 +360,13 @@ impl futures_core::Stream for ChunkStream {
 /// `POST /api/v1/query/histogram`.
 pub(crate) async fn histogram(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
+    let token = &caller.token;
     let search = search_state(&state)?.clone();
     let (_, body) = read_body(request).await?;
-    let groups = resolve_groups(&search, &token, body.groups.as_deref())?;
+    let groups = resolve_groups(&search, token, body.groups.as_deref())?;
     let (start, end) = time_range(&body)?;
     let span_secs = (end.unix_nanos() - start.unix_nanos()) as f64 / 1e9;
     let interval = match body.interval_secs {
@@ -414,7 +398,7 @@ pub(crate) async fn histogram(
     } else {
         "ok"
     });
-    record_access(&state, &token, entry).await?;
+    record_access(&state, &caller, entry).await?;
     let buckets: Vec<Json> = counts
         .iter()
         .map(|(time, count)| json!({ "start": Timestamp::from_unix_nanos(*time).to_rfc3339(), "count": count }))
@@ -455,23 +439,47 @@ fn nice_interval(target: f64) -> f64 {
         .unwrap_or(365.0 * 86400.0)
 }
 
-/// `GET /api/v1/groups/{group}/fields`.
-pub(crate) async fn fields(
+/// `GET /api/v1/groups/{group}/fields`, `/api/v1/groups/{group}/events` and
+/// `/api/v1/groups/{group}/events/{seq}/proof` (group names hold `/`, so the path is read from
+/// its end).
+pub(crate) async fn group_route(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let token = auth::authenticate(&state, request.headers())?;
+    let path = request.uri().path().to_string();
+    let rest = path.strip_prefix("/api/v1/groups/").unwrap_or_default();
+    let group = |text: &str| {
+        let text = crate::ingest::percent_decode(text).unwrap_or_default();
+        GroupName::parse(&text)
+            .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))
+    };
+    if let Some(name) = rest.strip_suffix("/fields") {
+        return fields(state, caller, group(name)?).await;
+    }
+    if let Some(name) = rest.strip_suffix("/events") {
+        let query = request.uri().query().unwrap_or_default().to_string();
+        return crate::events::events(state, caller, group(name)?, &query).await;
+    }
+    if let Some(front) = rest.strip_suffix("/proof")
+        && let Some((name, seq)) = front.rsplit_once("/events/")
+    {
+        let seq: u64 = seq.parse().map_err(|_| {
+            ApiError::bad_request("invalid_seq", "the sequence number is not a number")
+        })?;
+        return crate::events::proof(state, caller, group(name)?, seq).await;
+    }
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "expected /api/v1/groups/{group}/fields, /events or /events/{seq}/proof",
+    ))
+}
+
+async fn fields(state: AppState, caller: Caller, group: GroupName) -> Result<Response, ApiError> {
+    let token = &caller.token;
     let search = search_state(&state)?.clone();
-    let group_text = request
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/groups/")
-        .and_then(|rest| rest.strip_suffix("/fields"))
-        .and_then(crate::ingest::percent_decode)
-        .unwrap_or_default();
-    let group = GroupName::parse(&group_text)
-        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
-    let groups = resolve_groups(&search, &token, Some(&[group.as_str().to_string()]))?;
+    let groups = resolve_groups(&search, token, Some(&[group.as_str().to_string()]))?;
     let catalog = Arc::clone(search.engine.catalog());
     let target = groups[0].clone();
     let (summary, docs) = run_blocking(&search, move || {
@@ -480,7 +488,7 @@ pub(crate) async fn fields(
     .await?;
     record_access(
         &state,
-        &token,
+        &caller,
         json!({ "action": "fields", "groups": [group.as_str()], "rows": summary.len(), "status": "ok" }),
     )
     .await?;

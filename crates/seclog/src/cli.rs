@@ -312,6 +312,13 @@ pub(crate) struct ServeArgs {
     /// How often retention policies are applied (seconds).
     #[arg(long, default_value_t = 300)]
     pub(crate) retention_sweep_secs: u64,
+    /// Wrong tokens one address may present (within 5 minutes) before its requests are delayed;
+    /// each further one doubles the delay.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) auth_free_failures: u32,
+    /// Longest delay for an address that keeps presenting wrong tokens (seconds).
+    #[arg(long, default_value_t = 8)]
+    pub(crate) auth_max_delay_secs: u64,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     pub(crate) max_body_bytes: usize,

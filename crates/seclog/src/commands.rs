@@ -194,6 +194,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             ..SearchSettings::default()
         },
         syslog: args.syslog.settings(),
+        auth: seclog_server::AuthSettings {
+            free_failures: args.auth_free_failures,
+            max_delay: Duration::from_secs(args.auth_max_delay_secs),
+            ..seclog_server::AuthSettings::default()
+        },
     };
     seclog_index::crypt_dir::set_cache_budget(args.index_cache_mb.saturating_mul(1 << 20));
     raise_open_file_limit();
@@ -423,7 +428,7 @@ fn token(action: TokenAction) -> Result<ExitCode> {
         }
         TokenAction::Revoke { data, id } => {
             let meta = open_meta(&layout(&data))?;
-            if !meta.revoke_token(&id)? {
+            if meta.revoke_token(&id)?.is_none() {
                 bail!("no token with id {id}");
             }
             println!("revoked {id}");
@@ -434,19 +439,5 @@ fn token(action: TokenAction) -> Result<ExitCode> {
 
 /// Parses `90d`, `12h`, `30m`, `45s` into seconds.
 pub(crate) fn parse_duration(text: &str) -> Result<i64> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let value: i64 = number
-        .parse()
-        .with_context(|| format!("invalid duration {text:?}"))?;
-    let scale = match unit {
-        "s" | "" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => bail!("invalid duration unit in {text:?} (use s, m, h or d)"),
-    };
-    Ok(value * scale)
+    seclog_model::parse_duration_secs(text).map_err(anyhow::Error::msg)
 }

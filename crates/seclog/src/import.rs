@@ -292,6 +292,7 @@ async fn open_local(layout: &Layout) -> Result<Server> {
         limits: IngestLimits::default(),
         search: SearchSettings::default(),
         syslog: seclog_server::SyslogSettings::default(),
+        auth: seclog_server::AuthSettings::default(),
     };
     // Indexing waits for the server: a bulk load is not slowed by it, and `serve` indexes
     // what was loaded when it starts.

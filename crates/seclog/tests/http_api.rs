@@ -123,9 +123,24 @@ fn missing_or_wrong_token_is_401_and_stores_nothing() {
     let groups = store.groups();
     assert_eq!(
         groups.keys().collect::<Vec<_>>(),
-        ["app/control"],
+        ["app/control", "seclog/access"],
         "only the authenticated request may create a group: {groups:?}"
     );
+    // Each refused request is recorded, without the credentials it presented.
+    assert_eq!(groups["seclog/access"], cases.len() as u64, "{groups:?}");
+    let refusals = store.cat("seclog/access");
+    for refusal in &refusals {
+        assert_eq!(refusal["event"]["status"], "denied", "{refusal}");
+        assert_eq!(
+            refusal["event"]["request"], "POST /api/v1/ingest/app/auth",
+            "{refusal}"
+        );
+        let text = refusal.to_string();
+        assert!(
+            !text.contains(&wrong_token) && !text.contains(&admin),
+            "{text}"
+        );
+    }
 }
 
 /// Tokens lacking the right get 403: wrong role, a group pattern that does not cover the group,
@@ -204,9 +219,16 @@ fn tokens_without_the_right_are_403() {
 
     server.stop_ok();
     let groups = store.groups();
+    // Refused requests store nothing but the record of their refusal (nine writes and two
+    // checkpoint reads).
     assert_eq!(
         groups,
-        [("team-a/only".to_string(), 1), ("team-a/x".to_string(), 1)].into(),
+        [
+            ("seclog/access".to_string(), 11),
+            ("team-a/only".to_string(), 1),
+            ("team-a/x".to_string(), 1)
+        ]
+        .into(),
         "refused requests must not store anything"
     );
 }
@@ -668,7 +690,9 @@ fn group_names_may_be_percent_encoded() {
         store.groups(),
         [
             ("AWS/CloudTrail".to_string(), 1),
-            ("aws/cloudtrail".to_string(), 3)
+            ("aws/cloudtrail".to_string(), 3),
+            // The refused write to seclog/dead-letter.
+            ("seclog/access".to_string(), 1),
         ]
         .into()
     );
@@ -683,7 +707,10 @@ fn group_names_may_be_percent_encoded() {
         })
         .collect();
     dirs.sort();
-    assert_eq!(dirs, ["AWS%2FCloudTrail", "aws%2Fcloudtrail"]);
+    assert_eq!(
+        dirs,
+        ["AWS%2FCloudTrail", "aws%2Fcloudtrail", "seclog%2Faccess"]
+    );
 }
 
 /// Sequence numbers are contiguous across requests, unaffected by other groups and by a

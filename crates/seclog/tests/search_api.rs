@@ -244,7 +244,8 @@ fn reads_are_recorded_and_limited_to_what_the_token_covers() {
     assert_eq!(lines.len(), 30);
     assert_eq!(lines[0], json!({ "n": 0 }));
 
-    // The auditor view: every read above, refused ones excepted, with who and what.
+    // The auditor view: every read above, with who and what; the refused ones first (an ingest
+    // token, a reader outside its groups and on the access log, an unknown token).
     std::thread::sleep(Duration::from_millis(1500));
     let reply = query(
         &server,
@@ -264,9 +265,39 @@ fn reads_are_recorded_and_limited_to_what_the_token_covers() {
         .collect();
     assert_eq!(
         actions,
-        vec!["query", "query", "histogram", "fields", "export"],
+        vec![
+            "authorize",
+            "authorize",
+            "authorize",
+            "authenticate",
+            "query",
+            "query",
+            "histogram",
+            "fields",
+            "export"
+        ],
         "{rows}"
     );
+    let roles: Vec<&Value> = rows.as_array().expect("rows")[..4]
+        .iter()
+        .map(|row| &row["actor.role"])
+        .collect();
+    assert_eq!(
+        roles,
+        [
+            &json!("ingest"),
+            &json!("reader"),
+            &json!("reader"),
+            &Value::Null
+        ],
+        "{rows}"
+    );
+    assert!(
+        rows.as_array().expect("rows")[..4]
+            .iter()
+            .all(|row| row["status"] == json!("denied"))
+    );
+    let rows = &rows.as_array().expect("rows")[4..];
     assert_eq!(rows[0]["actor.role"], json!("reader"));
     assert_eq!(rows[0]["rows"], json!(1));
     assert_eq!(rows[1]["status"], json!("error"));

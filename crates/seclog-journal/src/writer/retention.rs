@@ -24,6 +24,11 @@ impl JournalWriter {
         now: Timestamp,
     ) -> Result<Vec<String>> {
         self.check_poison()?;
+        if group.is_access_log() {
+            return Err(JournalError::Invalid(format!(
+                "{group} records every read and admin action; no retention applies to it"
+            )));
+        }
         // The policy a deletion follows must be signed first: `verify` checks each tombstone
         // against the policy recorded by the checkpoints before it.
         self.retention.insert(group.clone(), days);

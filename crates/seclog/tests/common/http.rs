@@ -121,3 +121,19 @@ pub fn post(url: &str, token: Option<&str>, headers: &[(&str, &str)], body: &[u8
     try_post(&agent(Duration::from_secs(60)), url, token, headers, body)
         .unwrap_or_else(|error| panic!("POST {url} failed: {error}"))
 }
+
+/// Any method with the given headers (no token added); `Err` only for transport failures.
+pub fn try_send(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<Reply, ureq::Error> {
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(body.to_vec()).expect("a valid request");
+    into_reply(agent.run(request)?)
+}

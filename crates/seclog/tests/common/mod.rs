@@ -14,7 +14,7 @@ mod server;
 
 // Not every test binary uses every re-export.
 #[allow(unused_imports)]
-pub use http::{Reply, agent, get, post, try_get, try_post};
+pub use http::{Reply, agent, get, post, try_get, try_post, try_send};
 #[allow(unused_imports)]
 pub use server::{Server, free_port};
 

@@ -24,6 +24,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "builtin/seclog_access.yml",
         include_str!("../rules/seclog_access.yml"),
     ),
+    (
+        "builtin/seclog_health.yml",
+        include_str!("../rules/seclog_health.yml"),
+    ),
 ];
 
 /// A rule document and the file it came from.

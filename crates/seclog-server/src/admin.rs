@@ -1,13 +1,14 @@
-//! Admin endpoints: tokens and retention. Each action is recorded in `seclog/access` before it
-//! is answered; an action whose record cannot be written is undone where it can be (a new
-//! token is revoked, a retention change restored) and answered 503.
+//! Admin endpoints: tokens, retention, legal holds and the retention clock. Each action is
+//! recorded in `seclog/access` before it is answered: retention, holds, the clock and
+//! revocations are recorded before they are made; a new token is revoked again when its record
+//! cannot be written (its secret is then never shown).
 
 use std::sync::Arc;
 
 use axum::extract::{Extension, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use seclog_meta::{MetaError, MetaStore, Role, TokenInfo};
+use seclog_meta::{MetaError, MetaStore, RetentionChange, RetentionMode, Role, TokenInfo};
 use seclog_model::{GroupName, Timestamp};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
@@ -150,74 +151,239 @@ pub(crate) async fn revoke_token(
     }
 }
 
+/// Body of `PUT /api/v1/retention/{group}`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RetentionRequest {
-    days: u32,
+    days: Option<u32>,
+    mode: Option<String>,
+    preset: Option<String>,
+    /// Explicitly shorten a governance policy.
+    #[serde(default)]
+    shorten: bool,
 }
 
-/// `PUT /api/v1/retention/{group}` with `{"days": N}`.
+fn retention_change(wanted: &RetentionRequest) -> Result<RetentionChange, ApiError> {
+    let invalid = |error: MetaError| ApiError::bad_request("invalid_retention", error.to_string());
+    match (&wanted.preset, wanted.days) {
+        (Some(preset), None) if wanted.mode.is_none() => {
+            RetentionChange::preset(preset).map_err(invalid)
+        }
+        (None, Some(days)) => Ok(RetentionChange {
+            days,
+            mode: match &wanted.mode {
+                Some(mode) => RetentionMode::parse(mode).map_err(invalid)?,
+                None => RetentionMode::Governance,
+            },
+            shorten: wanted.shorten,
+        }),
+        _ => Err(ApiError::bad_request(
+            "invalid_retention",
+            r#"give {"days": N, "mode": "governance|compliance"} or {"preset": "pci-dss"}"#,
+        )),
+    }
+}
+
+/// A refused retention change is `400 invalid_retention`.
+fn invalid_retention(error: ApiError) -> ApiError {
+    if error.status() == StatusCode::BAD_REQUEST {
+        ApiError::bad_request("invalid_retention", error.message)
+    } else {
+        error
+    }
+}
+
+fn path_group(request: &Request, prefix: &str) -> Result<GroupName, ApiError> {
+    let text = request
+        .uri()
+        .path()
+        .strip_prefix(prefix)
+        .and_then(crate::ingest::percent_decode)
+        .unwrap_or_default();
+    GroupName::parse(&text)
+        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))
+}
+
+/// `PUT /api/v1/retention/{group}` with `{"days": N, "mode": "governance|compliance",
+/// "shorten": false}` or `{"preset": "pci-dss"}`. Checked, recorded, then applied.
 pub(crate) async fn set_retention(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let group_text = request
-        .uri()
-        .path()
-        .strip_prefix("/api/v1/retention/")
-        .and_then(crate::ingest::percent_decode)
-        .unwrap_or_default();
-    let group = GroupName::parse(&group_text)
-        .map_err(|error| ApiError::bad_request("invalid_group", error.to_string()))?;
+    let group = path_group(&request, "/api/v1/retention/")?;
     if group.is_access_log() {
         return Err(ApiError::forbidden(format!(
             "{group} records every read and admin action; no role may shorten it"
         )));
     }
-    let wanted: RetentionRequest = read_json(request, r#"{"days": N}"#).await?;
-    let days = wanted.days;
+    let wanted: RetentionRequest = read_json(
+        request,
+        r#"{"days": N, "mode": "governance|compliance", "shorten": false} or {"preset": "pci-dss"}"#,
+    )
+    .await?;
+    let change = retention_change(&wanted)?;
     let name = group.to_string();
     let previous = meta_call(&state, move |meta| {
-        let previous = meta
-            .retention_policies()?
-            .into_iter()
-            .find(|policy| policy.group == name)
-            .map(|policy| policy.days);
-        meta.set_retention(&name, days)?;
-        Ok(previous)
+        meta.check_retention_change(&name, &change)
     })
-    .await?;
+    .await
+    .map_err(invalid_retention)?;
     let entry = json!({
         "action": "retention_set",
-        "status": "ok",
+        "status": "requested",
         "groups": [group.as_str()],
-        "target": { "group": group.as_str(), "days": days, "previous_days": previous },
+        "target": {
+            "group": group.as_str(),
+            "days": change.days,
+            "mode": change.mode.name(),
+            "preset": wanted.preset,
+            "shorten": change.shorten,
+            "previous": previous,
+        },
     });
-    if let Err(error) = access::store(&state, entry, caller.actor()).await {
-        let name = group.to_string();
-        let restore = meta_call(&state, move |meta| match previous {
-            Some(days) => meta.set_retention(&name, days),
-            None => meta.remove_retention(&name).map(|_| ()),
-        })
-        .await;
-        if let Err(undo) = restore {
-            tracing::error!(error = %undo.message, group = %group, "restoring an unrecorded retention change failed");
-        }
-        return Err(error);
-    }
-    tracing::info!(group = %group, days, by = %caller.token.id, "retention set");
+    access::store(&state, entry, caller.actor()).await?;
+    let name = group.to_string();
+    meta_call(&state, move |meta| meta.change_retention(&name, &change))
+        .await
+        .map_err(invalid_retention)?;
+    tracing::info!(group = %group, days = change.days, mode = change.mode.name(), by = %caller.token.id, "retention set");
     state.commit.sweep();
-    Ok(axum::Json(json!({ "group": group.as_str(), "days": days })).into_response())
+    Ok(axum::Json(json!({
+        "group": group.as_str(),
+        "days": change.days,
+        "mode": change.mode.name(),
+        "previous": previous,
+    }))
+    .into_response())
 }
 
-/// `GET /api/v1/retention`: every policy.
+/// `GET /api/v1/retention`: every policy and legal hold.
 pub(crate) async fn list_retention(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Response, ApiError> {
-    let policies = meta_call(&state, MetaStore::retention_policies).await?;
-    let entry = json!({ "action": "retention_list", "status": "ok", "rows": policies.len() });
+    let (policies, holds) = meta_call(&state, |meta| {
+        Ok((meta.retention_policies()?, meta.legal_holds()?))
+    })
+    .await?;
+    let entry =
+        json!({ "action": "retention_list", "status": "ok", "rows": policies.len() + holds.len() });
     access::store(&state, entry, caller.actor()).await?;
-    Ok(axum::Json(json!({ "policies": policies })).into_response())
+    Ok(axum::Json(json!({ "policies": policies, "holds": holds })).into_response())
+}
+
+/// Body of `PUT /api/v1/holds/{group}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldRequest {
+    reason: String,
+}
+
+/// `PUT /api/v1/holds/{group}` with `{"reason": "…"}`: stops expiry of the group.
+pub(crate) async fn place_hold(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let group = path_group(&request, "/api/v1/holds/")?;
+    let wanted: HoldRequest =
+        read_json(request, r#"{"reason": "case or matter reference"}"#).await?;
+    if wanted.reason.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "invalid_hold",
+            "a legal hold needs a reason (a case or matter reference)",
+        ));
+    }
+    let entry = json!({
+        "action": "hold_place",
+        "status": "requested",
+        "groups": [group.as_str()],
+        "target": { "group": group.as_str(), "reason": wanted.reason },
+    });
+    access::store(&state, entry, caller.actor()).await?;
+    let name = group.to_string();
+    let hold = meta_call(&state, move |meta| {
+        meta.place_hold(&name, &wanted.reason, Timestamp::now().unix_seconds())
+    })
+    .await?;
+    tracing::info!(group = %group, by = %caller.token.id, "legal hold placed");
+    Ok(axum::Json(json!({ "hold": hold })).into_response())
+}
+
+/// `DELETE /api/v1/holds/{group}`: releases a legal hold (expiry resumes at the next sweep).
+pub(crate) async fn release_hold(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let group = path_group(&request, "/api/v1/holds/")?;
+    let entry = json!({
+        "action": "hold_release",
+        "status": "requested",
+        "groups": [group.as_str()],
+        "target": { "group": group.as_str() },
+    });
+    access::store(&state, entry, caller.actor()).await?;
+    let name = group.to_string();
+    match meta_call(&state, move |meta| meta.release_hold(&name)).await? {
+        Some(hold) => {
+            tracing::info!(group = %group, by = %caller.token.id, "legal hold released");
+            state.commit.sweep();
+            Ok(axum::Json(json!({ "released": hold })).into_response())
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_such_hold",
+            format!("{group} has no legal hold"),
+        )),
+    }
+}
+
+/// `GET /api/v1/clock`: the retention clock at the last sweep (wall, trusted, state).
+pub(crate) async fn clock(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.commit.stats.snapshot();
+    Ok(axum::Json(json!({
+        "now": Timestamp::now().to_rfc3339(),
+        "retention_clock": snapshot.retention_clock,
+        "tolerance_secs": state.commit.settings.clock_tolerance.as_secs(),
+    }))
+    .into_response())
+}
+
+/// Body of `POST /api/v1/clock`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmRequest {
+    confirm: bool,
+}
+
+/// `POST /api/v1/clock` with `{"confirm": true}`: an admin vouches for the wall clock, which
+/// becomes the time retention trusts (recorded first).
+pub(crate) async fn confirm_clock(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let wanted: ConfirmRequest = read_json(request, r#"{"confirm": true}"#).await?;
+    if !wanted.confirm {
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            r#"send {"confirm": true}"#,
+        ));
+    }
+    let before = state.commit.stats.snapshot().retention_clock;
+    let entry = json!({
+        "action": "clock_confirm",
+        "status": "requested",
+        "target": { "wall": Timestamp::now().to_rfc3339(), "before": before },
+    });
+    access::store(&state, entry, caller.actor()).await?;
+    let reading = state
+        .commit
+        .confirm_clock()
+        .await
+        .ok_or_else(|| ApiError::unavailable("the commit thread has stopped", 1))?;
+    tracing::warn!(by = %caller.token.id, "the wall clock was confirmed for retention");
+    Ok(axum::Json(json!({ "retention_clock": reading })).into_response())
 }

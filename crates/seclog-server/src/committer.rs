@@ -15,6 +15,9 @@ use seclog_meta::MetaStore;
 use seclog_model::{GroupName, Timestamp};
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::clock::{ClockState, Reading, RetentionClock};
+use crate::health;
+
 /// Records to append to one group.
 pub(crate) struct GroupBatch {
     pub(crate) group: GroupName,
@@ -91,6 +94,8 @@ enum Message {
         reply: oneshot::Sender<Result<Assigned, String>>,
     },
     Sweep,
+    /// An admin confirmed the wall clock (see [`crate::clock`]).
+    ConfirmClock(oneshot::Sender<Reading>),
     Shutdown,
 }
 
@@ -108,6 +113,8 @@ pub struct CommitSettings {
     pub heartbeat: Duration,
     /// How often retention policies are applied.
     pub retention_sweep: Duration,
+    /// How far the wall clock may be from the trusted time before expiry stops trusting it.
+    pub clock_tolerance: Duration,
     /// Plaintext bytes that may wait for the commit thread at once (more wait, then get 503).
     pub max_pending_bytes: usize,
 }
@@ -119,6 +126,7 @@ impl Default for CommitSettings {
             seal_delay: Duration::from_millis(500),
             heartbeat: Duration::from_secs(30),
             retention_sweep: Duration::from_secs(300),
+            clock_tolerance: Duration::from_secs(3600),
             max_pending_bytes: 512 << 20,
         }
     }
@@ -140,6 +148,7 @@ struct StatsInner {
     /// The newest checkpoint known to be durable (set only after its fsync).
     durable_checkpoint: Option<SignedCheckpoint>,
     last_error: Option<String>,
+    clock: Option<Reading>,
 }
 
 const LATENCY_SAMPLES: usize = 100_000;
@@ -167,6 +176,8 @@ pub struct StatsSnapshot {
     pub seal_latency_max_ms: f64,
     /// Last journal error, if any.
     pub last_error: Option<String>,
+    /// The retention clock at the last sweep.
+    pub retention_clock: Option<Reading>,
 }
 
 impl CommitStats {
@@ -192,6 +203,7 @@ impl CommitStats {
                 seal_latency_p99_ms: 0.0,
                 seal_latency_max_ms: 0.0,
                 last_error: Some("statistics unavailable".into()),
+                retention_clock: None,
             };
         };
         let mut sorted: Vec<u64> = inner.seal_latencies_us.iter().copied().collect();
@@ -214,6 +226,7 @@ impl CommitStats {
             seal_latency_p99_ms: quantile(0.99),
             seal_latency_max_ms: sorted.last().copied().unwrap_or(0) as f64 / 1000.0,
             last_error: inner.last_error.clone(),
+            retention_clock: inner.clock,
         }
     }
 
@@ -304,6 +317,14 @@ impl CommitHandle {
     /// Asks for a retention sweep now.
     pub(crate) fn sweep(&self) {
         let _ = self.sender.send(Message::Sweep);
+    }
+
+    /// Makes the wall clock the trusted time (an admin confirmed it); `None` if the commit
+    /// thread has stopped.
+    pub(crate) async fn confirm_clock(&self) -> Option<Reading> {
+        let (reply, answer) = oneshot::channel();
+        self.sender.send(Message::ConfirmClock(reply)).ok()?;
+        answer.await.ok()
     }
 
     /// From now on, hands the records of every durable commit to `wanted` groups to the
@@ -408,6 +429,7 @@ fn run(
     if writer.has_unsealed() {
         seal(&mut writer, &stats, &mut unsealed_acks);
     }
+    let mut clock = start_clock(&writer, &meta, settings.clock_tolerance);
     loop {
         let seal_due = match unsealed_acks.first() {
             Some(first) => *first + settings.seal_delay,
@@ -441,6 +463,13 @@ fn run(
                             pending.push((batches, reply));
                         }
                         Message::Sweep => sweep_requested = true,
+                        Message::ConfirmClock(reply) => {
+                            let reading =
+                                clock.confirm(Timestamp::now().unix_nanos(), Instant::now());
+                            clock_observed(&mut writer, &meta, &stats, reading);
+                            let _ = reply.send(reading);
+                            sweep_requested = true;
+                        }
                         Message::Shutdown => shutdown = true,
                     }
                     // A bounded commit keeps the seal delay: a checkpoint is due between commits.
@@ -477,7 +506,7 @@ fn run(
             return;
         }
         if sweep_requested || now >= sweep_due {
-            sweep(&mut writer, &meta, &stats, &mut unsealed_acks);
+            sweep(&mut writer, &meta, &stats, &mut unsealed_acks, &mut clock);
             last_sweep = Instant::now();
             sweep_requested = false;
         }
@@ -610,12 +639,97 @@ fn record_seal(
     });
 }
 
+/// Key of the trusted time in the metadata store.
+const CLOCK_STATE: &str = "retention-clock";
+
+/// The retention clock from the saved trusted time, else the newest checkpoint's time, else
+/// the wall clock (a new store).
+fn start_clock(writer: &JournalWriter, meta: &MetaStore, tolerance: Duration) -> RetentionClock {
+    let saved = match meta.consumer_state(CLOCK_STATE) {
+        Ok(Some(bytes)) => <[u8; 8]>::try_from(bytes.as_slice())
+            .ok()
+            .map(i64::from_le_bytes),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::error!(error = %error, "reading the trusted time failed");
+            None
+        }
+    };
+    let base = saved
+        .or_else(|| {
+            writer
+                .last_checkpoint()
+                .map(|checkpoint| checkpoint.body.time.unix_nanos())
+        })
+        .unwrap_or_else(|| Timestamp::now().unix_nanos());
+    RetentionClock::new(base, Instant::now(), tolerance)
+}
+
+/// Saves a reading's trusted time, shows it in the statistics and raises a health event when
+/// the wall clock stopped (or started again) agreeing with it.
+fn clock_observed(
+    writer: &mut JournalWriter,
+    meta: &MetaStore,
+    stats: &CommitStats,
+    reading: Reading,
+) {
+    if let Err(error) = meta.set_consumer_state(CLOCK_STATE, &reading.trusted_nanos.to_le_bytes()) {
+        tracing::error!(error = %error, "saving the trusted time failed");
+    }
+    stats.update(|inner| inner.clock = Some(reading));
+    if !reading.changed {
+        return;
+    }
+    let trusted = Timestamp::from_unix_nanos(reading.trusted_nanos).to_rfc3339();
+    let wall = Timestamp::from_unix_nanos(reading.wall_nanos).to_rfc3339();
+    let event = match reading.state {
+        ClockState::Consistent => {
+            tracing::info!(%wall, "the wall clock is trusted again for retention");
+            health::Event::new(
+                "retention_clock",
+                "info",
+                "the wall clock agrees with the trusted time again; expiry follows it",
+            )
+        }
+        ClockState::Ahead | ClockState::Behind => {
+            let direction = if reading.state == ClockState::Ahead {
+                "ahead of"
+            } else {
+                "behind"
+            };
+            tracing::error!(%wall, %trusted, "the wall clock is {direction} the trusted time; expiry uses the trusted time until an admin confirms the clock (POST /api/v1/clock)");
+            health::Event::new(
+                "retention_clock",
+                "high",
+                &format!(
+                    "the wall clock ({wall}) is {direction} the trusted time ({trusted}): a clock change or a long stop; nothing expires early, expiry uses the trusted time until an admin confirms the clock"
+                ),
+            )
+        }
+    }
+    .with("state", serde_json::to_value(reading.state).unwrap_or_default())
+    .with("wall", serde_json::Value::String(wall))
+    .with("trusted", serde_json::Value::String(trusted));
+    health::append(writer, &event);
+}
+
 fn sweep(
     writer: &mut JournalWriter,
     meta: &MetaStore,
     stats: &CommitStats,
     unsealed_acks: &mut Vec<Instant>,
+    clock: &mut RetentionClock,
 ) {
+    let reading = clock.read(Timestamp::now().unix_nanos(), Instant::now());
+    clock_observed(writer, meta, stats, reading);
+    let now = Timestamp::from_unix_nanos(reading.trusted_nanos);
+    let held: std::collections::BTreeSet<String> = match meta.legal_holds() {
+        Ok(holds) => holds.into_iter().map(|hold| hold.group).collect(),
+        Err(error) => {
+            tracing::warn!(error = %error, "cannot read legal holds; nothing expires this sweep");
+            return;
+        }
+    };
     let policies = match meta.retention_policies() {
         Ok(policies) => policies,
         Err(error) => {
@@ -639,10 +753,10 @@ fn sweep(
     }
     let groups = writer.sizes();
     for (group, days) in policies {
-        if !groups.contains_key(&group) {
+        if !groups.contains_key(&group) || held.contains(group.as_str()) {
             continue;
         }
-        match writer.apply_retention(&group, days, Timestamp::now()) {
+        match writer.apply_retention(&group, days, now) {
             Ok(notes) => notes.iter().for_each(|note| tracing::info!("{note}")),
             Err(error) => {
                 tracing::error!(error = %error, group = %group, "retention sweep failed");

@@ -166,9 +166,10 @@ pub fn match_line(matched: &Match, origin: Map<String, Value>, event: Value) -> 
 pub const ALERTS_GROUP: &str = "seclog/alerts";
 
 /// True for the groups the detector evaluates: every group but seclog's own, except
-/// `seclog/access` (attempts on seclog itself are detected like any others).
+/// `seclog/access` (attempts on seclog itself are detected like any others) and
+/// `seclog/health` (what seclog notices about itself).
 fn evaluated(group: &GroupName) -> bool {
-    !group.is_internal() || group.is_access_log()
+    !group.is_internal() || group.is_access_log() || group.as_str() == crate::health::HEALTH_GROUP
 }
 
 /// The consumer name under which the detector's state is kept.

@@ -29,7 +29,7 @@ pub enum Access {
     Read,
     /// Auditor and admin tokens: integrity material.
     Audit,
-    /// Admin tokens: tokens, retention, keys; recorded in `seclog/access`.
+    /// Admin tokens: tokens, retention, legal holds, the clock; recorded in `seclog/access`.
     Admin,
 }
 
@@ -174,6 +174,22 @@ fn table() -> Vec<(RouteRule, MethodRouter<AppState>)> {
         (
             rule(Method::GET, "/api/v1/retention", Admin, Native),
             get(admin::list_retention),
+        ),
+        (
+            rule(Method::PUT, "/api/v1/holds/{*group}", Admin, Native),
+            put(admin::place_hold),
+        ),
+        (
+            rule(Method::DELETE, "/api/v1/holds/{*group}", Admin, Native),
+            delete(admin::release_hold),
+        ),
+        (
+            rule(Method::GET, "/api/v1/clock", Audit, Native),
+            get(admin::clock),
+        ),
+        (
+            rule(Method::POST, "/api/v1/clock", Admin, Native),
+            post(admin::confirm_clock),
         ),
         (
             rule(Method::POST, "/api/v1/tokens", Admin, Native),

@@ -319,6 +319,10 @@ pub(crate) struct ServeArgs {
     /// Longest delay for an address that keeps presenting wrong tokens (seconds).
     #[arg(long, default_value_t = 8)]
     pub(crate) auth_max_delay_secs: u64,
+    /// How far the wall clock may drift from the time retention trusts before expiry stops
+    /// following it (seconds; a stop longer than this needs `POST /api/v1/clock`).
+    #[arg(long, default_value_t = 3600)]
+    pub(crate) clock_tolerance_secs: u64,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     pub(crate) max_body_bytes: usize,
@@ -416,7 +420,8 @@ impl SyslogArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RetentionAction {
-    /// Keep a group's events for N days (whole expired segments are deleted, with a signed tombstone).
+    /// Keep a group's events for N days (whole expired segments are deleted, with a signed
+    /// tombstone). Server stopped; else `PUT /api/v1/retention/{group}`.
     Set {
         #[command(flatten)]
         data: DataArgs,
@@ -424,8 +429,42 @@ pub(crate) enum RetentionAction {
         #[arg(long)]
         group: String,
         /// Days to keep.
+        #[arg(long, required_unless_present = "preset", conflicts_with = "preset")]
+        days: Option<u32>,
+        /// governance (an admin may shorten it with --shorten) or compliance (nobody may
+        /// shorten or remove it).
+        #[arg(long, default_value = "governance", conflicts_with = "preset")]
+        mode: String,
+        /// A preset: pci-dss (365 days, compliance).
         #[arg(long)]
-        days: u32,
+        preset: Option<String>,
+        /// Shorten a governance policy (recorded).
+        #[arg(long)]
+        shorten: bool,
+    },
+    /// Stop expiry of a group until the hold is released.
+    Hold {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Group name.
+        #[arg(long)]
+        group: String,
+        /// Why (a case or matter reference).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Release a legal hold.
+    Release {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Group name.
+        #[arg(long)]
+        group: String,
+    },
+    /// Print every policy and hold.
+    List {
+        #[command(flatten)]
+        data: DataArgs,
     },
 }
 

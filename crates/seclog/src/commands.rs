@@ -16,6 +16,7 @@ use seclog_model::{GroupName, Timestamp};
 use seclog_server::{CommitSettings, IngestLimits, SearchSettings, Server, ServerConfig};
 
 use crate::cli::{Cli, Command, DataArgs, EpochArgs, RetentionAction, ServeArgs, TokenAction};
+use seclog_meta::{RetentionChange, RetentionMode};
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
@@ -62,15 +63,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             print!("{}", checkpoint.to_text());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Retention {
-            action: RetentionAction::Set { data, group, days },
-        } => {
-            let group = GroupName::parse(&group)?;
-            let meta = open_meta(&layout(&data))?;
-            meta.set_retention(group.as_str(), days)?;
-            println!("retention of {group}: {days} days (applied by the running server's sweep)");
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Retention { action } => retention(action),
         Command::Token { action } => token(action),
         Command::Query(args) => crate::search::query(*args),
         Command::Rules {
@@ -182,6 +175,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             seal_delay: Duration::from_millis(args.seal_delay_ms),
             heartbeat: Duration::from_secs(args.heartbeat_secs),
             retention_sweep: Duration::from_secs(args.retention_sweep_secs),
+            clock_tolerance: Duration::from_secs(args.clock_tolerance_secs),
             ..CommitSettings::default()
         },
         limits: IngestLimits {
@@ -390,6 +384,135 @@ fn cat(data: &DataArgs, group: &str, from: u64, limit: Option<usize>) -> Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// Records an admin action taken on a stopped data directory in `seclog/access` (the caller
+/// holds the metadata store, so no server runs).
+fn record_local(data: &DataArgs, entry: serde_json::Value) -> Result<()> {
+    let layout = layout(data);
+    let (mut writer, notes) =
+        JournalWriter::open(&layout, load_master(&layout)?, JournalConfig::default())
+            .context("opening the journal to record the action in seclog/access")?;
+    for note in notes {
+        eprintln!("{note}");
+    }
+    let actor = serde_json::json!({
+        "local_user": std::env::var("USER").unwrap_or_default(),
+        "via": "seclog command line",
+    });
+    writer.append(
+        &seclog_server::access::access_group(),
+        &[seclog_server::access::record(entry, actor)],
+        Timestamp::now(),
+    )?;
+    writer.commit()?;
+    writer.close(Timestamp::now())?;
+    Ok(())
+}
+
+fn retention(action: RetentionAction) -> Result<ExitCode> {
+    match action {
+        RetentionAction::Set {
+            data,
+            group,
+            days,
+            mode,
+            preset,
+            shorten,
+        } => {
+            let group = GroupName::parse(&group)?;
+            let change = match (preset.as_deref(), days) {
+                (Some(preset), _) => RetentionChange::preset(preset)?,
+                (None, Some(days)) => RetentionChange {
+                    days,
+                    mode: RetentionMode::parse(&mode)?,
+                    shorten,
+                },
+                (None, None) => bail!("give --days or --preset"),
+            };
+            let meta = open_meta(&layout(&data))?;
+            let previous = meta.check_retention_change(group.as_str(), &change)?;
+            record_local(
+                &data,
+                serde_json::json!({
+                    "action": "retention_set",
+                    "status": "requested",
+                    "groups": [group.as_str()],
+                    "target": {
+                        "group": group.as_str(),
+                        "days": change.days,
+                        "mode": change.mode.name(),
+                        "preset": preset,
+                        "shorten": change.shorten,
+                        "previous": previous,
+                    },
+                }),
+            )?;
+            meta.change_retention(group.as_str(), &change)?;
+            println!(
+                "retention of {group}: {} days, {} (applied by the server's sweep)",
+                change.days,
+                change.mode.name()
+            );
+        }
+        RetentionAction::Hold {
+            data,
+            group,
+            reason,
+        } => {
+            let group = GroupName::parse(&group)?;
+            let meta = open_meta(&layout(&data))?;
+            if reason.trim().is_empty() {
+                bail!("a legal hold needs a reason (a case or matter reference)");
+            }
+            record_local(
+                &data,
+                serde_json::json!({
+                    "action": "hold_place",
+                    "status": "requested",
+                    "groups": [group.as_str()],
+                    "target": { "group": group.as_str(), "reason": reason },
+                }),
+            )?;
+            meta.place_hold(group.as_str(), &reason, Timestamp::now().unix_seconds())?;
+            println!("legal hold on {group}: nothing there expires until it is released");
+        }
+        RetentionAction::Release { data, group } => {
+            let group = GroupName::parse(&group)?;
+            let meta = open_meta(&layout(&data))?;
+            record_local(
+                &data,
+                serde_json::json!({
+                    "action": "hold_release",
+                    "status": "requested",
+                    "groups": [group.as_str()],
+                    "target": { "group": group.as_str() },
+                }),
+            )?;
+            if meta.release_hold(group.as_str())?.is_none() {
+                bail!("{group} has no legal hold");
+            }
+            println!("released the legal hold on {group}");
+        }
+        RetentionAction::List { data } => {
+            let meta = open_meta(&layout(&data))?;
+            for policy in meta.retention_policies()? {
+                println!(
+                    "{} {} days {}",
+                    policy.group,
+                    policy.days,
+                    policy.mode.name()
+                );
+            }
+            for hold in meta.legal_holds()? {
+                println!(
+                    "{} hold since={} reason={:?}",
+                    hold.group, hold.since_unix, hold.reason
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn token(action: TokenAction) -> Result<ExitCode> {
     match action {
         TokenAction::Create {
@@ -405,6 +528,19 @@ fn token(action: TokenAction) -> Result<ExitCode> {
                 })
                 .transpose()?;
             let (token, info) = meta.create_token(Role::parse(&role)?, &groups, expires_unix)?;
+            let recorded = record_local(
+                &data,
+                serde_json::json!({
+                    "action": "token_create",
+                    "status": "ok",
+                    "target": { "id": info.id, "role": info.role.name(), "groups": info.groups, "expires_unix": info.expires_unix },
+                }),
+            );
+            if let Err(error) = recorded {
+                meta.revoke_token(&info.id)?;
+                return Err(error
+                    .context("the token was revoked again: its creation could not be recorded"));
+            }
             eprintln!(
                 "created token {} ({:?} on {})",
                 info.id, info.role, info.groups
@@ -428,6 +564,14 @@ fn token(action: TokenAction) -> Result<ExitCode> {
         }
         TokenAction::Revoke { data, id } => {
             let meta = open_meta(&layout(&data))?;
+            record_local(
+                &data,
+                serde_json::json!({
+                    "action": "token_revoke",
+                    "status": "requested",
+                    "target": { "id": id },
+                }),
+            )?;
             if meta.revoke_token(&id)?.is_none() {
                 bail!("no token with id {id}");
             }

@@ -264,6 +264,23 @@ fn cases(throwaway_id: &str) -> Vec<RouteCase> {
         ),
         case("GET", "/api/v1/retention", Admin, Bearer, vec![probe("GET", "/api/v1/retention", b"", 200)]),
         case(
+            "PUT",
+            "/api/v1/holds/{*group}",
+            Admin,
+            Bearer,
+            vec![json_probe("PUT", "/api/v1/holds/app/matrix", &json!({ "reason": "matrix" }), 200)],
+        ),
+        // The admin (first of the roles) releases the hold placed above.
+        case("DELETE", "/api/v1/holds/{*group}", Admin, Bearer, vec![probe("DELETE", "/api/v1/holds/app/matrix", b"", 200)]),
+        case("GET", "/api/v1/clock", Audit, Bearer, vec![probe("GET", "/api/v1/clock", b"", 200)]),
+        case(
+            "POST",
+            "/api/v1/clock",
+            Admin,
+            Bearer,
+            vec![json_probe("POST", "/api/v1/clock", &json!({ "confirm": true }), 200)],
+        ),
+        case(
             "POST",
             "/api/v1/tokens",
             Admin,

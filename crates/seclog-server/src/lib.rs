@@ -46,6 +46,7 @@ pub mod routes;
 pub mod s3;
 mod search;
 pub mod syslog;
+pub mod tls;
 pub mod watch;
 
 use std::net::SocketAddr;
@@ -131,6 +132,8 @@ pub struct ServerConfig {
     pub syslog: SyslogSettings,
     /// How wrong credentials slow their source down.
     pub auth: AuthSettings,
+    /// HTTPS for the API: certificate, key and optional client CA (plain HTTP without).
+    pub http_tls: Option<tls::TlsFiles>,
 }
 
 /// Builds the router: every route of [`routes::route_rules`] behind its access rule.
@@ -285,6 +288,7 @@ pub struct Server {
     state: AppState,
     syslog: Option<SyslogListeners>,
     watchers: Vec<tokio::task::JoinHandle<()>>,
+    http_tls: Option<tls::ReloadingTls>,
 }
 
 impl Server {
@@ -312,6 +316,15 @@ impl Server {
             )),
             layout,
         };
+        let http_tls = config
+            .http_tls
+            .clone()
+            .map(|files| {
+                tls::ReloadingTls::new("https", files, |files| {
+                    files.server_config(&[b"h2", b"http/1.1"])
+                })
+            })
+            .transpose()?;
         let committer = Committer::start(writer, Arc::clone(&meta), config.commit.clone())?;
         let mut state = AppState::new(meta, &committer, config);
         state.journal = Some((import_heads, reader_for_import));
@@ -325,6 +338,7 @@ impl Server {
             state,
             syslog: None,
             watchers: Vec::new(),
+            http_tls,
         })
     }
 
@@ -351,6 +365,7 @@ impl Server {
             state,
             syslog: None,
             watchers: Vec::new(),
+            http_tls: None,
         })
     }
 
@@ -476,16 +491,33 @@ impl Server {
         self.state.clone()
     }
 
-    /// Serves HTTP on `listener` until `shutdown` completes, then seals and stops.
+    /// True if the API is served over HTTPS.
+    pub fn https(&self) -> bool {
+        self.http_tls.is_some()
+    }
+
+    /// Serves HTTP (HTTPS when the configuration names certificate files, which are reloaded
+    /// when they change) on `listener` until `shutdown` completes, then seals and stops.
     pub async fn serve(
         mut self,
         listener: tokio::net::TcpListener,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        use axum::serve::ListenerExt as _;
         let app = router(self.state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let result = match self.http_tls.take() {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(tls) => {
+                let listener = tls::TlsListener::new(listener, tls)?.tap_io(|_| {});
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+        };
         if let Some(syslog) = self.syslog.take() {
             syslog.stop().await;
         }

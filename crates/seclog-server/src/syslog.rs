@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -32,6 +31,7 @@ use tokio::task::JoinHandle;
 use crate::committer::{CommitHandle, GroupBatch, SubmitError};
 use crate::metrics::{ListenerCounters, Metrics};
 use crate::protocol::Batches;
+use crate::tls::{HANDSHAKE_TIMEOUT, ReloadingTls};
 
 /// Datagrams waiting for the journal before new ones are dropped.
 const UDP_QUEUE: usize = 65_536;
@@ -41,21 +41,10 @@ const MAX_BATCH: usize = 8_192;
 const READ_CHUNK: usize = 256 * 1024;
 /// At shutdown, a connection is read until its sender has been quiet this long.
 const DRAIN_QUIET: Duration = Duration::from_millis(500);
-/// Time a TLS client has to finish its handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a listener waits for room in the journal queue before giving up on a batch.
 const SUBMIT_WAIT: Duration = Duration::from_secs(300);
 
-/// Certificate files of the TLS listener.
-#[derive(Debug, Clone)]
-pub struct TlsFiles {
-    /// PEM certificate chain, leaf first.
-    pub cert: PathBuf,
-    /// PEM private key.
-    pub key: PathBuf,
-    /// PEM CA certificates; when set, clients must present a certificate signed by one.
-    pub client_ca: Option<PathBuf>,
-}
+pub use crate::tls::TlsFiles;
 
 /// Which syslog listeners run, and how messages are grouped.
 #[derive(Debug, Clone)]
@@ -116,11 +105,16 @@ pub struct SyslogListeners {
     pub tls: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Certificate reloading.
+    watchers: Vec<JoinHandle<()>>,
 }
 
 impl SyslogListeners {
     /// Stops accepting and reading; returns once what was read has been committed.
     pub async fn stop(self) {
+        for watcher in &self.watchers {
+            watcher.abort();
+        }
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;
@@ -144,7 +138,14 @@ pub(crate) async fn start(
 ) -> std::io::Result<SyslogListeners> {
     check_template(&settings.group)?;
     let tls_config = match (&settings.tls, &settings.tls_files) {
-        (Some(_), Some(files)) => Some(tls_config(files)?),
+        (Some(_), Some(files)) => Some(ReloadingTls::new("syslog", files.clone(), |files| {
+            let mut config = files.server_config(&[])?;
+            // No TLS 1.3 session tickets: syslog senders never read from the connection, and
+            // a socket closed with unread bytes (the tickets) is reset, which would throw away
+            // the messages still waiting in seclog's receive buffer.
+            config.send_tls13_tickets = 0;
+            Ok(config)
+        })?),
         (Some(_), None) => {
             return Err(std::io::Error::other(
                 "the syslog TLS listener needs --tls-cert and --tls-key",
@@ -164,6 +165,7 @@ pub(crate) async fn start(
         tls: None,
         stop,
         tasks: Vec::new(),
+        watchers: Vec::new(),
     };
     if let Some(address) = settings.udp {
         let socket = UdpSocket::bind(address).await?;
@@ -188,13 +190,14 @@ pub(crate) async fn start(
             stopped.clone(),
         )));
     }
-    if let (Some(address), Some(config)) = (settings.tls, tls_config) {
+    if let (Some(address), Some(tls)) = (settings.tls, tls_config) {
         let listener = TcpListener::bind(address).await?;
         listeners.tls = Some(listener.local_addr()?);
         let counters = metrics.listener("syslog_tls");
+        listeners.watchers.push(tls.watch());
         listeners.tasks.push(tokio::spawn(accept_loop(
             listener,
-            Some(tokio_rustls::TlsAcceptor::from(config)),
+            Some(tls),
             Arc::clone(&context),
             counters,
             stopped.clone(),
@@ -212,46 +215,6 @@ fn check_template(template: &str) -> std::io::Result<()> {
     })
 }
 
-fn tls_config(files: &TlsFiles) -> std::io::Result<Arc<rustls::ServerConfig>> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let fail = |what: &str, path: &PathBuf, error: &dyn std::fmt::Display| {
-        std::io::Error::other(format!("{what} {}: {error}", path.display()))
-    };
-    let certs = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|error| fail("TLS certificate", &files.cert, &error))?;
-    let key = PrivateKeyDer::from_pem_file(&files.key)
-        .map_err(|error| fail("TLS key", &files.key, &error))?;
-    let builder = rustls::ServerConfig::builder();
-    let builder = match &files.client_ca {
-        Some(path) => {
-            let mut roots = rustls::RootCertStore::empty();
-            let cas = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .map_err(|error| fail("client CA", path, &error))?;
-            for ca in cas {
-                roots
-                    .add(ca)
-                    .map_err(|error| fail("client CA", path, &error))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder(Arc::new(roots))
-                .build()
-                .map_err(|error| fail("client CA", path, &error))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|error| fail("TLS certificate", &files.cert, &error))?;
-    // No TLS 1.3 session tickets: syslog senders never read from the connection, and a
-    // socket closed with unread bytes (the tickets) is reset, which would throw away the
-    // messages still waiting in seclog's receive buffer.
-    config.send_tls13_tickets = 0;
-    Ok(Arc::new(config))
-}
-
 fn allowed(context: &Context, peer: IpAddr) -> bool {
     let peer = match peer {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
@@ -262,7 +225,7 @@ fn allowed(context: &Context, peer: IpAddr) -> bool {
 
 async fn accept_loop(
     listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<ReloadingTls>,
     context: Arc<Context>,
     counters: Arc<ListenerCounters>,
     mut stop: watch::Receiver<bool>,
@@ -297,7 +260,7 @@ async fn accept_loop(
         let context = Arc::clone(&context);
         let counters = Arc::clone(&counters);
         let stop = stop.clone();
-        let tls = tls.clone();
+        let tls = tls.as_ref().map(ReloadingTls::acceptor);
         connections.spawn(async move {
             match tls {
                 None => serve_stream(stream, peer.ip(), transport, context, counters, stop).await,

@@ -47,6 +47,14 @@ pub(crate) enum Command {
         data: DataArgs,
         #[command(flatten)]
         epochs: EpochArgs,
+        /// Also create a CA and a server certificate in DIR/tls/ (ca.pem, ca.key, server.pem,
+        /// server.key): `serve` then answers HTTPS only; clients trust DIR/tls/ca.pem.
+        #[arg(long)]
+        self_signed: bool,
+        /// DNS name or IP address of the server certificate (repeatable; default localhost,
+        /// 127.0.0.1, ::1 and this host's name).
+        #[arg(long = "tls-name", value_name = "NAME", requires = "self_signed")]
+        tls_names: Vec<String>,
     },
     /// Run the server (initializes an empty data directory first).
     Serve(Box<ServeArgs>),
@@ -356,6 +364,16 @@ pub(crate) struct ServeArgs {
     pub(crate) s3_endpoint: Option<String>,
     #[command(flatten)]
     pub(crate) syslog: SyslogArgs,
+    /// PEM certificate chain for HTTPS on --http (default DIR/tls/server.pem when it exists;
+    /// reloaded when the file changes).
+    #[arg(long, value_name = "FILE", requires = "http_tls_key")]
+    pub(crate) http_tls_cert: Option<PathBuf>,
+    /// PEM private key for HTTPS (default DIR/tls/server.key).
+    #[arg(long, value_name = "FILE", requires = "http_tls_cert")]
+    pub(crate) http_tls_key: Option<PathBuf>,
+    /// PEM CA certificates: API clients must also present a certificate signed by one.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) http_tls_client_ca: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) epochs: EpochArgs,
 }

@@ -20,12 +20,32 @@ use seclog_meta::{RetentionChange, RetentionMode};
 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Init { data, epochs } => {
+        Command::Init {
+            data,
+            epochs,
+            self_signed,
+            tls_names,
+        } => {
             let layout = layout(&data);
             if is_initialized(&layout) {
                 bail!("{} is already initialized", layout.root().display());
             }
             initialize(&layout, &epochs)?;
+            if self_signed {
+                let names = if tls_names.is_empty() {
+                    default_tls_names()
+                } else {
+                    tls_names
+                };
+                let dir = layout.root().join("tls");
+                crate::certs::self_signed(&dir, &names)
+                    .with_context(|| format!("creating certificates in {}", dir.display()))?;
+                eprintln!(
+                    "created {0}/ca.pem (give it to clients), {0}/ca.key (keep it offline: it signs certificates), {0}/server.pem and server.key for {1}; `seclog serve` now answers HTTPS",
+                    dir.display(),
+                    names.join(", ")
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => serve(*args),
@@ -84,6 +104,40 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Gen(args) => crate::generate::run(*args),
         Command::Reindex { data, group } => {
             crate::search::reindex(&layout(&data), group.as_deref())
+        }
+    }
+}
+
+/// The names a self-signed server certificate is for when none are given.
+fn default_tls_names() -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() && host != "localhost" {
+            names.push(host.to_string());
+        }
+    }
+    names
+}
+
+/// The HTTPS files `serve` uses: the flags, else `DIR/tls/server.pem` and `server.key` when
+/// both exist.
+fn http_tls(args: &ServeArgs, layout: &Layout) -> Option<seclog_server::TlsFiles> {
+    let client_ca = args.http_tls_client_ca.clone();
+    match (&args.http_tls_cert, &args.http_tls_key) {
+        (Some(cert), Some(key)) => Some(seclog_server::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca,
+        }),
+        _ => {
+            let dir = layout.root().join("tls");
+            let (cert, key) = (dir.join("server.pem"), dir.join("server.key"));
+            (cert.is_file() && key.is_file()).then_some(seclog_server::TlsFiles {
+                cert,
+                key,
+                client_ca,
+            })
         }
     }
 }
@@ -193,6 +247,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             max_delay: Duration::from_secs(args.auth_max_delay_secs),
             ..seclog_server::AuthSettings::default()
         },
+        http_tls: http_tls(&args, &layout),
     };
     seclog_index::crypt_dir::set_cache_budget(args.index_cache_mb.saturating_mul(1 << 20));
     raise_open_file_limit();

@@ -254,10 +254,7 @@ fn call_server(
     path: &str,
     body: Option<&Value>,
 ) -> Result<ureq::http::Response<ureq::Body>> {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .new_agent();
+    let agent = crate::client::agent(None)?;
     let url = format!("{}{path}", server.trim_end_matches('/'));
     let authorization = format!("Bearer {token}");
     let response = match body {

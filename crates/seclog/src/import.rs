@@ -225,11 +225,7 @@ async fn send(target: &Target, request: &ImportRequest, bytes: Vec<u8>) -> Resul
 }
 
 fn post(url: &str, token: &str, request: &ImportRequest, bytes: &[u8]) -> Result<ImportOutcome> {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(600)))
-        .build()
-        .new_agent();
+    let agent = crate::client::agent(Some(Duration::from_secs(600)))?;
     let mut call = agent
         .post(url)
         .header("authorization", &format!("Bearer {token}"))
@@ -293,6 +289,7 @@ async fn open_local(layout: &Layout) -> Result<Server> {
         search: SearchSettings::default(),
         syslog: seclog_server::SyslogSettings::default(),
         auth: seclog_server::AuthSettings::default(),
+        http_tls: None,
     };
     // Indexing waits for the server: a bulk load is not slowed by it, and `serve` indexes
     // what was loaded when it starts.

@@ -1,6 +1,8 @@
 //! The `seclog` binary: command-line parsing and wiring. The work happens in the library crates.
 
+mod certs;
 mod cli;
+mod client;
 mod commands;
 mod config;
 mod generate;
@@ -26,6 +28,8 @@ fn main() -> ExitCode {
         }
     };
     let cli = cli::Cli::parse_from(args);
+    // One TLS provider for every client and server in the process (ureq, rustls listeners).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

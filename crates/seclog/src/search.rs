@@ -133,11 +133,7 @@ fn query_server(
     if args.output == OutputFormat::Ndjson {
         body["format"] = json!("ndjson");
     }
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(300)))
-        .build()
-        .new_agent();
+    let agent = crate::client::agent(Some(Duration::from_secs(300)))?;
     let response = agent
         .post(&url)
         .header("authorization", &format!("Bearer {token}"))

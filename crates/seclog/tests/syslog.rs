@@ -214,47 +214,15 @@ fn real_syslog_clients_reach_the_journal() {
     }
 
     // rsyslog: receives on its own UDP port and forwards RFC 5424 over TLS, octet counted.
-    let rsyslog_dir = store.logs().join("rsyslog");
-    std::fs::create_dir_all(&rsyslog_dir).expect("rsyslog dir");
-    let rsyslog_in = free_udp_port();
-    let config = format!(
-        r#"global(workDirectory="{work}" defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="{ca}")
-module(load="imudp")
-input(type="imudp" address="127.0.0.1" port="{rsyslog_in}")
-action(type="omfwd" target="127.0.0.1" port="{tls}" protocol="tcp"
-       StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name"
-       StreamDriverPermittedPeers="localhost" TCP_Framing="octet-counted"
-       template="RSYSLOG_SyslogProtocol23Format")
-"#,
-        work = rsyslog_dir.display(),
-        ca = certs.ca.display(),
-    );
-    let config_path = rsyslog_dir.join("rsyslog.conf");
-    std::fs::write(&config_path, config).expect("rsyslog config");
-    let mut rsyslog = RsyslogGuard(
-        Command::new(&rsyslogd)
-            .args(["-n", "-f"])
-            .arg(&config_path)
-            .arg("-i")
-            .arg(rsyslog_dir.join("rsyslogd.pid"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(rsyslog_dir.join("stderr")).expect("stderr"))
-            .spawn()
-            .expect("rsyslogd starts"),
-    );
-    std::thread::sleep(Duration::from_secs(1));
+    let (mut rsyslog, rsyslog_in) =
+        start_rsyslog(&rsyslogd, &store.logs().join("rsyslog"), tls, &certs, false);
     for index in 0..20 {
-        run_client(Command::new(&logger).args([
-            "--rfc5424",
-            "-d",
-            "-n",
-            "127.0.0.1",
-            "-P",
-            &rsyslog_in.to_string(),
-            "-t",
+        send_through_rsyslog(
+            &logger,
+            rsyslog_in,
             "app-rsyslog",
             &format!("via rsyslog over tls {index}"),
-        ]));
+        );
     }
 
     let udp_events = wait_for(&store, "syslog/app-udp", 1);
@@ -310,7 +278,7 @@ action(type="omfwd" target="127.0.0.1" port="{tls}" protocol="tcp"
         forwarded_messages,
         expected,
         "rsyslog stderr: {}",
-        std::fs::read_to_string(rsyslog_dir.join("stderr")).unwrap_or_default()
+        std::fs::read_to_string(store.logs().join("rsyslog/stderr")).unwrap_or_default()
     );
     assert!(
         forwarded
@@ -432,6 +400,54 @@ fn tls_client_certificates_and_the_allow_list() {
         String::from_utf8_lossy(&with.stderr)
     );
 
+    // rsyslog with the client certificate is admitted; rsyslog without one is not.
+    let logger = require("logger");
+    let rsyslogd = require("rsyslogd");
+    let (mut without_cert, without_in) = start_rsyslog(
+        &rsyslogd,
+        &store.logs().join("rsyslog-plain"),
+        tls,
+        &certs,
+        false,
+    );
+    let (mut with_cert, with_in) = start_rsyslog(
+        &rsyslogd,
+        &store.logs().join("rsyslog-mtls"),
+        tls,
+        &certs,
+        true,
+    );
+    for index in 0..5 {
+        send_through_rsyslog(
+            &logger,
+            without_in,
+            "rsyslog-nocert",
+            &format!("no certificate {index}"),
+        );
+        send_through_rsyslog(
+            &logger,
+            with_in,
+            "rsyslog-cert",
+            &format!("client certificate {index}"),
+        );
+    }
+    let events = wait_for(&store, "syslog/rsyslog-cert", 5);
+    assert_eq!(
+        messages(&events),
+        (0..5)
+            .map(|i| format!("client certificate {i}"))
+            .collect::<Vec<_>>(),
+        "rsyslog stderr: {}",
+        std::fs::read_to_string(store.logs().join("rsyslog-mtls/stderr")).unwrap_or_default()
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !store.groups().contains_key("syslog/rsyslog-nocert"),
+        "rsyslog without a client certificate got through"
+    );
+    without_cert.stop();
+    with_cert.stop();
+
     // Plain TCP from loopback is outside the allow-list: the connection is dropped unread.
     let mut stream = TcpStream::connect(("127.0.0.1", tcp)).expect("connect");
     let _ = stream.write_all(b"5 <13>x");
@@ -446,6 +462,71 @@ fn tls_client_certificates_and_the_allow_list() {
     assert_eq!(metric(&metrics, "seclog_received_total", "syslog_tcp"), 0);
     server.stop_ok();
     assert!(!store.groups().contains_key("syslog/unknown"));
+}
+
+/// Starts rsyslogd receiving on a UDP port of its own (returned) and forwarding RFC 5424 over
+/// TLS (octet counted) to `tls_port`, checking the server's certificate against the test CA,
+/// and presenting the test client certificate when `client_certificate`.
+fn start_rsyslog(
+    rsyslogd: &Path,
+    dir: &Path,
+    tls_port: u16,
+    certs: &Certificates,
+    client_certificate: bool,
+) -> (RsyslogGuard, u16) {
+    std::fs::create_dir_all(dir).expect("rsyslog dir");
+    let udp_in = free_udp_port();
+    let client = if client_certificate {
+        format!(
+            r#" defaultNetstreamDriverCertFile="{}" defaultNetstreamDriverKeyFile="{}""#,
+            certs.client_cert.display(),
+            certs.client_key.display()
+        )
+    } else {
+        String::new()
+    };
+    let config = format!(
+        r#"global(workDirectory="{work}" defaultNetstreamDriver="gtls" defaultNetstreamDriverCAFile="{ca}"{client})
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="{udp_in}")
+action(type="omfwd" target="127.0.0.1" port="{tls_port}" protocol="tcp"
+       StreamDriver="gtls" StreamDriverMode="1" StreamDriverAuthMode="x509/name"
+       StreamDriverPermittedPeers="localhost" TCP_Framing="octet-counted"
+       template="RSYSLOG_SyslogProtocol23Format")
+"#,
+        work = dir.display(),
+        ca = certs.ca.display(),
+    );
+    let config_path = dir.join("rsyslog.conf");
+    std::fs::write(&config_path, config).expect("rsyslog config");
+    let guard = RsyslogGuard(
+        Command::new(rsyslogd)
+            .args(["-n", "-f"])
+            .arg(&config_path)
+            .arg("-i")
+            .arg(dir.join("rsyslogd.pid"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).expect("stderr"))
+            .spawn()
+            .expect("rsyslogd starts"),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    (guard, udp_in)
+}
+
+/// One RFC 5424 message from logger(1) to rsyslog's UDP input.
+fn send_through_rsyslog(logger: &Path, port: u16, tag: &str, message: &str) {
+    run_client(Command::new(logger).args([
+        "--rfc5424",
+        "-d",
+        "-n",
+        "127.0.0.1",
+        "-P",
+        &port.to_string(),
+        "-t",
+        tag,
+        message,
+    ]));
 }
 
 /// Stops rsyslogd when the test ends, however it ends.

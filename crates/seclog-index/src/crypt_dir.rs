@@ -328,6 +328,78 @@ fn chunk_aad(base: &[u8], last: bool) -> Vec<u8> {
     aad
 }
 
+/// The wrapped file keys of every index file under `index_root` (`<group>/<piece>/<file>`),
+/// unwrapped with `keyring` and wrapped with `new`, as in-place rewraps (paths relative to
+/// `data_root`). Files whose key does not unwrap are left out and counted: the index is
+/// derived, and a piece that cannot be read is rebuilt from the journal.
+pub fn header_rewraps(
+    index_root: &Path,
+    data_root: &Path,
+    keyring: &MasterKey,
+    new: &MasterKey,
+) -> io::Result<(Vec<seclog_journal::rotation::Rewrap>, usize)> {
+    let mut rewraps = Vec::new();
+    let mut skipped = 0;
+    let Ok(groups) = fs::read_dir(index_root) else {
+        return Ok((rewraps, skipped));
+    };
+    for group in groups {
+        let group = group?;
+        if !group.file_type()?.is_dir() {
+            continue;
+        }
+        for piece in fs::read_dir(group.path())? {
+            let piece = piece?;
+            if !piece.file_type()?.is_dir() {
+                continue;
+            }
+            let context = format!(
+                "{}/{}",
+                group.file_name().to_string_lossy(),
+                piece.file_name().to_string_lossy()
+            );
+            for file in fs::read_dir(piece.path())? {
+                let file = file?;
+                if !file.file_type()?.is_file() {
+                    continue;
+                }
+                let path = file.path();
+                let handle = File::open(&path)?;
+                let mut head = [0u8; 10];
+                if handle.read_exact_at(&mut head, 0).is_err() || &head[..8] != MAGIC {
+                    continue;
+                }
+                let wrapped_len = u16::from_le_bytes([head[8], head[9]]) as usize;
+                let mut wrapped = vec![0u8; wrapped_len];
+                handle.read_exact_at(&mut wrapped, 10)?;
+                let aad = format!(
+                    "seclog-index-v1:{context}/{}",
+                    file.file_name().to_string_lossy()
+                )
+                .into_bytes();
+                let Ok(key) = keyring.unwrap_key(&wrapped, &aad) else {
+                    skipped += 1;
+                    continue;
+                };
+                let rewrapped = new.wrap(&key, &aad).map_err(key_error)?;
+                if rewrapped.len() != wrapped_len {
+                    skipped += 1;
+                    continue;
+                }
+                rewraps.push(seclog_journal::rotation::Rewrap {
+                    path: path
+                        .strip_prefix(data_root)
+                        .map_or_else(|_| path.clone(), Path::to_path_buf),
+                    offset: 10,
+                    whole: false,
+                    bytes: rewrapped,
+                });
+            }
+        }
+    }
+    Ok((rewraps, skipped))
+}
+
 fn key_error(error: seclog_journal::JournalError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, error.to_string())
 }

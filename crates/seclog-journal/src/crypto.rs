@@ -128,8 +128,11 @@ impl SecretKey {
 }
 
 /// The key-encryption key. It wraps data keys and the signing state and never leaves the host.
+///
+/// During a rotation it also holds the other key of the pair ([`MasterKey::with_fallback`]):
+/// what it opens may be under either key; what it wraps is under its own.
 #[derive(Clone, Debug)]
-pub struct MasterKey(SecretKey);
+pub struct MasterKey(SecretKey, Option<SecretKey>);
 
 const MASTER_KEY_MAGIC: &str = "seclog-master-key-v1";
 
@@ -156,7 +159,69 @@ impl MasterKey {
         file.sync_all()
             .map_err(JournalError::io("sync master key", path))?;
         fsutil::sync_parent(path)?;
-        Ok(MasterKey(key))
+        Ok(MasterKey(key, None))
+    }
+
+    /// A new random master key, in memory only.
+    pub fn generate() -> Result<Self> {
+        Ok(MasterKey(SecretKey::generate()?, None))
+    }
+
+    /// Writes this key to a new file (mode 0600) in the master key file format; refuses to
+    /// overwrite one unless `replace`.
+    pub fn save(&self, path: &Path, replace: bool) -> Result<()> {
+        let text = Zeroizing::new(self.to_text());
+        if replace {
+            return fsutil::write_atomic(path, text.as_bytes(), 0o600);
+        }
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(JournalError::io("create master key", path))?;
+        file.write_all(text.as_bytes())
+            .map_err(JournalError::io("write master key", path))?;
+        file.sync_all()
+            .map_err(JournalError::io("sync master key", path))?;
+        fsutil::sync_parent(path)
+    }
+
+    /// The master key file's text (`seclog-master-key-v1 <hex>`): secret, for a key provider.
+    pub fn to_text(&self) -> String {
+        format!("{MASTER_KEY_MAGIC} {}\n", hex::encode(self.0.expose()))
+    }
+
+    /// Parses a key given by a provider (an environment variable, a command's output): the
+    /// master key file's text, or the 64 hex digits alone. Errors never quote the text.
+    pub fn parse(text: &str) -> std::result::Result<Self, &'static str> {
+        let trimmed = text.trim();
+        if trimmed.starts_with(MASTER_KEY_MAGIC) {
+            return Self::from_text(trimmed);
+        }
+        Self::from_text(&format!("{MASTER_KEY_MAGIC} {trimmed}"))
+    }
+
+    /// A short public identifier of the key (a hash of a value derived from it), for logs and
+    /// rotation records; it reveals nothing about the key.
+    pub fn fingerprint(&self) -> String {
+        hex::encode(sha256(&[b"seclog-master-fingerprint-v1", self.0.expose()]))
+            .get(..16)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// This key, also opening what `other` wrapped or sealed (during a rotation).
+    pub fn with_fallback(&self, other: &MasterKey) -> MasterKey {
+        MasterKey(self.0.clone(), Some(other.0.clone()))
+    }
+
+    fn open_any(&self, sealed: &[u8], context: &[u8]) -> Result<Vec<u8>> {
+        match (self.0.open(sealed, context), &self.1) {
+            (Ok(plain), _) => Ok(plain),
+            (Err(_), Some(other)) => other.open(sealed, context),
+            (Err(error), None) => Err(error),
+        }
     }
 
     /// Loads a master key file; refuses files readable by group or others.
@@ -184,7 +249,7 @@ impl MasterKey {
         let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
         hex::decode_to_slice(encoded.trim(), bytes.as_mut_slice())
             .map_err(|_| "malformed key material")?;
-        Ok(MasterKey(SecretKey::from_bytes(*bytes)))
+        Ok(MasterKey(SecretKey::from_bytes(*bytes), None))
     }
 
     /// Encrypts a data key for storage, bound to `context` (what the key is for).
@@ -198,8 +263,7 @@ impl MasterKey {
     /// Decrypts a wrapped data key; fails if it was wrapped for another context or altered.
     pub fn unwrap_key(&self, wrapped: &[u8], context: &[u8]) -> Result<SecretKey> {
         let plain = Zeroizing::new(
-            self.0
-                .open(wrapped, &[b"seclog-wrap-v1:".as_slice(), context].concat())?,
+            self.open_any(wrapped, &[b"seclog-wrap-v1:".as_slice(), context].concat())?,
         );
         let bytes: [u8; KEY_LEN] = plain
             .as_slice()
@@ -215,7 +279,7 @@ impl MasterKey {
 
     /// Decrypts what [`MasterKey::seal`] produced.
     pub fn open(&self, sealed: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        Ok(Zeroizing::new(self.0.open(sealed, context)?))
+        Ok(Zeroizing::new(self.open_any(sealed, context)?))
     }
 }
 

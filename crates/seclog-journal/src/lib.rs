@@ -40,6 +40,7 @@ pub mod merkle;
 pub mod proof;
 mod reader;
 mod record;
+pub mod rotation;
 pub mod segment;
 pub mod signer;
 mod store;

@@ -491,6 +491,42 @@ impl Signer {
     }
 }
 
+/// The signing state file with every live slot re-sealed under `new` (opened with `keyring`,
+/// which may hold both keys of a rotation); erased slots stay zero.
+pub fn resealed_state(layout: &Layout, keyring: &MasterKey, new: &MasterKey) -> Result<Vec<u8>> {
+    let path = layout.signing_state();
+    let state = fs::read(&path).map_err(JournalError::io("read", &path))?;
+    let mut out = vec![0u8; (SLOT_SIZE * 2) as usize];
+    let mut live = 0;
+    for slot in 0..2usize {
+        let range = slot * SLOT_SIZE as usize..(slot + 1) * SLOT_SIZE as usize;
+        let Some(bytes) = state.get(range.clone()) else {
+            continue;
+        };
+        if bytes.iter().all(|byte| *byte == 0) {
+            continue;
+        }
+        let (epoch, seed) = decode_slot(keyring, bytes).ok_or_else(|| {
+            JournalError::Key(format!(
+                "{}: a signing slot does not open with the master key",
+                path.display()
+            ))
+        })?;
+        let sealed = encode_slot(new, epoch, &seed)?;
+        out.get_mut(range.start..range.start + sealed.len())
+            .ok_or_else(|| JournalError::Invalid("slot too large".into()))?
+            .copy_from_slice(&sealed);
+        live += 1;
+    }
+    if live == 0 {
+        return Err(JournalError::Key(format!(
+            "{}: no live signing slot",
+            path.display()
+        )));
+    }
+    Ok(out)
+}
+
 fn encode_slot(master: &MasterKey, epoch: u32, seed: &[u8; 32]) -> Result<Vec<u8>> {
     let mut slot = Vec::with_capacity(SLOT_SIZE as usize);
     slot.extend_from_slice(SLOT_MAGIC);

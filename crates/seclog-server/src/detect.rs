@@ -165,6 +165,30 @@ pub fn match_line(matched: &Match, origin: Map<String, Value>, event: Value) -> 
 /// The group findings are stored in.
 pub const ALERTS_GROUP: &str = "seclog/alerts";
 
+/// Re-seals the detector's saved state under `new` (a master-key rotation); `keyring` opens
+/// it under either key. False when there is no saved state.
+pub fn reseal_state(
+    meta: &MetaStore,
+    keyring: &MasterKey,
+    new: &MasterKey,
+) -> Result<bool, String> {
+    let Some(sealed) = meta
+        .consumer_state(CONSUMER)
+        .map_err(|error| error.to_string())?
+    else {
+        return Ok(false);
+    };
+    let plain = keyring
+        .open(&sealed, STATE_CONTEXT)
+        .map_err(|error| format!("the detector state does not open: {error}"))?;
+    let resealed = new
+        .seal(&plain, STATE_CONTEXT)
+        .map_err(|error| error.to_string())?;
+    meta.set_consumer_state(CONSUMER, &resealed)
+        .map_err(|error| error.to_string())?;
+    Ok(true)
+}
+
 /// True for the groups the detector evaluates: every group but seclog's own, except
 /// `seclog/access` (attempts on seclog itself are detected like any others) and
 /// `seclog/health` (what seclog notices about itself).

@@ -125,6 +125,11 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// The master key: generate one, rotate it (server stopped).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Run a CloudWatch Logs Insights query (recorded in seclog/access).
     Query(Box<QueryArgs>),
     /// Import service log files (CloudTrail, VPC Flow Logs, Route 53, ALB, WAF, S3 access,
@@ -483,6 +488,24 @@ pub(crate) enum RetentionAction {
     List {
         #[command(flatten)]
         data: DataArgs,
+    },
+}
+
+/// `seclog keys …`. The master key comes from SECLOG_MASTER_KEY_COMMAND (a command printing
+/// it), SECLOG_MASTER_KEY, or the key file (--master-key-file, default DIR/keys/master.key).
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeysAction {
+    /// Print a new random master key (for a secret manager, or --new-key-file).
+    Generate,
+    /// Re-wrap every data key, index file key, the signing state and the detector state under
+    /// a new master key, without rewriting data; the key file is replaced (other providers
+    /// must then hand out the new key). An interrupted rotation resumes when run again.
+    Rotate {
+        #[command(flatten)]
+        data: DataArgs,
+        /// The new key (a file from `seclog keys generate`); default: a generated one.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
     },
 }
 

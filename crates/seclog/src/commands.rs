@@ -85,6 +85,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Retention { action } => retention(action),
         Command::Token { action } => token(action),
+        Command::Keys { action } => keys(action),
         Command::Query(args) => crate::search::query(*args),
         Command::Rules {
             action: crate::cli::RulesAction::Check { rules },
@@ -150,9 +151,10 @@ fn is_initialized(layout: &Layout) -> bool {
     layout.verification_key().is_file()
 }
 
+/// The master key from its provider ([`crate::keys`]); refused while a rotation is unfinished.
 pub(crate) fn load_master(layout: &Layout) -> Result<MasterKey> {
-    MasterKey::load(layout.master_key())
-        .with_context(|| format!("loading the master key {}", layout.master_key().display()))
+    crate::keys::refuse_unfinished_rotation(layout)?;
+    crate::keys::Provider::for_layout(layout).load()
 }
 
 pub(crate) fn open_meta(layout: &Layout) -> Result<MetaStore> {
@@ -165,10 +167,9 @@ fn initialize(layout: &Layout, epochs: &EpochArgs) -> Result<()> {
         .with_context(|| format!("creating {}", layout.root().display()))?;
     // An existing master key is used: one kept elsewhere (--master-key-file), or one left by an
     // initialization that was interrupted before the verification key was written.
-    let master = if layout.master_key().is_file() {
-        load_master(layout)?
-    } else {
-        MasterKey::create(layout.master_key())?
+    let master = match crate::keys::Provider::for_layout(layout) {
+        crate::keys::Provider::File(path) if !path.is_file() => MasterKey::create(&path)?,
+        provider => provider.load()?,
     };
     let params = EpochParams {
         start_unix: Timestamp::now().unix_seconds(),
@@ -461,6 +462,40 @@ fn record_local(data: &DataArgs, entry: serde_json::Value) -> Result<()> {
     writer.commit()?;
     writer.close(Timestamp::now())?;
     Ok(())
+}
+
+fn keys(action: crate::cli::KeysAction) -> Result<ExitCode> {
+    match action {
+        crate::cli::KeysAction::Generate => {
+            print!("{}", MasterKey::generate()?.to_text());
+        }
+        crate::cli::KeysAction::Rotate { data, new_key_file } => {
+            let layout = layout(&data);
+            // Recorded first, while the journal still opens with the current key (a resumed
+            // rotation was recorded when it began).
+            if crate::keys::refuse_unfinished_rotation(&layout).is_ok() {
+                record_local(
+                    &data,
+                    serde_json::json!({ "action": "master_key_rotate", "status": "requested" }),
+                )?;
+            }
+            let meta = open_meta(&layout)?;
+            let report = crate::keys::rotate(&layout, &meta, new_key_file.as_deref())?;
+            println!(
+                "rotated the master key: {} data keys, {} index files ({} left to be rebuilt), signing state{} re-wrapped in {:.2} s; nothing else was rewritten",
+                report.data_keys,
+                report.index_files,
+                report.index_skipped,
+                if report.detector_state {
+                    ", detector state"
+                } else {
+                    ""
+                },
+                report.seconds
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn retention(action: RetentionAction) -> Result<ExitCode> {

@@ -8,6 +8,7 @@ mod config;
 mod generate;
 mod hunt;
 mod import;
+mod keys;
 mod search;
 mod validate;
 

@@ -211,7 +211,8 @@ impl JournalWriter {
         Ok((writer, notes))
     }
 
-    fn key_context(group: &GroupName, first_seq: u64) -> Vec<u8> {
+    /// What a segment's data key is wrapped for: its group and first record.
+    pub fn key_context(group: &GroupName, first_seq: u64) -> Vec<u8> {
         format!("{group}/{first_seq}").into_bytes()
     }
 

@@ -289,7 +289,7 @@ mod tests {
 
     #[test]
     fn wrap_is_bound_to_context_and_detects_alteration() {
-        let master = MasterKey(SecretKey::generate().unwrap());
+        let master = MasterKey::generate().unwrap();
         let data_key = SecretKey::generate().unwrap();
         let wrapped = master.wrap(&data_key, b"g/1").unwrap();
         assert_eq!(
@@ -300,6 +300,37 @@ mod tests {
         let mut altered = wrapped;
         altered[30] ^= 1;
         assert!(master.unwrap_key(&altered, b"g/1").is_err());
+    }
+
+    #[test]
+    fn a_rotation_keyring_opens_under_both_keys_and_wraps_under_the_new_one() {
+        let old = MasterKey::generate().unwrap();
+        let new = MasterKey::generate().unwrap();
+        let data_key = SecretKey::generate().unwrap();
+        let under_old = old.wrap(&data_key, b"g/1").unwrap();
+        let keyring = new.with_fallback(&old);
+        assert_eq!(
+            keyring.unwrap_key(&under_old, b"g/1").unwrap().expose(),
+            data_key.expose()
+        );
+        let rewrapped = keyring.wrap(&data_key, b"g/1").unwrap();
+        assert!(new.unwrap_key(&rewrapped, b"g/1").is_ok());
+        assert!(old.unwrap_key(&rewrapped, b"g/1").is_err());
+        assert_ne!(old.fingerprint(), new.fingerprint());
+        assert_eq!(keyring.fingerprint(), new.fingerprint());
+        // A provider's text: the file format or the hex alone; errors never quote it.
+        let text = new.to_text();
+        let hex = text.split_whitespace().last().unwrap();
+        assert_eq!(
+            MasterKey::parse(&text).unwrap().fingerprint(),
+            new.fingerprint()
+        );
+        assert_eq!(
+            MasterKey::parse(hex).unwrap().fingerprint(),
+            new.fingerprint()
+        );
+        let error = MasterKey::parse(&hex[..60]).unwrap_err();
+        assert!(!error.contains(&hex[..60]));
     }
 
     #[test]

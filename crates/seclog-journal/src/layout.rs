@@ -9,6 +9,7 @@
 //!   keys/data/<group>/<seq>.dek  per-segment data keys, wrapped by the master key
 //!   journal/groups/<group>/<first-seq>.seg    segments (blocks of encrypted records)
 //!   journal/groups/<group>/<first-seq>.tomb   signed retention tombstones
+//!   journal/groups/<group>/<upto-seq>.shred   signed crypto-shreds (data keys destroyed)
 //!   journal/checkpoints/<first-ckpt>.ckpt     signed checkpoint logs
 //!   meta/                        metadata store (tokens, retention, cursors)
 //! ```
@@ -85,6 +86,10 @@ impl Layout {
     /// A tombstone file.
     pub fn tombstone(&self, group: &GroupName, first_seq: u64) -> PathBuf {
         self.group_dir(group).join(format!("{first_seq:020}.tomb"))
+    }
+    /// A shred file: records of `group` below `upto_seq` crypto-shredded.
+    pub fn shred(&self, group: &GroupName, upto_seq: u64) -> PathBuf {
+        self.group_dir(group).join(format!("{upto_seq:020}.shred"))
     }
     /// Directory of checkpoint logs.
     pub fn checkpoints_dir(&self) -> PathBuf {

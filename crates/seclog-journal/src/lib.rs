@@ -42,6 +42,7 @@ mod reader;
 mod record;
 pub mod rotation;
 pub mod segment;
+pub mod shred;
 pub mod signer;
 mod store;
 mod textform;

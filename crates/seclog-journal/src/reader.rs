@@ -123,13 +123,20 @@ impl JournalReader {
         seqs: &[u64],
         mut visit: impl FnMut(StoredEvent) -> Result<bool>,
     ) -> Result<()> {
-        let Some(&first) = seqs.first() else {
+        if seqs.is_empty() {
             return Ok(());
-        };
+        }
         debug_assert!(seqs.is_sorted());
         let dir = self.layout.group_dir(group);
         let files = list_group_files(&dir)?;
         let mut wanted = seqs.iter().copied().peekable();
+        while wanted
+            .next_if(|seq| *seq < files.shredded_below())
+            .is_some()
+        {}
+        let Some(first) = wanted.peek().copied() else {
+            return Ok(());
+        };
         let start_index = files
             .segments
             .iter()
@@ -205,6 +212,8 @@ impl JournalReader {
             }
             Err(error) => return Err(error),
         };
+        // Crypto-shredded records are skipped as expired ones are: nothing can read them.
+        let from_seq = from_seq.max(files.shredded_below());
         let start_index = files
             .segments
             .iter()
@@ -213,6 +222,9 @@ impl JournalReader {
         for (first_seq, path) in files.segments.iter().skip(start_index) {
             if end_seq.is_some_and(|end| *first_seq >= end) {
                 break;
+            }
+            if *first_seq < files.shredded_below() {
+                continue;
             }
             let (bytes, header_len, header_digest, key) = self.open_segment(group, path)?;
             let mut frames = frame::frames(&bytes, header_len);

@@ -13,8 +13,17 @@ use crate::layout::{Layout, parse_numbered};
 pub(crate) struct GroupFiles {
     pub(crate) segments: Vec<(u64, PathBuf)>,
     pub(crate) tombstones: Vec<(u64, PathBuf)>,
+    /// Signed shreds, by the record they end at.
+    pub(crate) shreds: Vec<(u64, PathBuf)>,
     /// Anything else found in the directory.
     pub(crate) unexpected: Vec<PathBuf>,
+}
+
+impl GroupFiles {
+    /// Records below this were crypto-shredded: their segments stay but cannot be read.
+    pub(crate) fn shredded_below(&self) -> u64 {
+        self.shreds.last().map_or(0, |(upto, _)| *upto)
+    }
 }
 
 pub(crate) fn list_group_files(dir: &Path) -> Result<GroupFiles> {
@@ -28,12 +37,15 @@ pub(crate) fn list_group_files(dir: &Path) -> Result<GroupFiles> {
             files.segments.push((seq, path));
         } else if let Some(seq) = parse_numbered(name, "tomb") {
             files.tombstones.push((seq, path));
+        } else if let Some(seq) = parse_numbered(name, "shred") {
+            files.shreds.push((seq, path));
         } else {
             files.unexpected.push(path);
         }
     }
     files.segments.sort();
     files.tombstones.sort();
+    files.shreds.sort();
     Ok(files)
 }
 

@@ -78,48 +78,13 @@ impl Tombstone {
 
     /// Signs the tombstone with the signer's current epoch (which must match `deleted_at`).
     pub fn sign(&self, signer: &Signer) -> String {
-        let body = self.body_text();
-        let signature = signer.sign(body.as_bytes());
-        format!(
-            "{body}\n— epoch-key {}\n— signature {}\n",
-            B64.encode(signer.epoch_proof().encode()),
-            B64.encode(signature)
-        )
+        sign_text(&self.body_text(), signer)
     }
 
     /// Parses a signed tombstone and checks its signature; any non-canonical byte is an error.
     pub fn parse_and_verify(text: &str, key: &VerificationKey) -> Result<Tombstone, String> {
-        let (body, signatures) = text.split_once("\n\n").ok_or("missing signature section")?;
-        let body = format!("{body}\n");
+        let (body, proof, signature) = split_signed(text)?;
         let tombstone = Self::parse_body(&body)?;
-        let mut lines = signatures.split('\n');
-        let epoch_key = lines
-            .next()
-            .and_then(|line| line.strip_prefix("— epoch-key "))
-            .and_then(|encoded| B64.decode(encoded).ok())
-            .ok_or("missing or malformed epoch-key line")?;
-        let signature = lines
-            .next()
-            .and_then(|line| line.strip_prefix("— signature "))
-            .and_then(|encoded| B64.decode(encoded).ok())
-            .and_then(|bytes| <[u8; 64]>::try_from(bytes.as_slice()).ok())
-            .ok_or("missing or malformed signature line")?;
-        if lines.next() != Some("") || lines.next().is_some() {
-            return Err("unexpected bytes after the signature".into());
-        }
-        let mut reader = ByteReader::new(&epoch_key);
-        let proof = EpochKeyProof::decode(&mut reader)?;
-        if reader.remaining() != 0 || B64.encode(&epoch_key) != B64.encode(proof.encode()) {
-            return Err("malformed epoch key".into());
-        }
-        let canonical = format!(
-            "{body}\n— epoch-key {}\n— signature {}\n",
-            B64.encode(proof.encode()),
-            B64.encode(signature)
-        );
-        if canonical != text {
-            return Err("tombstone is not in canonical form".into());
-        }
         if proof.epoch != tombstone.epoch {
             return Err("tombstone epoch does not match its signing key".into());
         }
@@ -168,4 +133,50 @@ impl Tombstone {
         }
         Ok(tombstone)
     }
+}
+
+/// `body` followed by the signature section of the signer's current epoch.
+pub(crate) fn sign_text(body: &str, signer: &Signer) -> String {
+    let signature = signer.sign(body.as_bytes());
+    format!(
+        "{body}\n— epoch-key {}\n— signature {}\n",
+        B64.encode(signer.epoch_proof().encode()),
+        B64.encode(signature)
+    )
+}
+
+/// Splits a signed text into its body, epoch-key proof and signature, refusing any byte that
+/// is not in canonical form (the signature itself is checked by the caller).
+pub(crate) fn split_signed(text: &str) -> Result<(String, EpochKeyProof, [u8; 64]), String> {
+    let (body, signatures) = text.split_once("\n\n").ok_or("missing signature section")?;
+    let body = format!("{body}\n");
+    let mut lines = signatures.split('\n');
+    let epoch_key = lines
+        .next()
+        .and_then(|line| line.strip_prefix("— epoch-key "))
+        .and_then(|encoded| B64.decode(encoded).ok())
+        .ok_or("missing or malformed epoch-key line")?;
+    let signature = lines
+        .next()
+        .and_then(|line| line.strip_prefix("— signature "))
+        .and_then(|encoded| B64.decode(encoded).ok())
+        .and_then(|bytes| <[u8; 64]>::try_from(bytes.as_slice()).ok())
+        .ok_or("missing or malformed signature line")?;
+    if lines.next() != Some("") || lines.next().is_some() {
+        return Err("unexpected bytes after the signature".into());
+    }
+    let mut reader = ByteReader::new(&epoch_key);
+    let proof = EpochKeyProof::decode(&mut reader)?;
+    if reader.remaining() != 0 || B64.encode(&epoch_key) != B64.encode(proof.encode()) {
+        return Err("malformed epoch key".into());
+    }
+    let canonical = format!(
+        "{body}\n— epoch-key {}\n— signature {}\n",
+        B64.encode(proof.encode()),
+        B64.encode(signature)
+    );
+    if canonical != text {
+        return Err("not in canonical form".into());
+    }
+    Ok((body, proof, signature))
 }

@@ -125,6 +125,19 @@ pub(crate) enum Command {
         #[command(subcommand)]
         action: TokenAction,
     },
+    /// Crypto-shred a group: destroy the data keys of every record it holds, so that nobody
+    /// can read them again, keeping the encrypted segments so that `verify` still passes (and
+    /// reports the shred). Server stopped. Refused under a legal hold or compliance retention.
+    Shred {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Group name.
+        #[arg(long)]
+        group: String,
+        /// Why (recorded in seclog/access; the signed shred keeps its digest).
+        #[arg(long)]
+        reason: String,
+    },
     /// The master key: generate one, rotate it (server stopped).
     Keys {
         #[command(subcommand)]

@@ -86,6 +86,11 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
         Command::Retention { action } => retention(action),
         Command::Token { action } => token(action),
         Command::Keys { action } => keys(action),
+        Command::Shred {
+            data,
+            group,
+            reason,
+        } => shred(&data, &group, &reason),
         Command::Query(args) => crate::search::query(*args),
         Command::Rules {
             action: crate::cli::RulesAction::Check { rules },
@@ -462,6 +467,81 @@ fn record_local(data: &DataArgs, entry: serde_json::Value) -> Result<()> {
     writer.commit()?;
     writer.close(Timestamp::now())?;
     Ok(())
+}
+
+fn shred(data: &DataArgs, group: &str, reason: &str) -> Result<ExitCode> {
+    let group = GroupName::parse(group)?;
+    if group.is_internal() {
+        bail!("groups beginning with seclog/ cannot be shredded");
+    }
+    if reason.trim().is_empty() {
+        bail!("give the reason for shredding (--reason)");
+    }
+    let layout = layout(data);
+    let meta = open_meta(&layout)?;
+    if let Some(hold) = meta
+        .legal_holds()?
+        .into_iter()
+        .find(|hold| hold.group == group.as_str())
+    {
+        bail!(
+            "{group} is under a legal hold ({:?}); release it first",
+            hold.reason
+        );
+    }
+    if let Some(policy) = meta.retention_policy(group.as_str())?
+        && policy.mode == RetentionMode::Compliance
+    {
+        bail!(
+            "{group} has compliance retention ({} days): nothing in it may be destroyed before it expires",
+            policy.days
+        );
+    }
+    let (mut writer, notes) =
+        JournalWriter::open(&layout, load_master(&layout)?, JournalConfig::default())
+            .context("opening the journal")?;
+    for note in notes {
+        eprintln!("{note}");
+    }
+    if !writer.sizes().contains_key(&group) {
+        bail!("no group named {group}");
+    }
+    // Recorded (durably) before anything is destroyed.
+    let actor = serde_json::json!({
+        "local_user": std::env::var("USER").unwrap_or_default(),
+        "via": "seclog shred",
+    });
+    let entry = serde_json::json!({
+        "action": "group_shred",
+        "status": "requested",
+        "groups": [group.as_str()],
+        "target": { "group": group.as_str(), "reason": reason },
+    });
+    writer.append(
+        &seclog_server::access::access_group(),
+        &[seclog_server::access::record(entry, actor)],
+        Timestamp::now(),
+    )?;
+    writer.commit()?;
+    let shred = writer.shred(&group, reason, Timestamp::now())?;
+    writer.close(Timestamp::now())?;
+    // The index holds terms of the shredded records: it goes too (later records are indexed
+    // again from the journal).
+    let index = layout.root().join("index").join(group.to_dir_name());
+    if index.exists() {
+        std::fs::remove_dir_all(&index)
+            .with_context(|| format!("removing the index of {group} ({})", index.display()))?;
+    }
+    match shred {
+        Some(shred) => println!(
+            "shredded {group}: records {}..{} ({} segments) can no longer be read by anyone; the segments stay for `seclog verify`",
+            shred.from_seq,
+            shred.upto_seq.saturating_sub(1),
+            shred.segments
+        ),
+        None => println!("{group} held nothing left to shred"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn keys(action: crate::cli::KeysAction) -> Result<ExitCode> {

@@ -11,6 +11,7 @@ use crate::frame::FrameEnd;
 use crate::layout::display_relative;
 use crate::merkle::{Frontier, Hash};
 use crate::segment::{self, Footer};
+use crate::shred::Shred;
 use crate::store::list_group_files;
 use crate::tombstone::Tombstone;
 
@@ -136,6 +137,52 @@ pub(super) fn verify_group(
                 expected_prev = Some(tombstone.digest);
             }
             Err(reason) => verifier.find(group, path, None, format!("invalid tombstone: {reason}")),
+        }
+    }
+    // Shreds: signed declarations that the records below `upto` cannot be read any more. Their
+    // segments are still checked below like any others.
+    let newest_size = expectations
+        .iter()
+        .map(|expectation| expectation.size)
+        .max();
+    for (name_seq, path) in &files.shreds {
+        let Some(bytes) = verifier.read(path) else {
+            continue;
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        match Shred::parse_and_verify(&text, verifier.key) {
+            Ok(shred) => {
+                let range = Some((shred.from_seq, shred.upto_seq));
+                if shred.group != name.as_str() || shred.upto_seq != *name_seq {
+                    verifier.find(group, path, range, "shred names another group or range");
+                } else if shred.shredded_at > verifier.latest_allowed {
+                    verifier.find(
+                        group,
+                        path,
+                        range,
+                        format!(
+                            "shred is dated {}, in the future of this verifier's clock",
+                            shred.shredded_at
+                        ),
+                    );
+                } else if newest_size.is_none_or(|size| shred.upto_seq > size) {
+                    verifier.find(
+                        group,
+                        path,
+                        range,
+                        "shred covers records no signed checkpoint covers",
+                    );
+                } else {
+                    verifier.report.notes.push(format!(
+                        "group {name}: records {}..{} crypto-shredded at {} ({} segments; their data keys were destroyed, their integrity still verified)",
+                        shred.from_seq,
+                        shred.upto_seq.saturating_sub(1),
+                        shred.shredded_at,
+                        shred.segments
+                    ));
+                }
+            }
+            Err(reason) => verifier.find(group, path, None, format!("invalid shred: {reason}")),
         }
     }
     expectations.sort_by_key(|expectation| expectation.size);

@@ -514,3 +514,4 @@ impl JournalWriter {
 
 mod recovery;
 mod retention;
+mod shred;

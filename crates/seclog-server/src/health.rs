@@ -38,6 +38,18 @@ impl Event {
         self
     }
 
+    /// `kind state: subject`, for logs and tests.
+    pub fn summary(&self) -> String {
+        let text = |name: &str| {
+            self.fields
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        format!("{} {}: {}", text("kind"), text("state"), text("subject"))
+    }
+
     /// The encoded journal record, stamped now.
     pub fn record(&self) -> Vec<u8> {
         let now = Timestamp::now();

@@ -48,6 +48,7 @@ mod search;
 pub mod syslog;
 pub mod tls;
 pub mod watch;
+pub mod watchdog;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,6 +94,8 @@ pub struct AppState {
     journal: Option<(Arc<seclog_journal::DurableHeads>, JournalReader)>,
     /// Wrong-credential counts per source address.
     throttle: Arc<auth::Throttle>,
+    /// Logging-failure alarms that are on (when the watchdog runs).
+    alarms: Option<watchdog::ActiveAlarms>,
 }
 
 impl AppState {
@@ -113,6 +116,7 @@ impl AppState {
             importing: Arc::default(),
             journal: None,
             throttle: Arc::new(auth::Throttle::new(config.auth)),
+            alarms: None,
         }
     }
 }
@@ -151,7 +155,26 @@ pub(crate) async fn metrics_text(State(state): State<AppState>) -> impl IntoResp
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        {
+            let mut text = state.metrics.render();
+            if let Some(alarms) = state
+                .alarms
+                .as_ref()
+                .and_then(|alarms| alarms.lock().ok().map(|alarms| alarms.clone()))
+            {
+                text.push_str("# HELP seclog_alarm_active Logging-failure alarms that are on (1 per alarm).\n# TYPE seclog_alarm_active gauge\n");
+                for kind in [
+                    "source_silent",
+                    "sealer_stalled",
+                    "consumer_stalled",
+                    "disk_nearly_full",
+                ] {
+                    let count = alarms.iter().filter(|alarm| alarm.kind == kind).count();
+                    text.push_str(&format!("seclog_alarm_active{{kind=\"{kind}\"}} {count}\n"));
+                }
+            }
+            text
+        },
     )
 }
 
@@ -197,7 +220,12 @@ pub(crate) async fn status(
             "behind": load(&detection.behind),
         })
     });
+    let alarms = state
+        .alarms
+        .as_ref()
+        .and_then(|alarms| alarms.lock().ok().map(|alarms| alarms.clone()));
     Ok(axum::Json(json!({
+        "alarms": alarms,
         "detection": detection,
         "commit_interval_ms": settings.commit_interval.as_secs_f64() * 1000.0,
         "seal_delay_ms": settings.seal_delay.as_secs_f64() * 1000.0,
@@ -429,6 +457,18 @@ impl Server {
         self.detector
             .as_ref()
             .map(|service| Arc::clone(&service.stats))
+    }
+
+    /// Starts the logging-failure watchdog (see [`watchdog`]); call within the runtime after
+    /// the detector, so that it watches it too. It stops with [`Server::serve`].
+    pub fn start_watchdog(
+        &mut self,
+        settings: watchdog::WatchdogSettings,
+        data_root: std::path::PathBuf,
+    ) {
+        let (task, alarms) = watchdog::start(&self.state, settings, data_root);
+        self.state.alarms = Some(alarms);
+        self.watchers.push(task);
     }
 
     /// Starts watching bucket prefixes (see [`watch`]); they stop with [`Server::serve`].

@@ -349,6 +349,20 @@ pub(crate) struct ServeArgs {
     /// following it (seconds; a stop longer than this needs `POST /api/v1/clock`).
     #[arg(long, default_value_t = 3600)]
     pub(crate) clock_tolerance_secs: u64,
+    /// A group (pattern; `*` matches anything) and the longest silence expected of it, such
+    /// as `aws/cloudtrail=15m`: a longer one raises a `source_silent` alarm (repeatable).
+    #[arg(long = "expect", value_name = "GROUP=DURATION")]
+    pub(crate) expect: Vec<String>,
+    /// How often the logging-failure watchdog looks (seconds).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) watchdog_interval_secs: u64,
+    /// The indexer or detector not progressing this long while records wait is an alarm
+    /// (seconds).
+    #[arg(long, default_value_t = 300)]
+    pub(crate) stall_after_secs: u64,
+    /// Less free space than this percentage on the data directory's file system is an alarm.
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) disk_min_free_percent: f64,
     /// Largest request body in bytes.
     #[arg(long, default_value_t = 32 << 20)]
     pub(crate) max_body_bytes: usize,

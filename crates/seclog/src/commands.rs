@@ -255,6 +255,27 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         },
         http_tls: http_tls(&args, &layout),
     };
+    let watchdog = seclog_server::watchdog::WatchdogSettings {
+        interval: Duration::from_secs(args.watchdog_interval_secs.max(1)),
+        expect: args
+            .expect
+            .iter()
+            .map(|text| {
+                let (pattern, every) = text.rsplit_once('=').with_context(|| {
+                    format!(
+                        "--expect {text:?}: give GROUP=DURATION (for example aws/cloudtrail=15m)"
+                    )
+                })?;
+                let secs = parse_duration(every).with_context(|| format!("--expect {text:?}"))?;
+                Ok((
+                    pattern.to_string(),
+                    Duration::from_secs(u64::try_from(secs.max(1)).unwrap_or(1)),
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?,
+        stall_after: Duration::from_secs(args.stall_after_secs.max(1)),
+        disk_min_free_percent: args.disk_min_free_percent,
+    };
     seclog_index::crypt_dir::set_cache_budget(args.index_cache_mb.saturating_mul(1 << 20));
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -288,6 +309,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             .start_syslog(&config.syslog)
             .await
             .context("starting the syslog listeners")?;
+        server.start_watchdog(watchdog, layout.root().to_path_buf());
         server
             .start_watchers(&seclog_server::watch::WatchSettings {
                 urls: args.watch.clone(),

@@ -10,6 +10,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 mod http;
+pub mod receiver;
 mod server;
 
 // Not every test binary uses every re-export.

@@ -70,16 +70,19 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         since_checkpoint: Option<PathBuf>,
     },
-    /// Print a self-contained proof bundle (JSON) for one event.
+    /// Print a self-contained proof bundle (JSON) for one event (recorded in seclog/access).
     Proof {
         #[command(flatten)]
-        data: DataArgs,
+        target: TargetArgs,
         /// Group of the event.
         #[arg(long)]
         group: String,
         /// Sequence number of the event.
         #[arg(long)]
         seq: u64,
+        /// The bundle without the event (its commitment instead), as auditors get it.
+        #[arg(long)]
+        sealed: bool,
     },
     /// Check a proof bundle offline.
     VerifyProof {
@@ -89,10 +92,10 @@ pub(crate) enum Command {
         /// Bundle file (`-` for standard input).
         bundle: PathBuf,
     },
-    /// Print stored events as NDJSON (needs the master key).
+    /// Print stored events as NDJSON (recorded in seclog/access; `--follow` tails the group).
     Cat {
         #[command(flatten)]
-        data: DataArgs,
+        target: TargetArgs,
         /// Group to print.
         #[arg(long)]
         group: String,
@@ -102,6 +105,9 @@ pub(crate) enum Command {
         /// Maximum number of events.
         #[arg(long)]
         limit: Option<usize>,
+        /// Keep printing new events as they arrive (with --server).
+        #[arg(long, requires = "server")]
+        follow: bool,
     },
     /// List groups with their event counts.
     Groups {

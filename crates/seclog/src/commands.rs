@@ -1,6 +1,6 @@
 //! What each subcommand does.
 
-use std::io::{BufWriter, Read, Write};
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use seclog_journal::{
-    EpochParams, JournalConfig, JournalReader, JournalWriter, Layout, MasterKey, SignedCheckpoint,
-    Signer, VerificationKey, group_extent, group_names, latest_checkpoint, proof, verify,
+    EpochParams, JournalConfig, JournalWriter, Layout, MasterKey, SignedCheckpoint, Signer,
+    VerificationKey, group_extent, group_names, latest_checkpoint, proof, verify,
 };
 use seclog_meta::{MetaStore, Role};
 use seclog_model::{GroupName, Timestamp};
@@ -54,20 +54,20 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode> {
             key,
             since_checkpoint,
         } => verify_command(&data, key.as_deref(), since_checkpoint.as_deref()),
-        Command::Proof { data, group, seq } => {
-            let layout = layout(&data);
-            let group = GroupName::parse(&group)?;
-            let bundle = proof::make_proof(&layout, load_master(&layout)?, &group, seq)?;
-            println!("{}", serde_json::to_string_pretty(&bundle)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Proof {
+            target,
+            group,
+            seq,
+            sealed,
+        } => crate::reads::proof(&target, &group, seq, sealed),
         Command::VerifyProof { key, bundle } => verify_proof(&key, &bundle),
         Command::Cat {
-            data,
+            target,
             group,
             from,
             limit,
-        } => cat(&data, &group, from, limit),
+            follow,
+        } => crate::reads::cat(&target, &group, from, limit, follow),
         Command::Groups { data } => {
             let layout = Layout::new(&data, None);
             for group in group_names(&layout)? {
@@ -442,37 +442,11 @@ fn verify_proof(key: &Path, bundle: &Path) -> Result<ExitCode> {
     }
 }
 
-fn cat(data: &DataArgs, group: &str, from: u64, limit: Option<usize>) -> Result<ExitCode> {
-    let layout = layout(data);
-    let group = GroupName::parse(group)?;
-    let reader = JournalReader::new(&layout, load_master(&layout)?);
-    let stdout = std::io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    let mut position = from;
-    let mut remaining = limit.unwrap_or(usize::MAX);
-    while remaining > 0 {
-        let events = reader.read(&group, position, remaining.min(10_000), None)?;
-        let Some(last) = events.last() else { break };
-        position = last.seq + 1;
-        remaining -= events.len();
-        for event in &events {
-            serde_json::to_writer(
-                &mut out,
-                &proof::event_view(&event.group, event.seq, &event.record),
-            )?;
-            out.write_all(b"\n")?;
-        }
-    }
-    out.flush()?;
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Records an admin action taken on a stopped data directory in `seclog/access` (the caller
 /// holds the metadata store, so no server runs).
-fn record_local(data: &DataArgs, entry: serde_json::Value) -> Result<()> {
-    let layout = layout(data);
+pub(crate) fn record_local(layout: &Layout, entry: serde_json::Value) -> Result<()> {
     let (mut writer, notes) =
-        JournalWriter::open(&layout, load_master(&layout)?, JournalConfig::default())
+        JournalWriter::open(layout, load_master(layout)?, JournalConfig::default())
             .context("opening the journal to record the action in seclog/access")?;
     for note in notes {
         eprintln!("{note}");
@@ -577,7 +551,7 @@ fn keys(action: crate::cli::KeysAction) -> Result<ExitCode> {
             // rotation was recorded when it began).
             if crate::keys::refuse_unfinished_rotation(&layout).is_ok() {
                 record_local(
-                    &data,
+                    &layout,
                     serde_json::json!({ "action": "master_key_rotate", "status": "requested" }),
                 )?;
             }
@@ -623,7 +597,7 @@ fn retention(action: RetentionAction) -> Result<ExitCode> {
             let meta = open_meta(&layout(&data))?;
             let previous = meta.check_retention_change(group.as_str(), &change)?;
             record_local(
-                &data,
+                &layout(&data),
                 serde_json::json!({
                     "action": "retention_set",
                     "status": "requested",
@@ -656,7 +630,7 @@ fn retention(action: RetentionAction) -> Result<ExitCode> {
                 bail!("a legal hold needs a reason (a case or matter reference)");
             }
             record_local(
-                &data,
+                &layout(&data),
                 serde_json::json!({
                     "action": "hold_place",
                     "status": "requested",
@@ -671,7 +645,7 @@ fn retention(action: RetentionAction) -> Result<ExitCode> {
             let group = GroupName::parse(&group)?;
             let meta = open_meta(&layout(&data))?;
             record_local(
-                &data,
+                &layout(&data),
                 serde_json::json!({
                     "action": "hold_release",
                     "status": "requested",
@@ -721,7 +695,7 @@ fn token(action: TokenAction) -> Result<ExitCode> {
                 .transpose()?;
             let (token, info) = meta.create_token(Role::parse(&role)?, &groups, expires_unix)?;
             let recorded = record_local(
-                &data,
+                &layout(&data),
                 serde_json::json!({
                     "action": "token_create",
                     "status": "ok",
@@ -757,7 +731,7 @@ fn token(action: TokenAction) -> Result<ExitCode> {
         TokenAction::Revoke { data, id } => {
             let meta = open_meta(&layout(&data))?;
             record_local(
-                &data,
+                &layout(&data),
                 serde_json::json!({
                     "action": "token_revoke",
                     "status": "requested",

@@ -9,6 +9,7 @@ mod generate;
 mod hunt;
 mod import;
 mod keys;
+mod reads;
 mod search;
 mod validate;
 

@@ -843,3 +843,108 @@ fn repeated_wrong_tokens_are_slowed_and_raised() {
         "a token in the server's output"
     );
 }
+
+/// The command line's reads: `cat` and `proof` through the server are recorded there (the
+/// auditor gets a sealed proof), `cat --follow` tails new events, and reads from the data
+/// directory are recorded in `seclog/access` when no server owns it (and say so when one does).
+#[test]
+fn command_line_reads_are_recorded() {
+    use std::io::BufRead as _;
+    let store = Store::new();
+    let admin = store.init();
+    let reader = store.create_token("reader", "app/*");
+    let auditor = store.create_token("auditor", "*");
+    let mut server = store.serve(&[]);
+    for n in 0..3 {
+        server.ingest_ok(
+            &admin,
+            "app/cli",
+            format!("{{\"n\":{n},\"user\":\"carol\"}}").as_bytes(),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1200));
+    let seclog = |token: &str, args: &[&str]| {
+        common::seclog()
+            .args(args)
+            .env("SECLOG_TOKEN", token)
+            .output()
+            .expect("seclog runs")
+    };
+    let base = server.url("");
+    let cat = seclog(&reader, &["cat", "--server", &base, "--group", "app/cli"]);
+    assert!(cat.status.success(), "{}", common::describe(&cat));
+    assert_eq!(String::from_utf8_lossy(&cat.stdout).lines().count(), 3);
+    let refused = seclog(&auditor, &["cat", "--server", &base, "--group", "app/cli"]);
+    assert!(!refused.status.success(), "an auditor read log content");
+    let full = seclog(
+        &reader,
+        &[
+            "proof", "--server", &base, "--group", "app/cli", "--seq", "1",
+        ],
+    );
+    assert!(full.status.success(), "{}", common::describe(&full));
+    assert!(String::from_utf8_lossy(&full.stdout).contains("carol"));
+    let sealed = seclog(
+        &auditor,
+        &[
+            "proof", "--server", &base, "--group", "app/cli", "--seq", "1",
+        ],
+    );
+    assert!(sealed.status.success(), "{}", common::describe(&sealed));
+    assert!(!String::from_utf8_lossy(&sealed.stdout).contains("carol"));
+    assert!(String::from_utf8_lossy(&sealed.stdout).contains("seclog-proof-sealed-v1"));
+
+    // Tail: new events appear on the follower's output.
+    let mut follower = common::seclog()
+        .args([
+            "cat", "--server", &base, "--group", "app/cli", "--from", "3", "--follow",
+        ])
+        .env("SECLOG_TOKEN", &reader)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("follower starts");
+    std::thread::sleep(Duration::from_millis(500));
+    server.ingest_ok(&admin, "app/cli", br#"{"n":3,"tail":true}"#);
+    let mut lines = std::io::BufReader::new(follower.stdout.take().expect("stdout")).lines();
+    let line = lines.next().expect("a line").expect("UTF-8");
+    assert!(line.contains("\"tail\":true"), "{line}");
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // From the data directory while the server runs: allowed, not recorded, and said so.
+    let local = common::run(["cat", "--data", &store.data_arg(), "--group", "app/cli"]);
+    assert!(local.status.success(), "{}", common::describe(&local));
+    assert!(String::from_utf8_lossy(&local.stderr).contains("not recorded"));
+    server.stop_ok();
+    // With the server stopped: recorded before the events are printed.
+    let local = common::run(["cat", "--data", &store.data_arg(), "--group", "app/cli"]);
+    assert!(local.status.success(), "{}", common::describe(&local));
+    assert!(!String::from_utf8_lossy(&local.stderr).contains("not recorded"));
+    let access = store.cat("seclog/access");
+    let actions = |role: &str, action: &str| {
+        access
+            .iter()
+            .filter(|record| {
+                record["event"]["action"] == action && record["event"]["actor"]["role"] == role
+            })
+            .count()
+    };
+    assert!(
+        actions("reader", "cat") >= 2,
+        "the reader's cat and follow: {access:#?}"
+    );
+    assert_eq!(actions("reader", "proof"), 1);
+    assert_eq!(actions("auditor", "proof"), 1);
+    let local_reads = access
+        .iter()
+        .filter(|record| {
+            record["event"]["action"] == "cat"
+                && record["event"]["actor"]["via"] == "seclog command line"
+        })
+        .count();
+    assert_eq!(
+        local_reads, 2,
+        "the two local cats after the server stopped (this one included)"
+    );
+}

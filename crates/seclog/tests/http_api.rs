@@ -127,16 +127,11 @@ fn missing_or_wrong_token_is_401_and_stores_nothing() {
         "only the authenticated request may create a group: {groups:?}"
     );
     // Each refused request is recorded, without the credentials it presented (the other
-    // records are the command line's token creation and revocation).
+    // records are the command line's token creation and revocation, and this read).
     let refusals: Vec<Value> = store
         .cat("seclog/access")
         .into_iter()
-        .filter(|record| {
-            !record["event"]["action"]
-                .as_str()
-                .unwrap_or("")
-                .starts_with("token_")
-        })
+        .filter(|record| record["event"]["status"] == "denied")
         .collect();
     assert_eq!(refusals.len(), cases.len(), "{refusals:#?}");
     for refusal in &refusals {
@@ -237,8 +232,9 @@ fn tokens_without_the_right_are_403() {
         [("team-a/only".to_string(), 1), ("team-a/x".to_string(), 1)].into(),
         "refused requests must not store anything"
     );
+    // The read below records itself first.
     let records = store.cat("seclog/access");
-    assert_eq!(access, records.len() as u64);
+    assert_eq!(access + 1, records.len() as u64);
     let denied = records
         .iter()
         .filter(|record| record["event"]["status"] == "denied")

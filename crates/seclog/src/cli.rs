@@ -547,7 +547,7 @@ pub(crate) enum TokenAction {
     /// Create a token and print it (the only time it is shown).
     Create {
         #[command(flatten)]
-        data: DataArgs,
+        target: TargetArgs,
         /// ingest, reader, auditor or admin.
         #[arg(long)]
         role: String,
@@ -561,12 +561,12 @@ pub(crate) enum TokenAction {
     /// List tokens (never their secrets).
     List {
         #[command(flatten)]
-        data: DataArgs,
+        target: TargetArgs,
     },
     /// Revoke a token by id.
     Revoke {
         #[command(flatten)]
-        data: DataArgs,
+        target: TargetArgs,
         /// Token id from `token list`.
         id: String,
     },

@@ -680,14 +680,22 @@ fn retention(action: RetentionAction) -> Result<ExitCode> {
 }
 
 fn token(action: TokenAction) -> Result<ExitCode> {
+    let target = match &action {
+        TokenAction::Create { target, .. }
+        | TokenAction::List { target }
+        | TokenAction::Revoke { target, .. } => target,
+    };
+    if let Some(server) = target.server.clone() {
+        return crate::reads::token_over_api(&server, action);
+    }
     match action {
         TokenAction::Create {
-            data,
+            target,
             role,
             groups,
             expires,
         } => {
-            let meta = open_meta(&layout(&data))?;
+            let meta = open_meta(&crate::reads::target_layout(&target)?)?;
             let expires_unix = expires
                 .map(|text| {
                     parse_duration(&text).map(|secs| Timestamp::now().unix_seconds() + secs)
@@ -695,7 +703,7 @@ fn token(action: TokenAction) -> Result<ExitCode> {
                 .transpose()?;
             let (token, info) = meta.create_token(Role::parse(&role)?, &groups, expires_unix)?;
             let recorded = record_local(
-                &layout(&data),
+                &crate::reads::target_layout(&target)?,
                 serde_json::json!({
                     "action": "token_create",
                     "status": "ok",
@@ -713,8 +721,8 @@ fn token(action: TokenAction) -> Result<ExitCode> {
             );
             println!("{token}");
         }
-        TokenAction::List { data } => {
-            let meta = open_meta(&layout(&data))?;
+        TokenAction::List { target } => {
+            let meta = open_meta(&crate::reads::target_layout(&target)?)?;
             for info in meta.list_tokens()? {
                 let role = serde_json::to_value(info.role)?;
                 println!(
@@ -728,10 +736,10 @@ fn token(action: TokenAction) -> Result<ExitCode> {
                 );
             }
         }
-        TokenAction::Revoke { data, id } => {
-            let meta = open_meta(&layout(&data))?;
+        TokenAction::Revoke { target, id } => {
+            let meta = open_meta(&crate::reads::target_layout(&target)?)?;
             record_local(
-                &layout(&data),
+                &crate::reads::target_layout(&target)?,
                 serde_json::json!({
                     "action": "token_revoke",
                     "status": "requested",

@@ -20,6 +20,11 @@ use serde_json::{Value, json};
 use crate::cli::TargetArgs;
 use crate::commands::{load_master, record_local};
 
+/// The data directory of a command given `--data` (an error naming `--server` otherwise).
+pub(crate) fn target_layout(target: &TargetArgs) -> Result<Layout> {
+    layout(target).context("give --server or --data")
+}
+
 fn layout(target: &TargetArgs) -> Option<Layout> {
     target
         .data
@@ -177,5 +182,83 @@ pub(crate) fn proof(target: &TargetArgs, group: &str, seq: u64, sealed: bool) ->
         }
     };
     println!("{}", serde_json::to_string_pretty(&bundle)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `seclog token create|list|revoke --server URL` with an admin token (recorded by the server).
+pub(crate) fn token_over_api(server: &str, action: crate::cli::TokenAction) -> Result<ExitCode> {
+    use crate::cli::TokenAction;
+    let (target, method, path, body) = match &action {
+        TokenAction::Create {
+            target,
+            role,
+            groups,
+            expires,
+        } => (
+            target,
+            "POST",
+            "/api/v1/tokens".to_string(),
+            Some(json!({ "role": role, "groups": groups, "expires": expires })),
+        ),
+        TokenAction::List { target } => (target, "GET", "/api/v1/tokens".to_string(), None),
+        TokenAction::Revoke { target, id } => {
+            (target, "DELETE", format!("/api/v1/tokens/{id}"), None)
+        }
+    };
+    let token = token(target)?;
+    let agent = crate::client::agent(Some(Duration::from_secs(60)))?;
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let authorization = format!("Bearer {token}");
+    let response = match (method, body) {
+        ("POST", Some(body)) => agent
+            .post(&url)
+            .header("authorization", &authorization)
+            .send_json(&body),
+        ("DELETE", _) => agent
+            .delete(&url)
+            .header("authorization", &authorization)
+            .call(),
+        _ => agent
+            .get(&url)
+            .header("authorization", &authorization)
+            .call(),
+    }
+    .with_context(|| format!("contacting {server}"))?;
+    let status = response.status();
+    let reply: Value =
+        serde_json::from_str(&response.into_body().read_to_string()?).unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "{server} answered {status}: {}",
+            reply["error"]["message"].as_str().unwrap_or("no message")
+        );
+    }
+    match action {
+        TokenAction::Create { .. } => {
+            eprintln!(
+                "created token {} ({} on {})",
+                reply["id"].as_str().unwrap_or("?"),
+                reply["role"].as_str().unwrap_or("?"),
+                reply["groups"].as_str().unwrap_or("?")
+            );
+            println!(
+                "{}",
+                reply["token"].as_str().context("no token in the answer")?
+            );
+        }
+        TokenAction::List { .. } => {
+            for info in reply["tokens"].as_array().into_iter().flatten() {
+                println!(
+                    "{} {} {} created={} expires={}",
+                    info["id"].as_str().unwrap_or("?"),
+                    info["role"].as_str().unwrap_or("?"),
+                    info["groups"].as_str().unwrap_or("?"),
+                    info["created"].as_str().unwrap_or("?"),
+                    info["expires"].as_str().unwrap_or("never")
+                );
+            }
+        }
+        TokenAction::Revoke { id, .. } => println!("revoked {id}"),
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -948,3 +948,65 @@ fn command_line_reads_are_recorded() {
         "the two local cats after the server stopped (this one included)"
     );
 }
+
+/// `seclog token create|list|revoke --server` with an admin token, while the server runs.
+#[test]
+fn tokens_are_managed_through_the_server() {
+    let store = Store::new();
+    let admin = store.init();
+    let reader = store.create_token("reader", "*");
+    let mut server = store.serve(&[]);
+    let base = server.url("");
+    let seclog = |token: &str, args: &[&str]| {
+        common::seclog()
+            .args(args)
+            .env("SECLOG_TOKEN", token)
+            .output()
+            .expect("seclog runs")
+    };
+    let created = seclog(
+        &admin,
+        &[
+            "token",
+            "create",
+            "--server",
+            &base,
+            "--role",
+            "ingest",
+            "--groups",
+            "app/*",
+            "--expires",
+            "1d",
+        ],
+    );
+    assert!(created.status.success(), "{}", common::describe(&created));
+    let secret = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    assert!(secret.starts_with("slt_"), "{secret}");
+    assert_eq!(server.ingest(&secret, "app/new", br#"{"m":1}"#).status, 200);
+    let listed = seclog(&admin, &["token", "list", "--server", &base]);
+    assert!(listed.status.success(), "{}", common::describe(&listed));
+    let listing = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(!listing.contains(&secret), "a secret in the list");
+    let id = listing
+        .lines()
+        .find(|line| line.contains(" ingest app/* "))
+        .and_then(|line| line.split(' ').next())
+        .unwrap_or_else(|| panic!("{listing}"))
+        .to_string();
+    // A reader cannot manage tokens.
+    let refused = seclog(&reader, &["token", "revoke", "--server", &base, &id]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("403"),
+        "{}",
+        common::describe(&refused)
+    );
+    let revoked = seclog(&admin, &["token", "revoke", "--server", &base, &id]);
+    assert!(revoked.status.success(), "{}", common::describe(&revoked));
+    assert_eq!(
+        server.ingest(&secret, "app/new", br#"{"m":2}"#).status,
+        401,
+        "revoked at once"
+    );
+    server.stop_ok();
+}

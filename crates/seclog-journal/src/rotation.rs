@@ -60,6 +60,11 @@ pub fn data_key_rewraps(
             continue;
         };
         let dir = group_entry.path();
+        // Keys a signed shred declares destroyed are not carried over (a crash may have left
+        // them): they are destroyed now.
+        let shredded_below = crate::store::list_group_files(&layout.group_dir(&group))
+            .map(|files| files.shredded_below())
+            .unwrap_or(0);
         for entry in fs::read_dir(&dir).map_err(JournalError::io("list", &dir))? {
             let path = entry.map_err(JournalError::io("list", &dir))?.path();
             let Some(first_seq) = path
@@ -70,6 +75,10 @@ pub fn data_key_rewraps(
             else {
                 continue;
             };
+            if first_seq < shredded_below {
+                fsutil::remove_durable(&path)?;
+                continue;
+            }
             let context = crate::writer::JournalWriter::key_context(&group, first_seq);
             let wrapped = fs::read(&path).map_err(JournalError::io("read data key", &path))?;
             let key = keyring

@@ -226,20 +226,7 @@ pub(crate) async fn guard(
     let headers = request.headers().clone();
     let deny = |denial: Denial| crate::routes::denial(&rule, &headers, denial);
     let Some(presented) = credential(rule.dialect, request.headers()) else {
-        refused(
-            &state,
-            None,
-            peer,
-            &target,
-            "authenticate",
-            "missing credentials",
-        )
-        .await;
-        return deny(Denial::Missing);
-    };
-    let delay = match state.throttle.admit(peer) {
-        Ok(delay) => delay,
-        Err(retry_after) => {
+        if let Err(retry_after) = slow_down(&state, peer).await {
             refused(
                 &state,
                 None,
@@ -251,17 +238,32 @@ pub(crate) async fn guard(
             .await;
             return deny(Denial::Throttled(retry_after));
         }
+        refused(
+            &state,
+            None,
+            peer,
+            &target,
+            "authenticate",
+            "missing credentials",
+        )
+        .await;
+        return deny(Denial::Missing);
     };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-        state.throttle.done_waiting(peer);
-    }
+    // Valid tokens are never slowed; answers to wrong ones are, per source.
     let token = match state.meta.authenticate(&presented) {
         Ok(Some(token)) => token,
         Ok(None) => {
-            let failures = state.throttle.failed(peer);
-            if failures == state.throttle.settings.free_failures + 1 {
-                tracing::warn!(source = %peer, failures, "repeated authentication failures; answers to this source are slowed");
+            if let Err(retry_after) = slow_down(&state, peer).await {
+                refused(
+                    &state,
+                    None,
+                    peer,
+                    &target,
+                    "authenticate",
+                    "throttled after repeated failures",
+                )
+                .await;
+                return deny(Denial::Throttled(retry_after));
             }
             refused(
                 &state,
@@ -314,6 +316,39 @@ pub(crate) async fn guard(
     response
 }
 
+/// Counts a failed authentication from `peer` and waits as long as its earlier failures say;
+/// `Err` with seconds to retry after when too many of its answers wait already.
+async fn slow_down(state: &AppState, peer: IpAddr) -> Result<(), u64> {
+    let delay = state.throttle.admit(peer);
+    let failures = state.throttle.failed(peer);
+    if failures == state.throttle.settings.free_failures + 1 {
+        tracing::warn!(source = %peer, failures, "repeated authentication failures; answers to this source are slowed");
+    }
+    let delay = delay?;
+    if !delay.is_zero() {
+        // The waiting slot is given back however the wait ends (a client that hangs up
+        // cancels this future).
+        let _slot = WaitSlot {
+            throttle: &state.throttle,
+            peer,
+        };
+        tokio::time::sleep(delay).await;
+    }
+    Ok(())
+}
+
+/// A source's place among the answers waiting to be slowed.
+struct WaitSlot<'a> {
+    throttle: &'a Throttle,
+    peer: IpAddr,
+}
+
+impl Drop for WaitSlot<'_> {
+    fn drop(&mut self) {
+        self.throttle.done_waiting(self.peer);
+    }
+}
+
 /// Records a refused request in `seclog/access` (logged if that fails: the refusal stands).
 async fn refused(
     state: &AppState,
@@ -324,6 +359,8 @@ async fn refused(
     reason: &str,
 ) {
     let actor = caller.map_or_else(|| json!({ "src_ip": peer.to_string() }), Caller::actor);
+    // The path is the client's choice: only its start is kept.
+    let target: String = target.chars().take(256).collect();
     let entry = json!({
         "action": action,
         "status": "denied",

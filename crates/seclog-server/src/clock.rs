@@ -85,8 +85,10 @@ impl RetentionClock {
             ClockState::Consistent
         };
         self.trusted_nanos = match state {
-            // Small corrections (NTP) are followed; the trusted time never runs backwards.
-            ClockState::Consistent => wall_nanos.max(self.trusted_nanos),
+            // A wall clock within the tolerance is followed, but never ahead of what the
+            // monotonic clock allows (small forward steps repeated at every sweep must not
+            // add up) and never backwards.
+            ClockState::Consistent => wall_nanos.min(expected).max(self.trusted_nanos),
             ClockState::Ahead | ClockState::Behind => expected,
         };
         self.at = now;
@@ -133,21 +135,21 @@ mod tests {
         let start = Instant::now();
         let base = 1_800_000_000 * SECOND;
         let mut clock = RetentionClock::new(base, start, Duration::from_secs(60));
-        // Ten seconds later, the wall clock agrees (with a small NTP step).
+        // Ten seconds later, the wall clock agrees (with a small step ahead, not taken).
         let reading = clock.read(base + 12 * SECOND, start + Duration::from_secs(10));
         assert_eq!(reading.state, ClockState::Consistent);
-        assert_eq!(reading.trusted_nanos, base + 12 * SECOND);
+        assert_eq!(reading.trusted_nanos, base + 10 * SECOND);
         // Five years ahead: expiry keeps the monotonic time.
         let reading = clock.read(base + FIVE_YEARS, start + Duration::from_secs(20));
         assert_eq!(reading.state, ClockState::Ahead);
         assert!(reading.changed);
-        assert_eq!(reading.trusted_nanos, base + 22 * SECOND);
+        assert_eq!(reading.trusted_nanos, base + 20 * SECOND);
         let reading = clock.read(
             base + FIVE_YEARS + 10 * SECOND,
             start + Duration::from_secs(30),
         );
         assert_eq!((reading.state, reading.changed), (ClockState::Ahead, false));
-        assert_eq!(reading.trusted_nanos, base + 32 * SECOND);
+        assert_eq!(reading.trusted_nanos, base + 30 * SECOND);
         // Confirmed by an admin: the wall clock is trusted again.
         let reading = clock.confirm(
             base + FIVE_YEARS + 11 * SECOND,
@@ -163,6 +165,21 @@ mod tests {
                 .state,
             ClockState::Consistent
         );
+    }
+
+    #[test]
+    fn steps_within_the_tolerance_do_not_add_up() {
+        // A clock pushed 59 minutes ahead before every sweep: the trusted time still advances
+        // only as fast as the monotonic clock.
+        let start = Instant::now();
+        let base = 1_800_000_000 * SECOND;
+        let mut clock = RetentionClock::new(base, start, Duration::from_secs(3600));
+        let mut wall = base;
+        for sweep in 1..=100i64 {
+            wall += 300 * SECOND + 59 * 60 * SECOND;
+            let reading = clock.read(wall, start + Duration::from_secs(300 * sweep as u64));
+            assert!(reading.trusted_nanos <= base + 300 * sweep * SECOND);
+        }
     }
 
     #[test]

@@ -104,7 +104,11 @@ pub(crate) async fn events(
         tracing::error!(error = %error, group = %group, "reading events failed");
         ApiError::internal("reading the group failed; see the server log")
     })?;
-    let next = events.last().map_or(window.from, |event| event.seq + 1);
+    // Nothing readable up to the end (shredded or expired records): continue from the end,
+    // so that a follower waits instead of asking again for the same range.
+    let next = events
+        .last()
+        .map_or(end.max(window.from), |event| event.seq + 1);
     let entry = json!({
         "action": "cat",
         "groups": [group.as_str()],

@@ -15,6 +15,8 @@ use tokio_rustls::server::TlsStream;
 
 /// Time a client has to finish its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes of the HTTPS listener in progress at once.
+const MAX_HANDSHAKES: usize = 256;
 /// How often the certificate files are checked for changes.
 pub const RELOAD_CHECK: Duration = Duration::from_secs(2);
 
@@ -201,8 +203,14 @@ impl TlsListener {
         let local = listener.local_addr()?;
         let (sender, incoming) = mpsc::channel(64);
         let watcher = tls.watch();
+        // Handshakes in progress at most: beyond, accepting waits (a flood of idle connections
+        // cannot use up file descriptors the journal needs).
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
         let acceptor = tokio::spawn(async move {
             loop {
+                let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+                    return;
+                };
                 let (stream, peer) = match listener.accept().await {
                     Ok(accepted) => accepted,
                     Err(error) => {
@@ -214,6 +222,7 @@ impl TlsListener {
                 let acceptor = tls.acceptor();
                 let sender = sender.clone();
                 tokio::spawn(async move {
+                    let _permit = permit;
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                         Ok(Ok(stream)) => {
                             let _ = sender.send((stream, peer)).await;

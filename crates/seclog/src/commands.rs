@@ -547,6 +547,8 @@ fn keys(action: crate::cli::KeysAction) -> Result<ExitCode> {
         }
         crate::cli::KeysAction::Rotate { data, new_key_file } => {
             let layout = layout(&data);
+            // The metadata store is held first: no server runs while the journal is written.
+            let meta = open_meta(&layout)?;
             // Recorded first, while the journal still opens with the current key (a resumed
             // rotation was recorded when it began).
             if crate::keys::refuse_unfinished_rotation(&layout).is_ok() {
@@ -555,7 +557,6 @@ fn keys(action: crate::cli::KeysAction) -> Result<ExitCode> {
                     serde_json::json!({ "action": "master_key_rotate", "status": "requested" }),
                 )?;
             }
-            let meta = open_meta(&layout)?;
             let report = crate::keys::rotate(&layout, &meta, new_key_file.as_deref())?;
             println!(
                 "rotated the master key: {} data keys, {} index files ({} left to be rebuilt), signing state{} re-wrapped in {:.2} s; nothing else was rewritten",

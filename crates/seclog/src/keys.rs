@@ -138,16 +138,41 @@ pub(crate) fn rotate(
             provider.describe()
         );
     }
-    let new = match new_key_file {
-        Some(path) => MasterKey::load(path)
-            .with_context(|| format!("loading the new master key {}", path.display()))?,
-        None if next_path.exists() => MasterKey::load(&next_path)
-            .with_context(|| format!("loading {}", next_path.display()))?,
-        None => {
-            let key = MasterKey::generate()?;
-            key.save(&next_path, false)?;
-            key
+    // The new key is kept in `master.key.next` until the rotation is done, whatever its
+    // source: a resumed rotation must use the very key the interrupted one wrote with.
+    let given = new_key_file
+        .map(|path| {
+            MasterKey::load(path)
+                .with_context(|| format!("loading the new master key {}", path.display()))
+        })
+        .transpose()?;
+    let new = if next_path.exists() {
+        let next = MasterKey::load(&next_path)
+            .with_context(|| format!("loading {}", next_path.display()))?;
+        if given
+            .as_ref()
+            .is_some_and(|given| given.fingerprint() != next.fingerprint())
+        {
+            bail!(
+                "an unfinished rotation is writing under another new key ({}); finish it with that key or without --new-key-file",
+                next_path.display()
+            );
         }
+        next
+    } else {
+        if log_path.exists() {
+            bail!(
+                "{} exists without {}: the rotation cannot be resumed safely",
+                log_path.display(),
+                next_path.display()
+            );
+        }
+        let key = match given {
+            Some(key) => key,
+            None => MasterKey::generate()?,
+        };
+        key.save(&next_path, false)?;
+        key
     };
     let mut report = RotationReport::default();
     if log_path.exists() {
@@ -192,7 +217,9 @@ pub(crate) fn rotate(
     match &provider {
         Provider::File(path) => new.save(path, true)?,
         Provider::Environment | Provider::Command(_) => {
-            let file = new_key_file.unwrap_or(&next_path);
+            let Some(file) = new_key_file else {
+                bail!("the new key must be given with --new-key-file for this provider");
+            };
             eprintln!(
                 "the master key is now the one in {}: make {} return it before starting seclog",
                 file.display(),

@@ -183,7 +183,8 @@ impl JournalWriter {
         let (groups, _) = list_groups(layout)?;
         for (name, _) in groups {
             let state = writer.recover_group(&name, &mut notes)?;
-            writer.groups.insert(name, state);
+            writer.groups.insert(name.clone(), state);
+            writer.finish_shred(&name, &mut notes)?;
         }
         if let Some(last) = writer.checkpoints.last() {
             for (name, head) in &last.body.groups {

@@ -10,6 +10,22 @@ use crate::shred::Shred;
 use crate::store::list_group_files;
 
 impl JournalWriter {
+    /// Destroys the data keys a signed shred declares gone but a crash left behind.
+    pub(super) fn finish_shred(&self, group: &GroupName, notes: &mut Vec<String>) -> Result<()> {
+        let files = list_group_files(&self.layout.group_dir(group))?;
+        let below = files.shredded_below();
+        for (first, _) in files.segments.iter().filter(|(first, _)| *first < below) {
+            let key = self.layout.data_key(group, *first);
+            if key.exists() {
+                fsutil::remove_durable(&key)?;
+                notes.push(format!(
+                    "recovery: destroyed the data key of {group} records {first}.. that an interrupted shred left"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Makes every record of `group` written so far unreadable for good: seals what is
     /// pending, signs a shred file covering the group's retained records, then destroys their
     /// data keys. Later appends start a new segment under a new key. Run again after a crash,

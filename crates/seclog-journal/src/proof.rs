@@ -293,21 +293,7 @@ pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSum
             .map_err(|error| format!("not a sealed proof bundle: {error}"))?;
         let group = GroupName::parse(&bundle.group).map_err(|error| error.to_string())?;
         let commitment = decode_hash(&bundle.commitment, "commitment")?;
-        let checkpoint = verify_position(
-            &group,
-            bundle.seq,
-            &commitment,
-            &Position {
-                block_body: &bundle.block_body,
-                block_count: bundle.block_count,
-                block_index: bundle.block_index,
-                commitment_path: &bundle.commitment_path,
-                tree_size: bundle.tree_size,
-                inclusion: &bundle.inclusion,
-                checkpoint: &bundle.checkpoint,
-            },
-            key,
-        )?;
+        let checkpoint = verify_position(&group, bundle.seq, &commitment, &bundle.position(), key)?;
         return Ok(ProofSummary {
             group: bundle.group,
             seq: bundle.seq,
@@ -330,21 +316,7 @@ pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSum
     }
     let salt = decode_hash(&bundle.salt, "salt")?;
     let commitment = segment::record_commitment(bundle.seq, &salt, &record_bytes);
-    let checkpoint = verify_position(
-        &group,
-        bundle.seq,
-        &commitment,
-        &Position {
-            block_body: &bundle.block_body,
-            block_count: bundle.block_count,
-            block_index: bundle.block_index,
-            commitment_path: &bundle.commitment_path,
-            tree_size: bundle.tree_size,
-            inclusion: &bundle.inclusion,
-            checkpoint: &bundle.checkpoint,
-        },
-        key,
-    )?;
+    let checkpoint = verify_position(&group, bundle.seq, &commitment, &bundle.position(), key)?;
     Ok(ProofSummary {
         group: bundle.group,
         seq: bundle.seq,
@@ -352,6 +324,27 @@ pub fn verify_proof(bundle_json: &str, key: &VerificationKey) -> Result<ProofSum
         event: bundle.event,
     })
 }
+
+/// The position part both bundle forms share.
+macro_rules! position_of {
+    ($bundle:ty) => {
+        impl $bundle {
+            fn position(&self) -> Position<'_> {
+                Position {
+                    block_body: &self.block_body,
+                    block_count: self.block_count,
+                    block_index: self.block_index,
+                    commitment_path: &self.commitment_path,
+                    tree_size: self.tree_size,
+                    inclusion: &self.inclusion,
+                    checkpoint: &self.checkpoint,
+                }
+            }
+        }
+    };
+}
+position_of!(ProofBundle);
+position_of!(SealedProofBundle);
 
 /// Where a bundle says its record's commitment sits.
 struct Position<'a> {

@@ -64,6 +64,28 @@ pub fn record(mut entry: Json, actor: Json) -> Vec<u8> {
     .encode()
 }
 
+/// The access record of a retention change, before it is made.
+pub fn retention_change_entry(
+    group: &GroupName,
+    change: &seclog_meta::RetentionChange,
+    preset: Option<&str>,
+    previous: Option<&seclog_meta::RetentionPolicy>,
+) -> Json {
+    json!({
+        "action": "retention_set",
+        "status": "requested",
+        "groups": [group.as_str()],
+        "target": {
+            "group": group.as_str(),
+            "days": change.days,
+            "mode": change.mode.name(),
+            "preset": preset,
+            "shorten": change.shorten,
+            "previous": previous,
+        },
+    })
+}
+
 /// Records `entry` by `actor` in `seclog/access` and waits until it is durable: answers that
 /// depend on it are given only after this returns `Ok`.
 pub(crate) async fn store(

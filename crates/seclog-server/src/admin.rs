@@ -229,19 +229,12 @@ pub(crate) async fn set_retention(
     })
     .await
     .map_err(invalid_retention)?;
-    let entry = json!({
-        "action": "retention_set",
-        "status": "requested",
-        "groups": [group.as_str()],
-        "target": {
-            "group": group.as_str(),
-            "days": change.days,
-            "mode": change.mode.name(),
-            "preset": wanted.preset,
-            "shorten": change.shorten,
-            "previous": previous,
-        },
-    });
+    let entry = access::retention_change_entry(
+        &group,
+        &change,
+        wanted.preset.as_deref(),
+        previous.as_ref(),
+    );
     access::store(&state, entry, caller.actor()).await?;
     let name = group.to_string();
     meta_call(&state, move |meta| meta.change_retention(&name, &change))

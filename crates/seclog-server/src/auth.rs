@@ -226,55 +226,29 @@ pub(crate) async fn guard(
     let headers = request.headers().clone();
     let deny = |denial: Denial| crate::routes::denial(&rule, &headers, denial);
     let Some(presented) = credential(rule.dialect, request.headers()) else {
-        if let Err(retry_after) = slow_down(&state, peer).await {
-            refused(
-                &state,
-                None,
-                peer,
-                &target,
-                "authenticate",
-                "throttled after repeated failures",
-            )
-            .await;
-            return deny(Denial::Throttled(retry_after));
-        }
-        refused(
+        let denial = failed_authentication(
             &state,
-            None,
             peer,
             &target,
-            "authenticate",
             "missing credentials",
+            Denial::Missing,
         )
         .await;
-        return deny(Denial::Missing);
+        return deny(denial);
     };
     // Valid tokens are never slowed; answers to wrong ones are, per source.
     let token = match state.meta.authenticate(&presented) {
         Ok(Some(token)) => token,
         Ok(None) => {
-            if let Err(retry_after) = slow_down(&state, peer).await {
-                refused(
-                    &state,
-                    None,
-                    peer,
-                    &target,
-                    "authenticate",
-                    "throttled after repeated failures",
-                )
-                .await;
-                return deny(Denial::Throttled(retry_after));
-            }
-            refused(
+            let denial = failed_authentication(
                 &state,
-                None,
                 peer,
                 &target,
-                "authenticate",
                 "unknown, revoked or expired token",
+                Denial::Invalid,
             )
             .await;
-            return deny(Denial::Invalid);
+            return deny(denial);
         }
         Err(error) => {
             tracing::error!(error = %error, "token lookup failed");
@@ -314,6 +288,34 @@ pub(crate) async fn guard(
         .await;
     }
     response
+}
+
+/// A failed authentication: slowed per source, recorded, and the refusal to answer with.
+async fn failed_authentication(
+    state: &AppState,
+    peer: IpAddr,
+    target: &str,
+    reason: &str,
+    denial: Denial,
+) -> Denial {
+    match slow_down(state, peer).await {
+        Ok(()) => {
+            refused(state, None, peer, target, "authenticate", reason).await;
+            denial
+        }
+        Err(retry_after) => {
+            refused(
+                state,
+                None,
+                peer,
+                target,
+                "authenticate",
+                "throttled after repeated failures",
+            )
+            .await;
+            Denial::Throttled(retry_after)
+        }
+    }
 }
 
 /// Counts a failed authentication from `peer` and waits as long as its earlier failures say;

@@ -599,19 +599,12 @@ fn retention(action: RetentionAction) -> Result<ExitCode> {
             let previous = meta.check_retention_change(group.as_str(), &change)?;
             record_local(
                 &layout(&data),
-                serde_json::json!({
-                    "action": "retention_set",
-                    "status": "requested",
-                    "groups": [group.as_str()],
-                    "target": {
-                        "group": group.as_str(),
-                        "days": change.days,
-                        "mode": change.mode.name(),
-                        "preset": preset,
-                        "shorten": change.shorten,
-                        "previous": previous,
-                    },
-                }),
+                seclog_server::access::retention_change_entry(
+                    &group,
+                    &change,
+                    preset.as_deref(),
+                    previous.as_ref(),
+                ),
             )?;
             meta.change_retention(group.as_str(), &change)?;
             println!(

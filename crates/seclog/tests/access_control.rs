@@ -863,13 +863,7 @@ fn command_line_reads_are_recorded() {
         );
     }
     std::thread::sleep(Duration::from_millis(1200));
-    let seclog = |token: &str, args: &[&str]| {
-        common::seclog()
-            .args(args)
-            .env("SECLOG_TOKEN", token)
-            .output()
-            .expect("seclog runs")
-    };
+    let seclog = common::run_with_token;
     let base = server.url("");
     let cat = seclog(&reader, &["cat", "--server", &base, "--group", "app/cli"]);
     assert!(cat.status.success(), "{}", common::describe(&cat));
@@ -957,13 +951,7 @@ fn tokens_are_managed_through_the_server() {
     let reader = store.create_token("reader", "*");
     let mut server = store.serve(&[]);
     let base = server.url("");
-    let seclog = |token: &str, args: &[&str]| {
-        common::seclog()
-            .args(args)
-            .env("SECLOG_TOKEN", token)
-            .output()
-            .expect("seclog runs")
-    };
+    let seclog = common::run_with_token;
     let created = seclog(
         &admin,
         &[

@@ -22,6 +22,17 @@ struct HttpsServer {
 
 impl HttpsServer {
     fn start(store: &Store, ca: &Path, extra: &[&str]) -> HttpsServer {
+        HttpsServer::start_with(store, ca, extra, None)
+    }
+
+    /// Starts `seclog serve` with `extra` flags; ready when a TLS client trusting `ca` (and
+    /// presenting `client`, a certificate and key, when given) gets `/healthz`.
+    fn start_with(
+        store: &Store,
+        ca: &Path,
+        extra: &[&str],
+        client: Option<(&Path, &Path)>,
+    ) -> HttpsServer {
         let port = common::free_port();
         let stderr = store.logs().join(format!("https-{port}.stderr"));
         let child = common::seclog()
@@ -39,10 +50,13 @@ impl HttpsServer {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            let probe = python(
-                REQUEST,
-                &[&server.url("/healthz"), ca.to_str().expect("UTF-8"), ""],
-            );
+            let url = server.url("/healthz");
+            let mut args = vec![url.as_str(), ca.to_str().expect("UTF-8"), ""];
+            if let Some((cert, key)) = client {
+                args.push(cert.to_str().expect("UTF-8"));
+                args.push(key.to_str().expect("UTF-8"));
+            }
+            let probe = python(REQUEST, &args);
             if probe["status"] == 200 {
                 return server;
             }
@@ -303,8 +317,12 @@ fn client_certificates_on_the_api() {
     let (client_ca, client_cert, client_key) = issue(dir.path(), "client", &["client.example"]);
     let (_, stranger_cert, stranger_key) = issue(dir.path(), "stranger", &["client.example"]);
     let client_ca = client_ca.to_str().expect("UTF-8").to_string();
-    let server =
-        HttpsServer::start_with_client_cert(&store, &ca, &client_cert, &client_key, &client_ca);
+    let server = HttpsServer::start_with(
+        &store,
+        &ca,
+        &["--http-tls-client-ca", &client_ca],
+        Some((&client_cert, &client_key)),
+    );
     let url = server.url("/api/v1/status");
     let with = python(
         REQUEST,
@@ -337,50 +355,4 @@ fn client_certificates_on_the_api() {
         "admitted with a certificate of another CA: {stranger}"
     );
     server.stop();
-}
-
-impl HttpsServer {
-    /// [`HttpsServer::start`] requiring client certificates signed by `client_ca`; readiness
-    /// is probed with `cert`/`key`.
-    fn start_with_client_cert(
-        store: &Store,
-        ca: &Path,
-        cert: &Path,
-        key: &Path,
-        client_ca: &str,
-    ) -> HttpsServer {
-        let port = common::free_port();
-        let stderr = store.logs().join(format!("https-{port}.stderr"));
-        let child = common::seclog()
-            .args(["serve", "--data", &store.data_arg(), "--http"])
-            .arg(format!("127.0.0.1:{port}"))
-            .args(["--http-tls-client-ca", client_ca])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr).expect("stderr file"))
-            .spawn()
-            .expect("seclog serve starts");
-        let server = HttpsServer {
-            child,
-            port,
-            stderr,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let probe = python(
-                REQUEST,
-                &[
-                    &server.url("/healthz"),
-                    ca.to_str().expect("UTF-8"),
-                    "",
-                    cert.to_str().expect("UTF-8"),
-                    key.to_str().expect("UTF-8"),
-                ],
-            );
-            if probe["status"] == 200 {
-                return server;
-            }
-            assert!(Instant::now() < deadline, "no HTTPS answer: {probe}");
-            std::thread::sleep(Duration::from_millis(200));
-        }
-    }
 }

@@ -107,14 +107,7 @@ impl JournalWriter {
         now: Timestamp,
         notes: &mut Vec<String>,
     ) -> Result<()> {
-        // A tombstone is dated no earlier than the newest checkpoint: with the clock stepped
-        // back, its date would fall in an epoch whose key is already erased.
-        let now = self
-            .checkpoints
-            .last()
-            .map_or(now, |last| last.body.time.max(now));
-        self.signer.advance_for(now)?;
-        let now = now.max(self.signer.epoch_start());
+        let now = self.signing_time(now)?;
         let tombstone = Tombstone {
             group: group.to_string(),
             first_seq,

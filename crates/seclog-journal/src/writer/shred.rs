@@ -10,6 +10,18 @@ use crate::shred::Shred;
 use crate::store::list_group_files;
 
 impl JournalWriter {
+    /// The date of a signed tombstone or shred: no earlier than the newest checkpoint (with the
+    /// clock stepped back, it would fall in an epoch whose key is already erased), with the
+    /// signer moved to its epoch.
+    pub(super) fn signing_time(&mut self, now: Timestamp) -> Result<Timestamp> {
+        let now = self
+            .checkpoints
+            .last()
+            .map_or(now, |last| last.body.time.max(now));
+        self.signer.advance_for(now)?;
+        Ok(now.max(self.signer.epoch_start()))
+    }
+
     /// Destroys the data keys a signed shred declares gone but a crash left behind.
     pub(super) fn finish_shred(&self, group: &GroupName, notes: &mut Vec<String>) -> Result<()> {
         let files = list_group_files(&self.layout.group_dir(group))?;
@@ -53,13 +65,7 @@ impl JournalWriter {
         let from = files.segments.first().map_or(upto, |(first, _)| *first);
         let already = files.shredded_below();
         let shred = if upto > already.max(from) {
-            // Dated no earlier than the newest checkpoint (its epoch's key is the current one).
-            let now = self
-                .checkpoints
-                .last()
-                .map_or(now, |last| last.body.time.max(now));
-            self.signer.advance_for(now)?;
-            let now = now.max(self.signer.epoch_start());
+            let now = self.signing_time(now)?;
             let shred = Shred {
                 group: group.to_string(),
                 from_seq: already.max(from),

@@ -56,6 +56,15 @@ where
         .expect("the seclog binary runs")
 }
 
+/// Runs `seclog args...` with `SECLOG_TOKEN` set to `token`.
+pub fn run_with_token(token: &str, args: &[&str]) -> Output {
+    seclog()
+        .args(args)
+        .env("SECLOG_TOKEN", token)
+        .output()
+        .expect("the seclog binary runs")
+}
+
 /// Runs `seclog args...` in `dir` to completion.
 pub fn run_in<I, S>(dir: &Path, args: I) -> Output
 where

@@ -12,7 +12,7 @@ use std::path::Path;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use sha2::{Digest, Sha256};
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::error::{JournalError, Result};
 use crate::fsutil;
@@ -139,27 +139,12 @@ const MASTER_KEY_MAGIC: &str = "seclog-master-key-v1";
 impl MasterKey {
     /// Creates a new master key file (mode 0600). Refuses to overwrite an existing one.
     pub fn create(path: &Path) -> Result<Self> {
-        let key = SecretKey::generate()?;
         if let Some(parent) = path.parent() {
             fsutil::create_dir_all_private(parent)?;
         }
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(JournalError::io("create master key", path))?;
-        let mut text = Zeroizing::new(format!(
-            "{MASTER_KEY_MAGIC} {}\n",
-            hex::encode(key.expose())
-        ));
-        file.write_all(text.as_bytes())
-            .map_err(JournalError::io("write master key", path))?;
-        text.zeroize();
-        file.sync_all()
-            .map_err(JournalError::io("sync master key", path))?;
-        fsutil::sync_parent(path)?;
-        Ok(MasterKey(key, None))
+        let key = Self::generate()?;
+        key.save(path, false)?;
+        Ok(key)
     }
 
     /// A new random master key, in memory only.

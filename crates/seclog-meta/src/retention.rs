@@ -216,24 +216,26 @@ impl MetaStore {
     /// Removes a governance policy (the group's records are then kept); a compliance policy
     /// cannot be removed. False if the group had none.
     pub fn remove_retention(&self, group: &str) -> Result<bool> {
-        if let Some(policy) = self.retention_policy(group)?
-            && policy.mode == RetentionMode::Compliance
-        {
-            return Err(MetaError::Invalid(format!(
-                "the retention of {group} is in compliance mode and cannot be removed"
-            )));
-        }
         let txn = self.db.begin_write().map_err(storage)?;
-        let removed = txn
-            .open_table(RETENTION)
-            .map_err(storage)?
-            .remove(group)
-            .map_err(storage)?
-            .is_some();
-        txn.open_table(RETENTION_MODES)
-            .map_err(storage)?
-            .remove(group)
-            .map_err(storage)?;
+        let removed = {
+            let mut modes = txn.open_table(RETENTION_MODES).map_err(storage)?;
+            // Checked in the transaction that removes: no change can slip in between.
+            if modes
+                .get(group)
+                .map_err(storage)?
+                .is_some_and(|mode| mode.value() == RetentionMode::Compliance.name())
+            {
+                return Err(MetaError::Invalid(format!(
+                    "the retention of {group} is in compliance mode and cannot be removed"
+                )));
+            }
+            modes.remove(group).map_err(storage)?;
+            txn.open_table(RETENTION)
+                .map_err(storage)?
+                .remove(group)
+                .map_err(storage)?
+                .is_some()
+        };
         txn.commit().map_err(storage)?;
         Ok(removed)
     }

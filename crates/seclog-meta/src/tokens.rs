@@ -143,14 +143,14 @@ impl MetaStore {
             expires_unix,
         };
         let value = serde_json::to_string(&info).map_err(storage)?;
-        let mut cache = self.tokens.write().map_err(storage)?;
+        // Stored first, then shown to the lookups: requests are never held up by the commit.
         let txn = self.db.begin_write().map_err(storage)?;
         txn.open_table(TOKENS)
             .map_err(storage)?
             .insert(hash_hex.as_str(), value.as_str())
             .map_err(storage)?;
         txn.commit().map_err(storage)?;
-        cache.push(Stored {
+        self.tokens.write().map_err(storage)?.push(Stored {
             hash,
             info: info.clone(),
         });
@@ -192,32 +192,33 @@ impl MetaStore {
                 "give at least 8 characters of the token id".into(),
             ));
         }
-        let mut cache = self.tokens.write().map_err(storage)?;
-        let matching: Vec<usize> = cache
-            .iter()
-            .enumerate()
-            .filter(|(_, stored)| stored.info.id.starts_with(id))
-            .map(|(index, _)| index)
-            .collect();
-        let index = match matching.as_slice() {
-            [] => return Ok(None),
-            [index] => *index,
-            _ => {
-                return Err(MetaError::Invalid(format!(
-                    "{id} names more than one token; give more of the id"
-                )));
+        let stored = {
+            let cache = self.tokens.read().map_err(storage)?;
+            let matching: Vec<&Stored> = cache
+                .iter()
+                .filter(|stored| stored.info.id.starts_with(id))
+                .collect();
+            match matching.as_slice() {
+                [] => return Ok(None),
+                [stored] => (*stored).clone(),
+                _ => {
+                    return Err(MetaError::Invalid(format!(
+                        "{id} names more than one token; give more of the id"
+                    )));
+                }
             }
         };
-        let Some(stored) = cache.get(index).cloned() else {
-            return Ok(None);
-        };
+        // Hidden from the lookups first, then removed for good.
+        self.tokens
+            .write()
+            .map_err(storage)?
+            .retain(|cached| cached.hash != stored.hash);
         let txn = self.db.begin_write().map_err(storage)?;
         txn.open_table(TOKENS)
             .map_err(storage)?
             .remove(hex::encode(stored.hash).as_str())
             .map_err(storage)?;
         txn.commit().map_err(storage)?;
-        cache.remove(index);
         Ok(Some(stored.info))
     }
 }

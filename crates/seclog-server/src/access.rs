@@ -50,9 +50,15 @@ pub fn with_outcome<E>(mut entry: Json, outcome: &Result<QueryAnswer, E>) -> Jso
 
 /// The encoded journal record of `entry`, read by `actor` now.
 pub fn record(mut entry: Json, actor: Json) -> Vec<u8> {
+    entry["actor"] = actor;
+    own_record(entry)
+}
+
+/// A record seclog writes about itself (access, health): `entry` stamped with `eventTime`
+/// now, source `seclog`.
+pub fn own_record(mut entry: Json) -> Vec<u8> {
     let now = Timestamp::now();
     entry["eventTime"] = json!(now.to_rfc3339());
-    entry["actor"] = actor;
     Record {
         time: now,
         observed_time: now,

@@ -223,8 +223,6 @@ pub(crate) async fn guard(
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
     let target = format!("{} {}", request.method(), request.uri().path());
-    let headers = request.headers().clone();
-    let deny = |denial: Denial| crate::routes::denial(&rule, &headers, denial);
     let Some(presented) = credential(rule.dialect, request.headers()) else {
         let denial = failed_authentication(
             &state,
@@ -234,7 +232,7 @@ pub(crate) async fn guard(
             Denial::Missing,
         )
         .await;
-        return deny(denial);
+        return crate::routes::denial(&rule, request.headers(), denial);
     };
     // Valid tokens are never slowed; answers to wrong ones are, per source.
     let token = match state.meta.authenticate(&presented) {
@@ -248,11 +246,11 @@ pub(crate) async fn guard(
                 Denial::Invalid,
             )
             .await;
-            return deny(denial);
+            return crate::routes::denial(&rule, request.headers(), denial);
         }
         Err(error) => {
             tracing::error!(error = %error, "token lookup failed");
-            return deny(Denial::Unavailable);
+            return crate::routes::denial(&rule, request.headers(), Denial::Unavailable);
         }
     };
     let caller = Caller { token, peer };
@@ -269,7 +267,7 @@ pub(crate) async fn guard(
             ),
         )
         .await;
-        return deny(Denial::Forbidden);
+        return crate::routes::denial(&rule, request.headers(), Denial::Forbidden);
     }
     request.extensions_mut().insert(caller.clone());
     let response = next.run(request).await;

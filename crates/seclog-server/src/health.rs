@@ -4,7 +4,7 @@
 //! (`rules/seclog_health.yml`) turn them into findings in `seclog/alerts`, which alerting
 //! delivers like any other.
 
-use seclog_journal::{JournalWriter, Record, RecordKind};
+use seclog_journal::JournalWriter;
 use seclog_model::{GroupName, Timestamp};
 use serde_json::{Map, Value, json};
 
@@ -52,18 +52,7 @@ impl Event {
 
     /// The encoded journal record, stamped now.
     pub fn record(&self) -> Vec<u8> {
-        let now = Timestamp::now();
-        let mut fields = self.fields.clone();
-        fields.insert("eventTime".into(), json!(now.to_rfc3339()));
-        Record {
-            time: now,
-            observed_time: now,
-            kind: RecordKind::Json,
-            source: "seclog".into(),
-            attrs: Vec::new(),
-            raw: Value::Object(fields).to_string().into_bytes(),
-        }
-        .encode()
+        crate::access::own_record(Value::Object(self.fields.clone()))
     }
 }
 

@@ -168,8 +168,7 @@ fn rotation_rewraps_every_key_and_nothing_else() {
         "the old key still opens data: {}",
         common::describe(&with_old)
     );
-    let verified = store.verify(&[]);
-    assert!(verified.status.success(), "{}", common::describe(&verified));
+    store.verify_ok();
 
     // The server starts on the new key: the index is used as it is, signing goes on.
     let mut server = store.serve(&[]);
@@ -184,8 +183,7 @@ fn rotation_rewraps_every_key_and_nothing_else() {
     let stderr = server.stderr();
     assert!(!stderr.contains("unreadable index piece"), "{stderr}");
     assert!(!stderr.contains("opening the detector state"), "{stderr}");
-    let verified = store.verify(&[]);
-    assert!(verified.status.success(), "{}", common::describe(&verified));
+    store.verify_ok();
 }
 
 #[test]
@@ -264,8 +262,7 @@ fn a_rotation_killed_midway_is_refused_until_finished() {
         std::fs::read(store.data().join("keys/master.key")).expect("key"),
         std::fs::read(&new_key).expect("key")
     );
-    let verified = store.verify(&[]);
-    assert!(verified.status.success(), "{}", common::describe(&verified));
+    store.verify_ok();
     let server = store.serve(&[]);
     assert_eq!(search_count(&server, &admin), 40);
 }
@@ -311,8 +308,7 @@ fn a_rotation_stopped_after_its_log_finishes_when_run_again() {
             .fingerprint(),
         new.fingerprint()
     );
-    let verified = store.verify(&[]);
-    assert!(verified.status.success(), "{}", common::describe(&verified));
+    store.verify_ok();
     let server = store.serve(&[]);
     assert_eq!(search_count(&server, &admin), 40);
 }

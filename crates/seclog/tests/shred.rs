@@ -31,6 +31,15 @@ fn rows(reply: &Reply) -> usize {
         .map_or(0, Vec::len)
 }
 
+/// Waits until `text` over `app/gone` answers `expected` rows.
+fn wait_rows(server: &Server, admin: &str, text: &str, expected: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rows(&query(server, admin, text, json!(["app/gone"]))) != expected {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn run(args: &[&str]) -> std::process::Output {
     common::run(args)
 }
@@ -59,17 +68,13 @@ fn a_shredded_group_is_unreadable_everywhere_and_still_verifies() {
                 .as_bytes(),
         );
     }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rows(&query(
+    wait_rows(
         &server,
         &admin,
         "filter message like /erase-me-canary/",
-        json!(["app/gone"]),
-    )) != 20
-    {
-        assert!(Instant::now() < deadline, "not searchable");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        20,
+        "not searchable",
+    );
     server.stop_ok();
 
     // A legal hold, or compliance retention, refuses the shred.
@@ -184,8 +189,7 @@ fn a_shredded_group_is_unreadable_everywhere_and_still_verifies() {
     ]);
     assert!(!proof.status.success(), "{}", common::describe(&proof));
     // Verify passes over the shredded segments and reports the shred.
-    let verified = store.verify(&[]);
-    assert!(verified.status.success(), "{}", common::describe(&verified));
+    let verified = store.verify_ok();
     assert!(
         String::from_utf8_lossy(&verified.stdout)
             .contains("app/gone: records 0..19 crypto-shredded"),
@@ -223,23 +227,18 @@ fn a_shredded_group_is_unreadable_everywhere_and_still_verifies() {
     );
     let reply = server.ingest_ok(&admin, "app/gone", br#"{"message":"after the shred"}"#);
     assert_eq!(reply["first_seq"], 20, "{reply}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while rows(&query(
+    wait_rows(
         &server,
         &admin,
         "filter message like /after the shred/",
-        json!(["app/gone"]),
-    )) != 1
-    {
-        assert!(Instant::now() < deadline, "the new event is not searchable");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        1,
+        "the new event is not searchable",
+    );
     server.stop_ok();
     let after: Vec<Value> = store.cat("app/gone");
     assert_eq!(after.len(), 1);
     assert_eq!(after[0]["seq"], 20);
-    let verified = store.verify(&[]);
-    assert!(verified.status.success(), "{}", common::describe(&verified));
+    store.verify_ok();
     // Flipping a byte of a shredded segment is still caught.
     let segment = segments
         .iter()

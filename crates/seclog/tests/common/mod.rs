@@ -236,6 +236,13 @@ impl Store {
         run(&args)
     }
 
+    /// `seclog verify` on this store, asserting it passes; returns its output.
+    pub fn verify_ok(&self) -> Output {
+        let output = self.verify(&[]);
+        assert!(output.status.success(), "{}", describe(&output));
+        output
+    }
+
     /// `seclog checkpoint` output (the newest signed checkpoint), or `None` when it fails.
     pub fn checkpoint(&self) -> Option<String> {
         let data = self.data_arg();

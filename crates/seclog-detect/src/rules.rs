@@ -13,6 +13,10 @@ use crate::{Error, Result};
 /// The rules written for seclog, compiled into the binary (`crates/seclog-detect/rules/`).
 const BUILTIN: &[(&str, &str)] = &[
     (
+        "builtin/app_security.yml",
+        include_str!("../rules/app_security.yml"),
+    ),
+    (
         "builtin/brute_force.yml",
         include_str!("../rules/brute_force.yml"),
     ),

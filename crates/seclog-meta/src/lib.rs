@@ -14,6 +14,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 #![warn(missing_docs)]
 
+mod producers;
 mod retention;
 mod tokens;
 
@@ -22,6 +23,7 @@ use std::path::Path;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+pub use producers::{PendingProducerBatch, ProducerState};
 pub use retention::{LegalHold, RetentionChange, RetentionMode, RetentionPolicy};
 pub use tokens::{Role, TokenInfo, hash_token};
 
@@ -35,6 +37,7 @@ const IMPORTED_OBJECTS: TableDefinition<&str, &str> = TableDefinition::new("impo
 const STATES: TableDefinition<&str, &[u8]> = TableDefinition::new("consumer_states");
 const OUTBOX: TableDefinition<&str, &[u8]> = TableDefinition::new("outbox");
 const OUTBOX_DUE: TableDefinition<&str, ()> = TableDefinition::new("outbox_due");
+const PRODUCERS: TableDefinition<&str, &str> = TableDefinition::new("producers");
 
 /// Result alias.
 pub type Result<T, E = MetaError> = std::result::Result<T, E>;
@@ -91,6 +94,7 @@ impl MetaStore {
         txn.open_table(STATES).map_err(storage)?;
         txn.open_table(OUTBOX).map_err(storage)?;
         txn.open_table(OUTBOX_DUE).map_err(storage)?;
+        txn.open_table(PRODUCERS).map_err(storage)?;
         txn.commit().map_err(storage)?;
         let tokens = tokens::load(&db)?;
         Ok(MetaStore {

@@ -219,7 +219,7 @@ fn prepare(
                 match decode_ingest_body(&data) {
                     Ok(decoded) => {
                         for event in &decoded.events {
-                            batches.push(stream, event_record(event, received, source));
+                            batches.push(stream, event_record(event, received, source).encode());
                             accepted += 1;
                         }
                         for bad in decoded.rejected {

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::AppState;
 use crate::auth::Caller;
-use crate::committer::{GroupBatch, SubmitError};
+use crate::committer::GroupBatch;
 use crate::error::ApiError;
 use crate::ingest::{content_encoding, dead_letter, read_body};
 
@@ -167,7 +167,7 @@ pub(crate) async fn import_object(
     let received = Timestamp::now();
     // Two imports of one object at once (a watcher and a CLI run) would both find it not
     // stored: the second waits for the first, then finds it stored.
-    let _claim = ImportClaim::take(state, format!("{group}\u{0}{sha256}")).await;
+    let _claim = Claim::take(state, format!("{group}\u{0}{sha256}")).await;
     let meta_error = |error: seclog_meta::MetaError| {
         tracing::error!(%error, "import state not readable");
         ApiError::internal("the import state cannot be read")
@@ -342,6 +342,18 @@ async fn count_stored(
     object: &str,
     from: u64,
 ) -> Result<u64, ApiError> {
+    let object = object.to_string();
+    count_matching(state, group, from, move |record| record.source == object).await
+}
+
+/// Records of `group` from sequence `from` on that `belongs` accepts (what an interrupted
+/// commit stored of its batch).
+pub(crate) async fn count_matching(
+    state: &AppState,
+    group: &GroupName,
+    from: u64,
+    belongs: impl Fn(&Record) -> bool + Send + 'static,
+) -> Result<u64, ApiError> {
     let Some((heads, reader)) = state.journal.clone() else {
         return Ok(0);
     };
@@ -349,7 +361,6 @@ async fn count_stored(
         return Ok(0);
     }
     let group = group.clone();
-    let object = object.to_string();
     tokio::task::spawn_blocking(move || {
         let mut position = from;
         let mut count = 0u64;
@@ -357,10 +368,7 @@ async fn count_stored(
             let events = reader.read(&group, position, 10_000, None)?;
             let Some(last) = events.last() else { break };
             position = last.seq + 1;
-            count += events
-                .iter()
-                .filter(|event| event.record.source == object)
-                .count() as u64;
+            count += events.iter().filter(|event| belongs(&event.record)).count() as u64;
         }
         Ok::<u64, seclog_journal::JournalError>(count)
     })
@@ -380,14 +388,15 @@ struct Chunk {
     dead: Vec<Vec<u8>>,
 }
 
-/// The exclusive right to import one object into one group, released on drop.
-struct ImportClaim {
+/// The exclusive right to one piece of work (importing one object into one group, storing one
+/// producer's batches), released on drop.
+pub(crate) struct Claim {
     importing: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     key: String,
 }
 
-impl ImportClaim {
-    async fn take(state: &AppState, key: String) -> ImportClaim {
+impl Claim {
+    pub(crate) async fn take(state: &AppState, key: String) -> Claim {
         loop {
             {
                 let mut importing = state
@@ -395,7 +404,7 @@ impl ImportClaim {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if importing.insert(key.clone()) {
-                    return ImportClaim {
+                    return Claim {
                         importing: std::sync::Arc::clone(&state.importing),
                         key,
                     };
@@ -406,7 +415,7 @@ impl ImportClaim {
     }
 }
 
-impl Drop for ImportClaim {
+impl Drop for Claim {
     fn drop(&mut self) {
         self.importing
             .lock()
@@ -514,21 +523,9 @@ fn save(
 }
 
 async fn submit(state: &AppState, batches: Vec<GroupBatch>) -> Result<(), ApiError> {
-    match state.commit.submit(batches, state.submit_wait).await {
-        Ok(_) => Ok(()),
-        Err(SubmitError::Busy) => Err(ApiError::unavailable(
-            "the journal is busy; retry shortly",
-            1,
-        )),
-        Err(SubmitError::Closed) => Err(ApiError::unavailable("seclog is shutting down", 5)),
-        Err(SubmitError::Failed(reason)) => {
-            tracing::error!(error = %reason, "import not committed");
-            Err(ApiError::unavailable(
-                "the journal cannot write; the events were not stored",
-                30,
-            ))
-        }
-    }
+    crate::ingest::commit(state, batches, "import")
+        .await
+        .map(drop)
 }
 
 /// A digest file is evidence, not events: it is stored whole in `<group>-digest`, once.

@@ -63,6 +63,7 @@ pub(crate) async fn ingest(
             "groups beginning with seclog/ are written by seclog only",
         ));
     }
+    let batch_id = BatchId::from_headers(&parts.headers)?;
     let encoding = content_encoding(&parts.headers)?;
     let body = read_body(body, state.limits.max_body_bytes).await?;
     let received_at = Timestamp::now();
@@ -79,32 +80,41 @@ pub(crate) async fn ingest(
         .acquire()
         .await
         .map_err(|_| ApiError::unavailable("seclog is shutting down", 5))?;
-    let prepared = tokio::task::spawn_blocking(move || {
-        prepare(&group, encoding, &body, &limits, received_at, &source)
-    })
-    .await
-    .map_err(|_| ApiError::internal("ingest worker failed"))?;
+    let stamp = batch_id.as_ref().map(BatchId::attrs);
+    let prepared = {
+        let group = group.clone();
+        tokio::task::spawn_blocking(move || {
+            let origin = Origin {
+                received_at,
+                source: &source,
+                stamp: stamp.as_ref(),
+            };
+            prepare(&group, encoding, &body, &limits, &origin)
+        })
+        .await
+        .map_err(|_| ApiError::internal("ingest worker failed"))?
+    };
     drop(slot);
     let (batches, outcome) = prepared;
-    let assigned = match state.commit.submit(batches, state.submit_wait).await {
-        Ok(assigned) => assigned,
-        Err(SubmitError::Busy) => {
-            return Err(ApiError::unavailable(
-                "the journal is busy; retry shortly",
-                1,
-            ));
+    if let (Some(id), Outcome::Accepted { accepted, rejected }) = (&batch_id, &outcome) {
+        let stored = crate::producer::store_once(&state, &group, id, batches).await?;
+        if !stored.duplicate {
+            let (accepted, rejected) = (*accepted as u64, *rejected as u64);
+            state
+                .metrics
+                .listener("http_ingest")
+                .stored(accepted, rejected);
         }
-        Err(SubmitError::Closed) => {
-            return Err(ApiError::unavailable("seclog is shutting down", 5));
-        }
-        Err(SubmitError::Failed(reason)) => {
-            tracing::error!(error = %reason, "ingest not committed");
-            return Err(ApiError::unavailable(
-                "the journal cannot write; the events were not stored",
-                30,
-            ));
-        }
-    };
+        return Ok(axum::Json(json!({
+            "accepted": accepted,
+            "rejected": rejected,
+            "first_seq": stored.range.map(|(first, _)| first),
+            "last_seq": stored.range.map(|(_, last)| last),
+            "duplicate": stored.duplicate,
+        }))
+        .into_response());
+    }
+    let assigned = commit(&state, batches, "ingest").await?;
     let range = assigned.first().copied().flatten();
     let counters = state.metrics.listener("http_ingest");
     match &outcome {
@@ -126,6 +136,99 @@ pub(crate) async fn ingest(
         .into_response()),
         Outcome::Refused(error) => Err(error),
     }
+}
+
+/// Commits `batches` and waits until they are durable; `what` names the work in the log.
+pub(crate) async fn commit(
+    state: &AppState,
+    batches: Vec<GroupBatch>,
+    what: &str,
+) -> Result<crate::committer::Assigned, ApiError> {
+    match state.commit.submit(batches, state.submit_wait).await {
+        Ok(assigned) => Ok(assigned),
+        Err(SubmitError::Busy) => Err(ApiError::unavailable(
+            "the journal is busy; retry shortly",
+            1,
+        )),
+        Err(SubmitError::Closed) => Err(ApiError::unavailable("seclog is shutting down", 5)),
+        Err(SubmitError::Failed(reason)) => {
+            tracing::error!(error = %reason, what, "events not committed");
+            Err(ApiError::unavailable(
+                "the journal cannot write; the events were not stored",
+                30,
+            ))
+        }
+    }
+}
+
+/// A producer's numbered batch (`Seclog-Producer` and `Seclog-Batch` headers): stored once
+/// however often it is sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BatchId {
+    /// The producer's stable name: 1-64 of `[A-Za-z0-9._:-]`.
+    pub(crate) producer: String,
+    /// The batch's number; a producer numbers its batches upwards.
+    pub(crate) batch: u64,
+}
+
+impl BatchId {
+    fn from_headers(headers: &HeaderMap) -> Result<Option<BatchId>, ApiError> {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .map(|value| value.to_str().map(str::trim).unwrap_or("\u{fffd}"))
+        };
+        let invalid = |reason: &str| ApiError::bad_request("invalid_batch_id", reason.to_string());
+        match (text("seclog-producer"), text("seclog-batch")) {
+            (None, None) => Ok(None),
+            (Some(producer), Some(batch)) => {
+                let valid_name = (1..=64).contains(&producer.len())
+                    && producer
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || b"._:-".contains(&byte));
+                if !valid_name {
+                    return Err(invalid(
+                        "Seclog-Producer must be 1 to 64 letters, digits, '.', '_', ':' or '-'",
+                    ));
+                }
+                let batch = batch.parse::<u64>().map_err(|_| {
+                    invalid("Seclog-Batch must be a whole number from 0 to 18446744073709551615")
+                })?;
+                Ok(Some(BatchId {
+                    producer: producer.to_string(),
+                    batch,
+                }))
+            }
+            _ => Err(invalid(
+                "Seclog-Producer and Seclog-Batch go together: send both or neither",
+            )),
+        }
+    }
+
+    /// The attributes every record of the batch carries.
+    fn attrs(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("producer".into(), self.producer.clone().into());
+        attrs.insert("batch".into(), self.batch.into());
+        attrs
+    }
+
+    /// Whether a stored record belongs to this batch.
+    pub(crate) fn stamped(&self, record: &Record) -> bool {
+        let Ok(attrs) = serde_json::from_slice::<serde_json::Value>(&record.attrs) else {
+            return false;
+        };
+        attrs.get("producer").and_then(serde_json::Value::as_str) == Some(self.producer.as_str())
+            && attrs.get("batch").and_then(serde_json::Value::as_u64) == Some(self.batch)
+    }
+}
+
+/// Where the records of one request come from.
+struct Origin<'a> {
+    received_at: Timestamp,
+    source: &'a str,
+    /// Attributes every record carries (a producer's batch id).
+    stamp: Option<&'a serde_json::Map<String, serde_json::Value>>,
 }
 
 enum Outcome {
@@ -235,16 +338,36 @@ pub(crate) fn dead_letter(
     received_at: Timestamp,
     source: &str,
 ) -> Vec<u8> {
-    let attrs = json!({ "reason": reason, "group": group.as_str(), "line": line });
+    let attrs = dead_letter_attrs(reason, group, line);
+    dead_record(raw, attrs, received_at, source).encode()
+}
+
+fn dead_letter_attrs(
+    reason: &str,
+    group: &GroupName,
+    line: Option<usize>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("reason".into(), reason.into());
+    attrs.insert("group".into(), group.as_str().into());
+    attrs.insert("line".into(), line.into());
+    attrs
+}
+
+fn dead_record(
+    raw: &[u8],
+    attrs: serde_json::Map<String, serde_json::Value>,
+    received_at: Timestamp,
+    source: &str,
+) -> Record {
     Record {
         time: received_at,
         observed_time: received_at,
         kind: RecordKind::Invalid,
         source: source.to_string(),
-        attrs: attrs.to_string().into_bytes(),
+        attrs: serde_json::Value::Object(attrs).to_string().into_bytes(),
         raw: raw.to_vec(),
     }
-    .encode()
 }
 
 fn prepare(
@@ -252,9 +375,13 @@ fn prepare(
     encoding: Encoding,
     body: &[u8],
     limits: &IngestLimits,
-    received_at: Timestamp,
-    source: &str,
+    origin: &Origin<'_>,
 ) -> (Vec<GroupBatch>, Outcome) {
+    let Origin {
+        received_at,
+        source,
+        stamp,
+    } = *origin;
     let refuse = |error: ApiError, reason: &str| {
         let batch = GroupBatch {
             group: GroupName::dead_letter(),
@@ -300,21 +427,23 @@ fn prepare(
         }
     };
     let mut records = Vec::with_capacity(decoded.events.len());
+    let stamp_bytes = stamp.map(|attrs| serde_json::Value::Object(attrs.clone()).to_string());
     for event in &decoded.events {
-        records.push(event_record(event, received_at, source));
+        let mut record = event_record(event, received_at, source);
+        if let Some(stamp) = &stamp_bytes {
+            record.attrs = stamp.clone().into_bytes();
+        }
+        records.push(record.encode());
     }
     let dead: Vec<Vec<u8>> = decoded
         .rejected
         .iter()
         .map(|rejected| {
-            dead_letter(
-                rejected.raw,
-                &rejected.reason,
-                group,
-                Some(rejected.line),
-                received_at,
-                source,
-            )
+            let mut attrs = dead_letter_attrs(&rejected.reason, group, Some(rejected.line));
+            if let Some(stamp) = stamp {
+                attrs.extend(stamp.clone());
+            }
+            dead_record(rejected.raw, attrs, received_at, source).encode()
         })
         .collect();
     let outcome = Outcome::Accepted {
@@ -334,8 +463,8 @@ fn prepare(
     (batches, outcome)
 }
 
-/// The encoded record of an event of an ingest body.
-pub(crate) fn event_record(event: &IngestEvent<'_>, received: Timestamp, source: &str) -> Vec<u8> {
+/// The record of an event of an ingest body.
+pub(crate) fn event_record(event: &IngestEvent<'_>, received: Timestamp, source: &str) -> Record {
     Record {
         time: event.time.unwrap_or(received),
         observed_time: received,
@@ -347,7 +476,6 @@ pub(crate) fn event_record(event: &IngestEvent<'_>, received: Timestamp, source:
         attrs: Vec::new(),
         raw: event.raw.to_vec(),
     }
-    .encode()
 }
 
 pub(crate) fn percent_decode(text: &str) -> Option<String> {

@@ -41,6 +41,7 @@ mod ingest;
 mod loki;
 pub mod metrics;
 mod otlp;
+mod producer;
 mod protocol;
 pub mod routes;
 pub mod s3;
@@ -87,7 +88,8 @@ pub struct AppState {
     index_stats: Option<Arc<IndexStats>>,
     detection_stats: Option<Arc<detect::DetectionStats>>,
     metrics: Arc<metrics::Metrics>,
-    /// Objects being imported now (group and content hash): one import of an object at a time.
+    /// Work that runs one at a time per key: objects being imported (group and content hash),
+    /// producers' batches being stored (group and producer).
     importing: Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
     /// Durable group sizes and a reader, for telling after a crash how much of an import's
     /// last batch is stored.
@@ -101,6 +103,11 @@ pub struct AppState {
 impl AppState {
     /// The state of handlers that write through `committer` (no search until it is added).
     fn new(meta: Arc<MetaStore>, committer: &Committer, config: &ServerConfig) -> AppState {
+        // A producer silent for 30 days is forgotten: a batch it sends after that is new.
+        let forget_before = seclog_model::Timestamp::now().unix_seconds() - 30 * 86_400;
+        if let Err(error) = meta.forget_producers(forget_before) {
+            tracing::warn!(%error, "old producers not forgotten");
+        }
         AppState {
             meta,
             commit: committer.handle(),

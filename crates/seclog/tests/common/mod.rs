@@ -17,7 +17,7 @@ mod server;
 #[allow(unused_imports)]
 pub use http::{Reply, agent, get, post, try_get, try_post, try_send};
 #[allow(unused_imports)]
-pub use server::{Server, free_port};
+pub use server::{Server, free_port, send_sigterm};
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;

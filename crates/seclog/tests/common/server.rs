@@ -41,14 +41,53 @@ impl Server {
         let mut last_failure = String::new();
         // The port is free when chosen but another process may take it before the server binds.
         for _attempt in 0..5 {
-            let port = free_port();
+            let address = format!("127.0.0.1:{}", free_port());
+            match Server::spawn_at(data, logs, extra, envs, &address) {
+                Ok(server) => return server,
+                Err(failure) if failure.contains("Address already in use") => {
+                    last_failure = failure;
+                }
+                Err(failure) => panic!("seclog serve did not become healthy: {failure}"),
+            }
+        }
+        panic!("seclog serve could not bind a port: {last_failure}");
+    }
+
+    /// Starts the server again on the address it had (after [`Server::stop`]), so clients
+    /// configured with its URL reach it again.
+    pub fn restart(&mut self, data: &Path, logs: &Path, extra: &[&str]) {
+        let address = self.base.trim_start_matches("http://").to_string();
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            match Server::spawn_at(data, logs, extra, &[], &address) {
+                Ok(server) => {
+                    *self = server;
+                    return;
+                }
+                Err(failure)
+                    if failure.contains("Address already in use") && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(failure) => panic!("seclog serve did not restart on {address}: {failure}"),
+            }
+        }
+    }
+
+    fn spawn_at(
+        data: &Path,
+        logs: &Path,
+        extra: &[&str],
+        envs: &[(&str, &str)],
+        address: &str,
+    ) -> Result<Server, String> {
+        {
             let (stdout_path, stderr_path) = next_log_paths(logs);
-            let address = format!("127.0.0.1:{port}");
             let child = seclog()
                 .arg("serve")
                 .arg("--data")
                 .arg(data)
-                .args(["--http", &address])
+                .args(["--http", address])
                 .args(FAST_EPOCHS)
                 .args(extra)
                 .envs(envs.iter().copied())
@@ -62,15 +101,8 @@ impl Server {
                 stdout_path,
                 stderr_path,
             };
-            match server.wait_healthy() {
-                Ok(()) => return server,
-                Err(failure) if failure.contains("Address already in use") => {
-                    last_failure = failure;
-                }
-                Err(failure) => panic!("seclog serve did not become healthy: {failure}"),
-            }
+            server.wait_healthy().map(|()| server)
         }
-        panic!("seclog serve could not bind a port: {last_failure}");
     }
 
     fn wait_healthy(&mut self) -> Result<(), String> {
@@ -210,7 +242,7 @@ impl Drop for Server {
 }
 
 /// SIGTERM to a child that has not been reaped (so its pid cannot have been reused), via kill(1).
-fn send_sigterm(child: &Child) {
+pub fn send_sigterm(child: &Child) {
     let status = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -1,0 +1,425 @@
+//! The tower/axum middleware: a correlation id and trace context per request, the client's
+//! address (forwarding headers believed only from trusted proxies), one request log per
+//! request, and the request context for every event logged while it is handled.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use seclog_app::middleware::RequestLogLayer;
+//! let app: Router = Router::new()
+//!     .route("/records/{id}", get(|| async { "ok" }))
+//!     .layer(RequestLogLayer::new().trust_proxies(["10.0.0.0/8"]).unwrap());
+//! ```
+//! The router must be served with `into_make_service_with_connect_info::<SocketAddr>()` for
+//! the socket address to be known.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, MatchedPath};
+use axum::http::{HeaderMap, HeaderValue, Request, Response};
+use ipnet::IpNet;
+use serde_json::json;
+
+use crate::context::{Fixed, RequestContext};
+
+/// The middleware's layer.
+#[derive(Debug, Clone, Default)]
+pub struct RequestLogLayer {
+    trusted: Arc<Vec<IpNet>>,
+}
+
+impl RequestLogLayer {
+    /// No trusted proxies: the client is the socket's peer, forwarding headers are ignored.
+    pub fn new() -> RequestLogLayer {
+        RequestLogLayer::default()
+    }
+
+    /// Believes `Forwarded` and `X-Forwarded-For` from peers in these networks (`10.0.0.0/8`,
+    /// `127.0.0.1`, `::1`).
+    pub fn trust_proxies<I, S>(mut self, networks: I) -> Result<RequestLogLayer, crate::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut trusted = Vec::new();
+        for network in networks {
+            let text = network.as_ref().trim();
+            let parsed = IpNet::from_str(text)
+                .or_else(|_| IpAddr::from_str(text).map(IpNet::from))
+                .map_err(|_| {
+                    crate::Error::Config(format!("{text:?} is not an address or network"))
+                })?;
+            trusted.push(parsed);
+        }
+        self.trusted = Arc::new(trusted);
+        Ok(self)
+    }
+}
+
+impl<S> tower::Layer<S> for RequestLogLayer {
+    type Service = RequestLog<S>;
+
+    fn layer(&self, inner: S) -> RequestLog<S> {
+        RequestLog {
+            inner,
+            trusted: Arc::clone(&self.trusted),
+        }
+    }
+}
+
+/// The middleware's service.
+#[derive(Debug, Clone)]
+pub struct RequestLog<S> {
+    inner: S,
+    trusted: Arc<Vec<IpNet>>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, R> tower::Service<Request<B>> for RequestLog<S>
+where
+    S: tower::Service<Request<B>, Response = Response<R>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    R: http_body::Body,
+{
+    type Response = Response<R>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<R>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let started = Instant::now();
+        let fixed = request_context(&request, &self.trusted);
+        let response_headers = trace_headers(&fixed);
+        let method = fixed.method.clone();
+        let route = fixed.route.clone();
+        let request_bytes = content_length(request.headers())
+            .or_else(|| http_body::Body::size_hint(request.body()).exact());
+        let context = RequestContext::new(fixed);
+        request.extensions_mut().insert(context.clone());
+        // The service that was made ready is the one called; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        Box::pin(context.scope(async move {
+            let mut result = inner.call(request).await;
+            if let Ok(response) = &mut result {
+                for (name, value) in response_headers {
+                    response.headers_mut().insert(name, value);
+                }
+                let status = response.status().as_u16();
+                let response_bytes = content_length(response.headers())
+                    .or_else(|| http_body::Body::size_hint(response.body()).exact());
+                log_request(&RequestSummary {
+                    method: &method,
+                    route: route.as_deref(),
+                    status,
+                    duration: started.elapsed(),
+                    request_bytes,
+                    response_bytes,
+                });
+            }
+            result
+        }))
+    }
+}
+
+struct RequestSummary<'a> {
+    method: &'a str,
+    route: Option<&'a str>,
+    status: u16,
+    duration: std::time::Duration,
+    request_bytes: Option<u64>,
+    response_bytes: Option<u64>,
+}
+
+/// One OCSF HTTP Activity (4002) line per request.
+fn log_request(summary: &RequestSummary<'_>) {
+    let activity = match summary.method {
+        "CONNECT" => (1, "Connect"),
+        "DELETE" => (2, "Delete"),
+        "GET" => (3, "Get"),
+        "HEAD" => (4, "Head"),
+        "OPTIONS" => (5, "Options"),
+        "POST" => (6, "Post"),
+        "PUT" => (7, "Put"),
+        "TRACE" => (8, "Trace"),
+        "PATCH" => (9, "Patch"),
+        _ => (99, "Other"),
+    };
+    let duration_ms = summary.duration.as_secs_f64() * 1000.0;
+    let failed = summary.status >= 400;
+    let event = json!({
+        "class_uid": 4002,
+        "class_name": "HTTP Activity",
+        "category_uid": 4,
+        "category_name": "Network Activity",
+        "activity_id": activity.0,
+        "activity_name": activity.1,
+        "type_uid": 400_200 + activity.0,
+        "severity_id": 1,
+        "severity": "Informational",
+        "status_id": if failed { 2 } else { 1 },
+        "status": if failed { "Failure" } else { "Success" },
+        "http_response": { "code": summary.status, "length": summary.response_bytes },
+        "http_request_length": summary.request_bytes,
+        "duration": duration_ms,
+    })
+    .to_string();
+    let route = summary.route.unwrap_or("(no route)");
+    let status = summary.status;
+    if status >= 500 {
+        tracing::warn!(target: "http", security_event = %event, "{} {route} {status}", summary.method);
+    } else {
+        tracing::info!(target: "http", security_event = %event, "{} {route} {status}", summary.method);
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn request_context<B>(request: &Request<B>, trusted: &[IpNet]) -> Fixed {
+    let headers = request.headers();
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let parent = headers
+        .get("traceparent")
+        .and_then(|value| value.to_str().ok())
+        .and_then(parse_traceparent);
+    let trace_id = parent
+        .as_ref()
+        .map_or_else(|| random_hex(16), |parent| parent.trace_id.clone());
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|id| valid_request_id(id));
+    let correlation_id = match (request_id, &parent) {
+        (Some(id), _) => id.to_string(),
+        (None, Some(parent)) => parent.trace_id.clone(),
+        (None, None) => uuid::Uuid::now_v7().to_string(),
+    };
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|value| value.to_str().ok())
+        .map(|agent| agent.chars().take(512).collect());
+    Fixed {
+        correlation_id,
+        trace_id,
+        span_id: random_hex(8),
+        parent_span_id: parent.map(|parent| parent.span_id),
+        client_ip: peer.map(|peer| client_ip(peer, headers, trusted)),
+        peer_ip: peer,
+        user_agent,
+        method: request.method().as_str().to_string(),
+        route: request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|path| path.as_str().to_string()),
+    }
+}
+
+fn trace_headers(fixed: &Fixed) -> Vec<(&'static str, HeaderValue)> {
+    let mut headers = Vec::new();
+    if let Ok(value) = HeaderValue::from_str(&fixed.correlation_id) {
+        headers.push(("x-request-id", value));
+    }
+    let traceparent = format!("00-{}-{}-01", fixed.trace_id, fixed.span_id);
+    if let Ok(value) = HeaderValue::from_str(&traceparent) {
+        headers.push(("traceparent", value));
+    }
+    headers
+}
+
+/// Request ids are taken as given when they are 1-128 letters, digits, `.`, `_`, `:` or `-`
+/// (nothing that could forge a log line or a JSON member).
+fn valid_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"._:-".contains(&byte))
+}
+
+struct TraceParent {
+    trace_id: String,
+    span_id: String,
+}
+
+/// W3C Trace Context `traceparent`: `00-<32 hex trace id>-<16 hex span id>-<2 hex flags>`.
+fn parse_traceparent(text: &str) -> Option<TraceParent> {
+    let mut parts = text.trim().split('-');
+    let (version, trace_id, span_id, flags) =
+        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |part: &str, len: usize| {
+        part.len() == len
+            && part
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    };
+    let valid = hex(version, 2)
+        && version != "ff"
+        && (version != "00" || parts.next().is_none())
+        && hex(trace_id, 32)
+        && trace_id.bytes().any(|byte| byte != b'0')
+        && hex(span_id, 16)
+        && span_id.bytes().any(|byte| byte != b'0')
+        && hex(flags, 2);
+    valid.then(|| TraceParent {
+        trace_id: trace_id.to_string(),
+        span_id: span_id.to_string(),
+    })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut out = String::with_capacity(bytes * 2);
+    for _ in 0..bytes {
+        out.push_str(&format!("{:02x}", fastrand::u8(..)));
+    }
+    out
+}
+
+/// The client: the peer, unless the peer is a trusted proxy; then the forwarding chain is
+/// walked from the right (the hop nearest to us) past trusted proxies, and the first address
+/// not trusted is the client. Headers from untrusted peers are ignored entirely, so a client
+/// cannot name its own address.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |address: &IpAddr| trusted.iter().any(|network| network.contains(address));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let chain = forwarded_chain(headers);
+    let mut client = peer;
+    for hop in chain.iter().rev() {
+        match hop {
+            Some(address) => {
+                client = *address;
+                if !is_trusted(address) {
+                    return client;
+                }
+            }
+            // An obfuscated or malformed hop: nothing to its left can be checked.
+            None => return client,
+        }
+    }
+    client
+}
+
+/// The `for` addresses of `Forwarded` (RFC 7239), else of `X-Forwarded-For`, left to right,
+/// over all header lines; `None` for a hop that is not an address.
+fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
+    let forwarded: Vec<&str> = headers
+        .get_all(axum::http::header::FORWARDED)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    if !forwarded.is_empty() {
+        let mut chain = Vec::new();
+        for element in forwarded.iter().flat_map(|line| line.split(',')) {
+            let hop = element.split(';').find_map(|pair| {
+                let (name, value) = pair.split_once('=')?;
+                name.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| parse_node(value.trim().trim_matches('"')))
+            });
+            chain.push(hop.flatten());
+        }
+        return chain;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(','))
+        .map(|hop| parse_node(hop.trim()))
+        .collect()
+}
+
+/// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]:443`, `2001:db8::1`.
+fn parse_node(text: &str) -> Option<IpAddr> {
+    if let Ok(address) = IpAddr::from_str(text) {
+        return Some(address);
+    }
+    if let Some(rest) = text.strip_prefix('[') {
+        return IpAddr::from_str(rest.split(']').next()?).ok();
+    }
+    SocketAddr::from_str(text).ok().map(|address| address.ip())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn forwarding_headers_count_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        let spoofed = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        assert_eq!(client_ip(stranger, &spoofed, &trusted), stranger);
+        let via_proxy = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.9")]);
+        assert_eq!(
+            client_ip(proxy, &via_proxy, &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let forwarded = headers(&[(
+            "forwarded",
+            "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
+        )]);
+        assert_eq!(
+            client_ip(proxy, &forwarded, &trusted),
+            "2001:db8:cafe::17".parse::<IpAddr>().unwrap()
+        );
+        let hidden = headers(&[("forwarded", "for=192.0.2.60, for=_hidden, for=10.1.1.1")]);
+        assert_eq!(
+            client_ip(proxy, &hidden, &trusted),
+            "10.1.1.1".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+    }
+
+    #[test]
+    fn traceparent_and_request_ids_are_validated() {
+        let parent =
+            parse_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+        assert_eq!(parent.trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert!(
+            parse_traceparent("00-00000000000000000000000000000000-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(
+            parse_traceparent("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(
+            parse_traceparent("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01").is_none()
+        );
+        assert!(valid_request_id("req-42.a:b_c"));
+        assert!(!valid_request_id("x\"}, {\"admin\": true"));
+        assert!(!valid_request_id(&"a".repeat(129)));
+    }
+}

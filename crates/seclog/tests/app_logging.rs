@@ -1,0 +1,778 @@
+//! Application logging end to end: `examples/secure-app` (seclog-app's middleware, events and
+//! shipper) in front of the real seclog. Requests arrive as events linked by their correlation
+//! id, with the client address right behind a trusted proxy and not spoofable without one; 20
+//! failed logins raise the brute-force finding; secrets never leave the app; and events sent
+//! while seclog is down, across a restart of the app, arrive exactly once.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Reply, Server, Store, agent, free_port, send_sigterm, try_send};
+use serde_json::{Value, json};
+
+/// `target/<profile>/secure-app`, built beside the seclog binary (`scripts/test` builds both).
+fn secure_app_binary() -> PathBuf {
+    let path = Path::new(common::BIN)
+        .parent()
+        .expect("the binary's directory")
+        .join("secure-app");
+    assert!(
+        path.is_file(),
+        "{} is missing: build it with `cargo build -p secure-app` (scripts/test does)",
+        path.display()
+    );
+    path
+}
+
+/// A running secure-app.
+struct SecureApp {
+    child: Option<Child>,
+    base: String,
+    stdout: PathBuf,
+    stderr: PathBuf,
+}
+
+struct AppSettings<'a> {
+    seclog: &'a str,
+    token: &'a str,
+    spool: &'a Path,
+    logs: &'a Path,
+    trusted_proxies: &'a [&'a str],
+    extra_env: &'a [(&'a str, &'a str)],
+}
+
+impl SecureApp {
+    fn start(settings: &AppSettings<'_>) -> SecureApp {
+        let port = free_port();
+        let name = format!("secure-app-{port}");
+        let stdout = settings.logs.join(format!("{name}.out"));
+        let stderr = settings.logs.join(format!("{name}.err"));
+        let mut command = Command::new(secure_app_binary());
+        command
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("SECLOG_URL", settings.seclog)
+            .env("SECLOG_TOKEN", settings.token)
+            .env("SECLOG_SPOOL_DIR", settings.spool)
+            .envs(settings.extra_env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        for proxy in settings.trusted_proxies {
+            command.args(["--trusted-proxy", proxy]);
+        }
+        let mut app = SecureApp {
+            child: Some(command.spawn().expect("secure-app starts")),
+            base: format!("http://127.0.0.1:{port}"),
+            stdout,
+            stderr,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = agent(Duration::from_secs(2));
+        loop {
+            if let Ok(reply) = try_send(&client, "GET", &app.url("/healthz"), &[], b"")
+                && reply.status == 200
+            {
+                return app;
+            }
+            if let Some(status) = app
+                .child
+                .as_mut()
+                .and_then(|child| child.try_wait().ok().flatten())
+            {
+                panic!("secure-app exited with {status}: {}", app.output());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "secure-app did not start: {}",
+                app.output()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        try_send(
+            &agent(Duration::from_secs(30)),
+            method,
+            &self.url(path),
+            headers,
+            body,
+        )
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
+    fn stats(&self) -> Value {
+        self.send("GET", "/healthz", &[], b"").json()["logging"].clone()
+    }
+
+    fn output(&self) -> String {
+        format!(
+            "--- stdout ---\n{}\n--- stderr ---\n{}",
+            fs::read_to_string(&self.stdout).unwrap_or_default(),
+            fs::read_to_string(&self.stderr).unwrap_or_default()
+        )
+    }
+
+    /// SIGTERM and wait: the app flushes its queue into the spool and tries to send it.
+    fn stop(&mut self) {
+        let mut child = self.child.take().expect("secure-app is running");
+        send_sigterm(&child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                assert!(
+                    status.success(),
+                    "secure-app exited with {status}: {}",
+                    self.output()
+                );
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "secure-app did not stop: {}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SecureApp {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The `sid` cookie a successful login sets.
+fn login(app: &SecureApp, headers: &[(&str, &str)]) -> String {
+    let mut all = vec![("content-type", "application/x-www-form-urlencoded")];
+    all.extend_from_slice(headers);
+    let reply = app.send(
+        "POST",
+        "/login",
+        &all,
+        b"username=alice&password=wonderland",
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let cookie = reply.header("set-cookie").expect("a session cookie");
+    cookie.split(';').next().expect("name=value").to_string()
+}
+
+/// Every event of the group (as stored), read over the API with an admin token.
+fn stored(server: &Server, admin: &str, group: &str) -> Vec<Value> {
+    let output =
+        common::run_with_token(admin, &["cat", "--server", &server.base, "--group", group]);
+    if String::from_utf8_lossy(&output.stderr).contains("no group named") {
+        return Vec::new();
+    }
+    assert!(output.status.success(), "{}", common::describe(&output));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).expect("cat prints JSON"))
+        .collect()
+}
+
+/// Waits until the group holds at least `count` events and returns them.
+fn wait_for_events(server: &Server, admin: &str, group: &str, count: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let events = stored(server, admin, group);
+        if events.len() >= count {
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} holds {} events, expected {count}",
+            events.len()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The stored events grouped by correlation id (the app's JSON lines, as sent).
+fn by_correlation(events: &[Value]) -> BTreeMap<String, Vec<Value>> {
+    let mut map: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for event in events {
+        let line = &event["event"];
+        if let Some(id) = line["correlation_id"].as_str() {
+            map.entry(id.to_string()).or_default().push(line.clone());
+        }
+    }
+    map
+}
+
+fn classes(lines: &[Value]) -> Vec<(u64, u64)> {
+    let mut found: Vec<(u64, u64)> = lines
+        .iter()
+        .map(|line| {
+            (
+                line["class_uid"].as_u64().unwrap_or(0),
+                line["status_id"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    found.sort_unstable();
+    found
+}
+
+fn seclog_with_app_token(store: &Store) -> (Server, String, String) {
+    let admin = store.init();
+    let server = store.serve(&[]);
+    let token = store.create_token_over(&server, &admin, "ingest", "app/*");
+    (server, admin, token)
+}
+
+trait TokenOverApi {
+    fn create_token_over(&self, server: &Server, admin: &str, role: &str, groups: &str) -> String;
+}
+
+impl TokenOverApi for Store {
+    fn create_token_over(&self, server: &Server, admin: &str, role: &str, groups: &str) -> String {
+        let reply = common::post(
+            &server.url("/api/v1/tokens"),
+            Some(admin),
+            &[("content-type", "application/json")],
+            json!({ "role": role, "groups": groups })
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        reply.json()["token"]
+            .as_str()
+            .expect("the new token")
+            .to_string()
+    }
+}
+
+/// The full story: a login, 20 failed logins from one address, a record read, a settings
+/// change and an unauthenticated request, through a trusted proxy; one spoofing attempt on an
+/// app that trusts no proxy.
+#[test]
+fn requests_arrive_linked_by_correlation_id_with_the_right_client_and_raise_the_brute_force_finding()
+ {
+    let store = Store::new();
+    let (server, admin, token) = seclog_with_app_token(&store);
+    let spool = store.logs().join("spool-proxied");
+    let proxied = SecureApp::start(&AppSettings {
+        seclog: &server.base,
+        token: &token,
+        spool: &spool,
+        logs: &store.logs(),
+        trusted_proxies: &["127.0.0.1"],
+        extra_env: &[],
+    });
+    let direct_spool = store.logs().join("spool-direct");
+    let direct = SecureApp::start(&AppSettings {
+        seclog: &server.base,
+        token: &token,
+        spool: &direct_spool,
+        logs: &store.logs(),
+        trusted_proxies: &[],
+        extra_env: &[],
+    });
+
+    // A successful login through the proxy, continuing the caller's trace.
+    let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let cookie = login(
+        &proxied,
+        &[
+            ("x-forwarded-for", "203.0.113.10"),
+            ("x-request-id", "e2e-login-ok"),
+            ("traceparent", traceparent),
+        ],
+    );
+    // 20 wrong passwords from one address; the proxy appends what it saw to a forged header.
+    for attempt in 0..20 {
+        let id = format!("e2e-fail-{attempt}");
+        let reply = proxied.send(
+            "POST",
+            "/login",
+            &[
+                ("content-type", "application/x-www-form-urlencoded"),
+                ("x-forwarded-for", "10.9.9.9, 203.0.113.99"),
+                ("x-request-id", &id),
+            ],
+            format!("username=alice&password=guess{attempt}").as_bytes(),
+        );
+        assert_eq!(reply.status, 401, "{}", reply.text());
+        assert_eq!(reply.header("x-request-id"), Some(id.as_str()));
+    }
+    let read = proxied.send(
+        "GET",
+        "/records/7",
+        &[
+            ("cookie", &cookie),
+            ("x-forwarded-for", "203.0.113.10"),
+            ("x-request-id", "e2e-read"),
+        ],
+        b"",
+    );
+    assert_eq!(read.status, 200, "{}", read.text());
+    let change = proxied.send(
+        "PUT",
+        "/admin/settings",
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/json"),
+            ("x-forwarded-for", "203.0.113.10"),
+            ("x-request-id", "e2e-settings"),
+        ],
+        br#"{"mfa_required": true}"#,
+    );
+    assert_eq!(change.status, 200, "{}", change.text());
+    let denied = proxied.send(
+        "GET",
+        "/records/8",
+        &[
+            ("x-forwarded-for", "203.0.113.77"),
+            ("x-request-id", "e2e-denied"),
+        ],
+        b"",
+    );
+    assert_eq!(denied.status, 401);
+    // Without a trusted proxy the header is the client's own claim: ignored.
+    let spoof = direct.send(
+        "POST",
+        "/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-forwarded-for", "198.51.100.1"),
+            ("x-request-id", "e2e-spoof"),
+        ],
+        b"username=mallory&password=x",
+    );
+    assert_eq!(spoof.status, 401);
+    // A request without ids gets a UUIDv7 correlation id and a new trace.
+    let fresh = proxied.send("GET", "/records/9", &[], b"");
+    let fresh_id = fresh
+        .header("x-request-id")
+        .expect("a correlation id")
+        .to_string();
+    assert_eq!(uuid_version(&fresh_id), Some(7), "{fresh_id}");
+    let fresh_trace = fresh
+        .header("traceparent")
+        .expect("a traceparent")
+        .to_string();
+
+    // login ok: 3 lines; each failure: 3; read: 2; settings: 2; denied: 2; spoof: 3; fresh: 2.
+    let expected = 3 + 20 * 3 + 2 + 2 + 2 + 3 + 2;
+    let events = wait_for_events(&server, &admin, "app/secure-app", expected);
+    let linked = by_correlation(&events);
+
+    let ok = &linked["e2e-login-ok"];
+    assert_eq!(classes(ok), [(3002, 0), (3002, 1), (4002, 1)], "{ok:#?}");
+    for line in ok {
+        assert_eq!(line["src_endpoint"]["ip"], "203.0.113.10", "{line}");
+        assert_eq!(
+            line["trace_id"], "0af7651916cd43dd8448eb211c80319c",
+            "{line}"
+        );
+        assert_eq!(line["http_request"]["url"]["path"], "/login", "{line}");
+        assert_eq!(line["service"]["name"], "secure-app");
+        assert!(
+            line["timestamp"]
+                .as_str()
+                .is_some_and(|time| time.len() == 30 && time.ends_with('Z')),
+            "{line}"
+        );
+    }
+    let success = ok
+        .iter()
+        .find(|line| line["status_id"] == 1 && line["class_uid"] == 3002)
+        .expect("login success");
+    assert_eq!(success["user"]["name"], "alice");
+    assert_eq!(success["actor"]["user"]["name"], "alice");
+    assert_eq!(success["severity_id"], 1);
+    assert_eq!(success["metadata"]["correlation_uid"], "e2e-login-ok");
+    // The request log comes after the handler set the user: it carries the user and session.
+    let request_log = ok
+        .iter()
+        .find(|line| line["class_uid"] == 4002)
+        .expect("request log");
+    assert_eq!(request_log["http_response"]["code"], 200);
+    assert_eq!(request_log["actor"]["user"]["name"], "alice");
+    let session = request_log["actor"]["session"]["uid"]
+        .as_str()
+        .expect("a session digest");
+    assert!(
+        !cookie.contains(session),
+        "the session digest is not the token"
+    );
+
+    for attempt in 0..20 {
+        let lines = &linked[&format!("e2e-fail-{attempt}")];
+        assert_eq!(
+            classes(lines),
+            [(3002, 0), (3002, 2), (4002, 2)],
+            "{lines:#?}"
+        );
+        let failure = lines
+            .iter()
+            .find(|line| line["status_id"] == 2 && line["class_uid"] == 3002)
+            .expect("failure");
+        assert_eq!(failure["status_detail"], "wrong password");
+        assert_eq!(failure["severity_id"], 4);
+        for line in lines {
+            assert_eq!(line["src_endpoint"]["ip"], "203.0.113.99", "{line}");
+        }
+    }
+    let read_lines = &linked["e2e-read"];
+    let access = read_lines
+        .iter()
+        .find(|line| line["class_uid"] == 6001)
+        .expect("data access");
+    assert_eq!(access["web_resources"][0]["uid"], "record:7");
+    assert_eq!(
+        access["web_resources"][0]["data_classification"]["classification"],
+        "Confidential"
+    );
+    assert_eq!(access["actor"]["user"]["name"], "alice");
+    let read_log = read_lines
+        .iter()
+        .find(|line| line["class_uid"] == 4002)
+        .expect("request log");
+    assert_eq!(
+        read_log["http_request"]["url"]["path"], "/records/{id}",
+        "the route template, not the path"
+    );
+    assert!(read_log["duration"].as_f64().is_some_and(|ms| ms >= 0.0));
+    assert!(
+        read_log["http_response"]["length"]
+            .as_u64()
+            .is_some_and(|bytes| bytes > 0)
+    );
+    let settings = linked["e2e-settings"]
+        .iter()
+        .find(|line| line["class_uid"] == 3004)
+        .expect("config change");
+    assert_eq!(settings["severity_id"], 3);
+    assert_eq!(
+        settings["entity_result"]["data"]["changed"],
+        json!(["mfa_required"])
+    );
+    let denial = linked["e2e-denied"]
+        .iter()
+        .find(|line| line["class_uid"] == 6004)
+        .expect("denial");
+    assert_eq!(denial["severity_id"], 4);
+    assert_eq!(denial["src_endpoint"]["ip"], "203.0.113.77");
+    for line in &linked["e2e-spoof"] {
+        assert_eq!(line["src_endpoint"]["ip"], "127.0.0.1", "spoofed: {line}");
+    }
+    let fresh_lines = &linked[&fresh_id];
+    assert!(fresh_trace.contains(fresh_lines[0]["trace_id"].as_str().expect("trace id")));
+
+    // The built-in correlation raises the brute force from 203.0.113.99 (not from the proxy).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let finding = loop {
+        let reply = common::post(
+            &server.url("/api/v1/query"),
+            Some(&admin),
+            &[("content-type", "application/json")],
+            json!({
+                "query": "fields @message | filter finding_info.title like /Application brute force from one source/",
+                "groups": ["seclog/alerts"],
+                "start": "2020-01-01T00:00:00Z",
+            })
+            .to_string()
+            .as_bytes(),
+        );
+        let rows = reply.json()["rows"].as_array().cloned().unwrap_or_default();
+        if let Some(row) = rows.first() {
+            break row.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no brute-force finding: {}",
+            reply.text()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let text = finding.to_string();
+    assert!(text.contains("203.0.113.99"), "{text}");
+    drop((proxied, direct));
+}
+
+fn uuid_version(text: &str) -> Option<u32> {
+    let hex: String = text.chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32)
+        .then(|| hex.chars().nth(12).and_then(|c| c.to_digit(16)))
+        .flatten()
+}
+
+/// Passwords, tokens and credential-shaped values sent in bodies, headers and fields appear in
+/// no output of the app and nowhere in seclog.
+#[test]
+fn secrets_never_leave_the_app() {
+    let store = Store::new();
+    let (server, admin, token) = seclog_with_app_token(&store);
+    let spool = store.logs().join("spool");
+    // Debug level: the careless debug line in the login handler (headers, body, password field)
+    // is written, so redaction has something to do.
+    let app = SecureApp::start(&AppSettings {
+        seclog: &server.base,
+        token: &token,
+        spool: &spool,
+        logs: &store.logs(),
+        trusted_proxies: &[],
+        extra_env: &[("RUST_LOG", "debug")],
+    });
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.U2VjcmV0U2lnbmF0dXJlMTIzNDU2";
+    let bearer = "tok-b3f1c9d2e8a7";
+    let aws_key = "AKIAIOSFODNN7EXAMPLE";
+    let cookie = login(
+        &app,
+        &[
+            ("authorization", &format!("Bearer {bearer}")),
+            ("user-agent", jwt),
+        ],
+    );
+    let sid = cookie.trim_start_matches("sid=").to_string();
+    let reply = app.send(
+        "POST",
+        "/login",
+        &[
+            ("content-type", "application/json"),
+            ("x-api-key", "k3y-9f8e7d6c"),
+            ("cookie", &cookie),
+        ],
+        json!({ "username": aws_key, "password": "hunter2-correct-horse" })
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(reply.status, 401);
+    let change = app.send(
+        "PUT",
+        "/admin/settings",
+        &[("cookie", &cookie), ("content-type", "application/json")],
+        br#"{"smtp_password": "p4ss-smtp-0042"}"#,
+    );
+    assert_eq!(change.status, 200);
+    let events = wait_for_events(&server, &admin, "app/secure-app", 8);
+    let mut app_process = app;
+    app_process.stop();
+    let app_output = app_process.output();
+    let stored_text = serde_json::to_string(&events).expect("json");
+    assert!(
+        stored_text.contains("[REDACTED]"),
+        "the debug lines were redacted: {stored_text}"
+    );
+    let secrets = [
+        "wonderland",
+        "hunter2-correct-horse",
+        bearer,
+        "U2VjcmV0U2lnbmF0dXJlMTIzNDU2",
+        aws_key,
+        "k3y-9f8e7d6c",
+        "p4ss-smtp-0042",
+        sid.as_str(),
+        token.as_str(),
+    ];
+    for secret in secrets {
+        assert!(!stored_text.contains(secret), "{secret} reached seclog");
+        assert!(!app_output.contains(secret), "{secret} in the app's output");
+    }
+    // The spool held the same lines: nothing of them is left, and nothing secret was written.
+    for file in common::walk_files(&spool) {
+        let bytes = fs::read(&file).expect("spool file");
+        let text = String::from_utf8_lossy(&bytes);
+        for secret in secrets {
+            assert!(!text.contains(secret), "{secret} in {}", file.display());
+        }
+    }
+    // The debug line is there, with its secrets replaced.
+    let debug_line = events
+        .iter()
+        .map(|event| &event["event"])
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|message| message.starts_with("login request"))
+        })
+        .expect("the debug line");
+    assert_eq!(
+        debug_line["fields"]["password"], "[REDACTED]",
+        "{debug_line}"
+    );
+}
+
+/// seclog stops; the app keeps serving, is restarted meanwhile, and keeps serving; seclog
+/// comes back: every event arrives once.
+#[test]
+fn events_logged_while_seclog_is_down_arrive_exactly_once_across_an_app_restart() {
+    let store = Store::new();
+    let (mut server, admin, token) = seclog_with_app_token(&store);
+    let spool = store.logs().join("spool");
+    let seclog_url = server.base.clone();
+    let settings = AppSettings {
+        seclog: &seclog_url,
+        token: &token,
+        spool: &spool,
+        logs: &store.logs(),
+        trusted_proxies: &[],
+        extra_env: &[],
+    };
+    let mut app = SecureApp::start(&settings);
+    let request = |app: &SecureApp, id: &str| {
+        let reply = app.send("GET", "/records/1", &[("x-request-id", id)], b"");
+        assert_eq!(reply.status, 401, "{}", reply.text());
+    };
+    for n in 0..5 {
+        request(&app, &format!("before-{n}"));
+    }
+    // Each unauthenticated read: an access denial and a request log.
+    wait_for_events(&server, &admin, "app/secure-app", 1 + 5 * 2);
+    server.stop_ok();
+    for n in 0..30 {
+        request(&app, &format!("outage-{n}"));
+    }
+    app.stop();
+    let spooled: Vec<PathBuf> = common::walk_files(&spool.join("batches"));
+    assert!(!spooled.is_empty(), "the outage's events wait in the spool");
+    let mut app = SecureApp::start(&settings);
+    for n in 0..30 {
+        request(&app, &format!("restarted-{n}"));
+    }
+    server.restart(&store.data(), &store.logs(), &[]);
+    // Every id: one denial, one request log; plus the start and stop lines of two runs.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let stats = app.stats();
+        if stats["spool_bytes"] == 0 && stats["sent"].as_u64().unwrap_or(0) > 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spool did not drain: {stats}\n{}",
+            app.output()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    app.stop();
+    let events = stored(&server, &admin, "app/secure-app");
+    let linked = by_correlation(&events);
+    for prefix in ["before", "outage", "restarted"] {
+        let count = if prefix == "before" { 5 } else { 30 };
+        for n in 0..count {
+            let id = format!("{prefix}-{n}");
+            let lines = linked
+                .get(&id)
+                .unwrap_or_else(|| panic!("{id} never arrived"));
+            assert_eq!(classes(lines), [(4002, 2), (6004, 2)], "{id}: {lines:#?}");
+        }
+    }
+    // Nothing twice: every line is unique (its own timestamp and content), so a batch stored
+    // twice would show as equal events.
+    let mut seen = std::collections::BTreeSet::new();
+    for event in &events {
+        assert!(
+            seen.insert(event["event"].to_string()),
+            "stored twice: {}",
+            event["event"]
+        );
+    }
+    let lifecycle = |message: &str| {
+        events
+            .iter()
+            .filter(|event| event["event"]["message"] == message)
+            .count()
+    };
+    assert_eq!(lifecycle("secure-app listening"), 2, "two runs of the app");
+    assert_eq!(
+        lifecycle("secure-app stopped"),
+        2,
+        "the first run's last line, sent after the outage"
+    );
+}
+
+/// A producer's numbered batch is stored once: sent again, and sent again after a crash that
+/// left the batch committed but not recorded as stored.
+#[test]
+fn a_numbered_batch_is_stored_once_even_after_a_crash_between_commit_and_bookkeeping() {
+    let store = Store::new();
+    let (mut server, admin, token) = seclog_with_app_token(&store);
+    let send = |server: &Server, batch: &str, body: &[u8]| {
+        common::post(
+            &server.url("/api/v1/ingest/app/once"),
+            Some(&token),
+            &[("seclog-producer", "p-test"), ("seclog-batch", batch)],
+            body,
+        )
+    };
+    let first = send(&server, "1", b"{\"n\":1}\n{\"n\":2}\n{\"broken\n");
+    assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(first.json()["duplicate"], false);
+    let again = send(&server, "1", b"{\"n\":1}\n{\"n\":2}\n{\"broken\n");
+    assert_eq!(again.json()["duplicate"], true, "{}", again.text());
+    assert_eq!(
+        send(&server, "0", b"{\"n\":0}").json()["duplicate"],
+        true,
+        "older batches too"
+    );
+    let before = stored(&server, &admin, "app/once").len();
+    let second = send(&server, "2", b"{\"n\":3}\n{\"n\":4}");
+    assert_eq!(second.json()["accepted"], 2);
+    // Put the bookkeeping back to "batch 2 was being committed": what a crash right after the
+    // journal commit leaves.
+    server.stop_ok();
+    {
+        let meta = seclog_meta::MetaStore::open(&store.data().join("meta")).expect("meta");
+        let mut state = meta
+            .producer_state("app/once", "p-test")
+            .expect("state")
+            .expect("known");
+        assert_eq!(state.last_batch, Some(2));
+        state.last_batch = Some(1);
+        state.pending = Some(seclog_meta::PendingProducerBatch {
+            batch: 2,
+            group_next: before as u64,
+            dead_next: 1,
+        });
+        meta.set_producer_state("app/once", "p-test", &state)
+            .expect("set");
+    }
+    server.restart(&store.data(), &store.logs(), &[]);
+    let retried = send(&server, "2", b"{\"n\":3}\n{\"n\":4}");
+    assert_eq!(retried.status, 200, "{}", retried.text());
+    assert_eq!(retried.json()["duplicate"], true, "{}", retried.text());
+    let events = stored(&server, &admin, "app/once");
+    let values: Vec<i64> = events
+        .iter()
+        .filter_map(|event| event["event"]["n"].as_i64())
+        .collect();
+    assert_eq!(values, [1, 2, 3, 4]);
+    assert!(
+        events
+            .iter()
+            .all(|event| event["attrs"]["producer"] == "p-test")
+    );
+    // The unparsable line went to the dead-letter group once, stamped like the rest.
+    let dead: Vec<Value> = stored(&server, &admin, "seclog/dead-letter")
+        .into_iter()
+        .filter(|event| event["attrs"]["producer"] == "p-test")
+        .collect();
+    assert_eq!(dead.len(), 1, "{dead:#?}");
+    let bad = send(&server, "3", b"{}");
+    assert_eq!(bad.status, 200);
+    let refused = common::post(
+        &server.url("/api/v1/ingest/app/once"),
+        Some(&token),
+        &[("seclog-producer", "p test")],
+        b"{}",
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+}

@@ -691,6 +691,70 @@ fn report(message: &str) {
 mod tests {
     use super::*;
 
+    fn config(dir: &Path, max_spool_bytes: u64) -> SeclogConfig {
+        let mut config = SeclogConfig::new(
+            "http://127.0.0.1:9",
+            crate::Secret::new("slt_test"),
+            "test",
+        );
+        config.spool_dir = Some(dir.to_path_buf());
+        config.max_spool_bytes = max_spool_bytes;
+        config
+    }
+
+    /// Batch numbers never repeat: a restart after every batch was sent continues above them
+    /// (seclog would take a repeated number for a batch it has).
+    #[test]
+    fn batch_numbers_survive_restarts_and_unsent_batches_are_found_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (producer, sent_numbers) = {
+            let spool = Spool::open(&config(dir.path(), 1 << 20), Arc::default()).unwrap();
+            for _ in 0..3 {
+                spool.close_batch(b"{}\n{}\n".to_vec(), 2);
+            }
+            let mut numbers = Vec::new();
+            for _ in 0..3 {
+                let (number, events, lines) = spool.next().unwrap();
+                assert_eq!((events, lines.as_slice()), (2, &b"{}\n{}\n"[..]));
+                spool.finish(number, Finish::Sent);
+                numbers.push(number);
+            }
+            assert_eq!(spool.stats.sent.load(Ordering::Relaxed), 6);
+            (spool.producer.clone(), numbers)
+        };
+        assert_eq!(sent_numbers, [1, 2, 3]);
+        {
+            let spool = Spool::open(&config(dir.path(), 1 << 20), Arc::default()).unwrap();
+            assert_eq!(spool.producer, producer, "the producer keeps its name");
+            assert!(spool.lock().batches.is_empty());
+            spool.close_batch(b"{}\n".to_vec(), 1);
+            let number = spool.lock().batches.front().unwrap().number;
+            assert!(number > 3, "{number} repeats an earlier batch number");
+            // A second process on the same spool is refused while this one runs.
+            assert!(Spool::open(&config(dir.path(), 1 << 20), Arc::default()).is_err());
+        }
+        let spool = Spool::open(&config(dir.path(), 1 << 20), Arc::default()).unwrap();
+        let state = spool.lock();
+        assert_eq!(state.batches.len(), 1, "the unsent batch is found again");
+        assert_eq!(state.batches.front().unwrap().events, 1);
+    }
+
+    /// Over its limit the spool drops its oldest batches, counted.
+    #[test]
+    fn a_full_spool_drops_the_oldest_batches_and_counts_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = Arc::new(Stats::default());
+        let spool = Spool::open(&config(dir.path(), 250), Arc::clone(&stats)).unwrap();
+        for _ in 0..5 {
+            spool.close_batch(vec![b'x'; 100], 10);
+        }
+        let numbers: Vec<u64> = spool.lock().batches.iter().map(|batch| batch.number).collect();
+        assert_eq!(numbers, [4, 5]);
+        assert_eq!(stats.dropped.load(Ordering::Relaxed), 30);
+        assert_eq!(stats.spool_bytes.load(Ordering::Relaxed), 200);
+        assert_eq!(std::fs::read_dir(dir.path().join("batches")).unwrap().count(), 2);
+    }
+
     #[test]
     fn backoff_grows_to_thirty_seconds() {
         assert!(

@@ -776,3 +776,59 @@ fn a_numbered_batch_is_stored_once_even_after_a_crash_between_commit_and_bookkee
     );
     assert_eq!(refused.status, 400, "{}", refused.text());
 }
+
+/// The Flask example (docs/app-logging.md) emits the same events through the OpenTelemetry
+/// SDK: they arrive in `otlp/flask-app` with the documented attribute names, the client
+/// address from the one trusted proxy, and no secret.
+#[test]
+fn the_flask_example_ships_the_same_events_through_opentelemetry() {
+    common::require_python(
+        "import flask, opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        "flask and the OpenTelemetry SDK",
+    );
+    let store = Store::new();
+    let admin = store.init();
+    let server = store.serve(&[]);
+    let token = store.create_token_over(&server, &admin, "ingest", "otlp/*");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/flask-otel/app.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg("--selftest")
+        .env("SECLOG_URL", &server.base)
+        .env("SECLOG_TOKEN", &token)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "{}", common::describe(&output));
+    let events = wait_for_events(&server, &admin, "otlp/flask-app", 8);
+    let attributes = |id: &str| -> Vec<Value> {
+        events
+            .iter()
+            .map(|event| event["event"]["attributes"].clone())
+            .filter(|attributes| attributes["correlation_id"] == id)
+            .collect()
+    };
+    let ok = attributes("flask-ok");
+    let success = ok
+        .iter()
+        .find(|a| a["class_uid"] == 3002)
+        .expect("login success");
+    assert_eq!(success["status_id"], 1);
+    assert_eq!(success["user.name"], "alice");
+    assert_eq!(success["src_endpoint.ip"], "203.0.113.5");
+    assert!(ok.iter().any(|a| a["class_uid"] == 4002 && a["http_response.code"] == 200));
+    for attempt in 0..3 {
+        let lines = attributes(&format!("flask-fail-{attempt}"));
+        let failure = lines
+            .iter()
+            .find(|a| a["class_uid"] == 3002)
+            .expect("login failure");
+        assert_eq!(failure["status_id"], 2);
+        assert_eq!(failure["status_detail"], "wrong password");
+        assert_eq!(failure["severity_id"], 4);
+        assert_eq!(failure["src_endpoint.ip"], "203.0.113.5");
+    }
+    let text = serde_json::to_string(&events).expect("json");
+    for secret in ["wonderland", "guess-0", "abcdefghijklmnop"] {
+        assert!(!text.contains(secret), "{secret} reached seclog");
+    }
+}

@@ -23,6 +23,8 @@ pub struct RequestContext {
 struct Inner {
     fixed: Fixed,
     identity: Mutex<Identity>,
+    /// The fixed part as written on every line, made at the first line.
+    rendered: std::sync::OnceLock<String>,
 }
 
 /// What the middleware knows when the request arrives.
@@ -64,6 +66,7 @@ impl RequestContext {
             inner: Arc::new(Inner {
                 fixed,
                 identity: Mutex::new(Identity::default()),
+                rendered: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -71,6 +74,13 @@ impl RequestContext {
     /// What is known since the request arrived.
     pub fn fixed(&self) -> &Fixed {
         &self.inner.fixed
+    }
+
+    /// The fixed part rendered once by `render`, then reused.
+    pub(crate) fn rendered(&self, render: impl FnOnce(&Fixed) -> String) -> &str {
+        self.inner
+            .rendered
+            .get_or_init(|| render(&self.inner.fixed))
     }
 
     /// The user and session as set so far.

@@ -442,18 +442,88 @@ impl SecurityEvent {
 
     /// Sends the event through `tracing` (target `security`, level from the severity).
     pub fn emit(self) {
-        let json = Value::Object(self.to_json()).to_string();
-        let message = self.message.as_str();
-        match self.severity.level() {
-            tracing::Level::ERROR => {
-                tracing::error!(target: "security", security_event = %json, "{message}");
+        let level = self.severity.level();
+        let body = self.to_json();
+        emit_body(
+            Target::Security,
+            level,
+            &self.message,
+            Emitting::Members(body),
+        );
+    }
+}
+
+/// The `tracing` target an OCSF event goes out under.
+#[derive(Clone, Copy)]
+pub(crate) enum Target {
+    /// Security events.
+    Security,
+    /// Request logs of the middleware.
+    Http,
+}
+
+/// The OCSF members of an event being emitted.
+pub(crate) enum Emitting {
+    /// Members whose strings may hold anything the application passed: redacted when written.
+    Members(Map<String, Value>),
+    /// Members rendered already (`"a":1,"b":"x"`, no braces) from values seclog-app made
+    /// itself (the request log): written as they are.
+    Rendered(String),
+}
+
+thread_local! {
+    /// The OCSF members of the event being emitted on this thread: the layer reads them
+    /// while the `tracing` call runs (no serialization round trip), other subscribers format
+    /// them through [`Members`].
+    static EMITTING: std::cell::RefCell<Option<Emitting>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `read` on the OCSF members of the event being emitted on this thread, if any.
+pub(crate) fn with_emitting<R>(read: impl FnOnce(Option<&Emitting>) -> R) -> R {
+    EMITTING.with(|cell| match cell.try_borrow() {
+        Ok(members) => read(members.as_ref()),
+        Err(_) => read(None),
+    })
+}
+
+/// The field value other subscribers see: the members as JSON, formatted only on demand.
+struct Members;
+
+impl std::fmt::Display for Members {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        with_emitting(|members| match members {
+            Some(Emitting::Members(members)) => {
+                let text = serde_json::to_string(members).map_err(|_| std::fmt::Error)?;
+                formatter.write_str(&text)
             }
-            tracing::Level::WARN => {
-                tracing::warn!(target: "security", security_event = %json, "{message}");
-            }
-            _ => tracing::info!(target: "security", security_event = %json, "{message}"),
+            Some(Emitting::Rendered(text)) => write!(formatter, "{{{text}}}"),
+            None => Ok(()),
+        })
+    }
+}
+
+/// Emits an OCSF event: `body` holds its members, `message` its text.
+pub(crate) fn emit_body(target: Target, level: tracing::Level, message: &str, body: Emitting) {
+    let previous = EMITTING.with(|cell| cell.replace(Some(body)));
+    let members = Members;
+    match (target, level) {
+        (Target::Security, tracing::Level::ERROR) => {
+            tracing::error!(target: "security", security_event = %members, "{message}");
+        }
+        (Target::Security, tracing::Level::WARN) => {
+            tracing::warn!(target: "security", security_event = %members, "{message}");
+        }
+        (Target::Security, _) => {
+            tracing::info!(target: "security", security_event = %members, "{message}");
+        }
+        (Target::Http, tracing::Level::WARN | tracing::Level::ERROR) => {
+            tracing::warn!(target: "http", security_event = %members, "{message}");
+        }
+        (Target::Http, _) => {
+            tracing::info!(target: "http", security_event = %members, "{message}");
         }
     }
+    EMITTING.with(|cell| cell.replace(previous));
 }
 
 fn digest(value: &Value) -> String {

@@ -22,7 +22,10 @@ pub(crate) struct Outputs {
 
 /// The layer (see the crate documentation for the line format).
 pub struct JsonLayer {
-    service: Map<String, Value>,
+    /// `"service":{...}`, rendered once.
+    service: String,
+    /// The service's name and version as OCSF `metadata.product`, rendered once.
+    product: String,
     redactor: Redactor,
     outputs: Outputs,
     stats: Arc<Stats>,
@@ -31,6 +34,24 @@ pub struct JsonLayer {
 /// Fields recorded on a span, kept in its extensions.
 struct SpanFields(Map<String, Value>);
 
+/// Members the line itself writes: an OCSF event's member of the same name is left out.
+const LINE_MEMBERS: &[&str] = &[
+    "timestamp",
+    "level",
+    "target",
+    "message",
+    "service",
+    "correlation_id",
+    "trace_id",
+    "span_id",
+    "src_endpoint",
+    "http_request",
+    "actor",
+    "fields",
+    "metadata",
+    "time",
+];
+
 impl JsonLayer {
     pub(crate) fn new(
         service: &crate::Service,
@@ -38,124 +59,206 @@ impl JsonLayer {
         outputs: Outputs,
         stats: Arc<Stats>,
     ) -> JsonLayer {
-        let mut members = Map::new();
-        members.insert("name".into(), service.name.clone().into());
-        members.insert("version".into(), service.version.clone().into());
-        members.insert("host".into(), service.host.clone().into());
+        let service_json = serde_json::json!({
+            "name": service.name,
+            "version": service.version,
+            "host": service.host,
+        });
+        let product = serde_json::json!({
+            "name": service.name,
+            "version": service.version,
+            "vendor_name": "seclog-app",
+        });
         JsonLayer {
-            service: members,
+            service: format!("\"service\":{service_json}"),
+            product: product.to_string(),
             redactor,
             outputs,
             stats,
         }
     }
 
-    /// The JSON line of one event (without the trailing newline).
-    fn line<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>) -> Map<String, Value>
+    /// Writes the JSON line of one event, with its newline, to `out`.
+    fn write_line<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>, out: &mut Vec<u8>)
     where
         S: Subscriber + for<'lookup> LookupSpan<'lookup>,
     {
         let metadata = event.metadata();
         let mut visitor = Visitor::new(&self.redactor);
         event.record(&mut visitor);
-        let mut line = Map::new();
-        line.insert(
-            "timestamp".into(),
-            seclog_model::Timestamp::now().to_rfc3339().into(),
-        );
-        line.insert("level".into(), metadata.level().as_str().into());
-        line.insert("target".into(), metadata.target().into());
-        if let Some(message) = visitor.message.take() {
-            line.insert("message".into(), message.into());
+        out.extend_from_slice(b"{\"timestamp\":\"");
+        out.extend_from_slice(seclog_model::Timestamp::now().to_rfc3339().as_bytes());
+        out.extend_from_slice(b"\",\"level\":\"");
+        out.extend_from_slice(metadata.level().as_str().as_bytes());
+        out.extend_from_slice(b"\",\"target\":");
+        write_json(out, metadata.target());
+        if let Some(message) = &visitor.message {
+            out.extend_from_slice(b",\"message\":");
+            write_json(out, message.as_str());
         }
-        line.insert("service".into(), Value::Object(self.service.clone()));
-        if let Some(context) = crate::context::current() {
-            add_context(&mut line, &context);
+        out.push(b',');
+        out.extend_from_slice(self.service.as_bytes());
+        let context = crate::context::current();
+        if let Some(context) = &context {
+            out.push(b',');
+            out.extend_from_slice(
+                context
+                    .rendered(|fixed| render_fixed(fixed, &self.redactor))
+                    .as_bytes(),
+            );
+            write_identity(out, &context.identity());
         }
         let mut fields = Map::new();
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(SpanFields(members)) = span.extensions().get::<SpanFields>() {
-                    fields.extend(members.clone());
+                    fields.extend(
+                        members
+                            .iter()
+                            .map(|(name, value)| (name.clone(), value.clone())),
+                    );
                 }
             }
         }
         fields.extend(std::mem::take(&mut visitor.fields));
         if !fields.is_empty() {
-            line.insert("fields".into(), Value::Object(fields));
+            out.extend_from_slice(b",\"fields\":");
+            write_json(out, &fields);
         }
-        if let Some(Value::Object(mut security)) = visitor.security.take() {
-            // The event's own OCSF members; the context's members stay where both exist.
-            let mut members = Map::new();
-            std::mem::swap(&mut members, &mut security);
-            for (name, value) in members {
-                line.entry(name).or_insert(value);
-            }
-            let correlation = line.get("correlation_id").cloned();
-            let metadata = line
-                .entry("metadata")
-                .or_insert_with(|| Value::Object(Map::new()));
-            if let Value::Object(metadata) = metadata {
-                metadata.insert("version".into(), crate::event::OCSF_VERSION.into());
-                metadata.insert(
-                    "product".into(),
-                    serde_json::json!({
-                        "name": self.service.get("name"),
-                        "version": self.service.get("version"),
-                        "vendor_name": "seclog-app",
-                    }),
-                );
-                if let Some(correlation) = correlation {
-                    metadata.insert("correlation_uid".into(), correlation);
+        if visitor.ocsf {
+            crate::event::with_emitting(|members| {
+                let members = match members {
+                    Some(crate::event::Emitting::Members(members)) => members,
+                    Some(crate::event::Emitting::Rendered(text)) => {
+                        out.push(b',');
+                        out.extend_from_slice(text.as_bytes());
+                        return;
+                    }
+                    None => return,
+                };
+                for (name, value) in members {
+                    if LINE_MEMBERS.contains(&name.as_str()) {
+                        continue;
+                    }
+                    out.push(b',');
+                    write_json(out, name.as_str());
+                    out.push(b':');
+                    if self.redactor.is_secret_name(name) && !value.is_null() {
+                        write_json(out, crate::redact::REDACTED);
+                    } else {
+                        self.write_redacted(out, value);
+                    }
                 }
+            });
+            out.extend_from_slice(b",\"metadata\":{\"version\":\"");
+            out.extend_from_slice(crate::event::OCSF_VERSION.as_bytes());
+            out.extend_from_slice(b"\",\"product\":");
+            out.extend_from_slice(self.product.as_bytes());
+            if let Some(context) = &context {
+                out.extend_from_slice(b",\"correlation_uid\":");
+                write_json(out, context.fixed().correlation_id.as_str());
             }
-            line.insert(
-                "time".into(),
-                (seclog_model::Timestamp::now().unix_nanos() / 1_000_000).into(),
-            );
+            out.extend_from_slice(b"},\"time\":");
+            let millis = seclog_model::Timestamp::now().unix_nanos() / 1_000_000;
+            out.extend_from_slice(millis.to_string().as_bytes());
         }
-        // Whatever a field held, nothing credential-shaped leaves the process.
-        let mut value = Value::Object(line);
-        self.redactor.redact_json(&mut value);
+        out.extend_from_slice(b"}\n");
+    }
+
+    /// Writes `value` with credential-shaped strings and secret-named members redacted.
+    fn write_redacted(&self, out: &mut Vec<u8>, value: &Value) {
         match value {
-            Value::Object(line) => line,
-            _ => Map::new(),
+            Value::String(text) => write_json(out, self.redactor.redact_text(text).as_ref()),
+            Value::Array(items) => {
+                out.push(b'[');
+                for (index, item) in items.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    self.write_redacted(out, item);
+                }
+                out.push(b']');
+            }
+            Value::Object(members) => {
+                out.push(b'{');
+                for (index, (name, member)) in members.iter().enumerate() {
+                    if index > 0 {
+                        out.push(b',');
+                    }
+                    write_json(out, name.as_str());
+                    out.push(b':');
+                    if self.redactor.is_secret_name(name) && !member.is_null() {
+                        write_json(out, crate::redact::REDACTED);
+                    } else {
+                        self.write_redacted(out, member);
+                    }
+                }
+                out.push(b'}');
+            }
+            Value::Null | Value::Bool(_) | Value::Number(_) => write_json(out, value),
         }
     }
 }
 
-fn add_context(line: &mut Map<String, Value>, context: &crate::context::RequestContext) {
-    let fixed = context.fixed();
-    line.insert("correlation_id".into(), fixed.correlation_id.clone().into());
-    line.insert("trace_id".into(), fixed.trace_id.clone().into());
-    line.insert("span_id".into(), fixed.span_id.clone().into());
-    if let Some(ip) = fixed.client_ip {
-        line.insert(
-            "src_endpoint".into(),
-            serde_json::json!({ "ip": ip.to_string() }),
-        );
-    }
+/// JSON of a value that serializes (strings, maps, numbers) into `out`.
+fn write_json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, value: &T) {
+    // Writing to a Vec only fails for values that cannot be JSON (non-string map keys):
+    // none are written here.
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
+/// The request's fixed members: `"correlation_id":…,"trace_id":…,"span_id":…,
+/// "src_endpoint":{…},"http_request":{…}` (the user agent redacted).
+fn render_fixed(fixed: &crate::context::Fixed, redactor: &Redactor) -> String {
     let mut request = Map::new();
     request.insert("http_method".into(), fixed.method.clone().into());
     if let Some(route) = &fixed.route {
         request.insert("url".into(), serde_json::json!({ "path": route }));
     }
     if let Some(agent) = &fixed.user_agent {
-        request.insert("user_agent".into(), agent.clone().into());
+        request.insert(
+            "user_agent".into(),
+            redactor.redact_text(agent).into_owned().into(),
+        );
     }
     request.insert("uid".into(), fixed.correlation_id.clone().into());
-    line.insert("http_request".into(), Value::Object(request));
-    let identity = context.identity();
-    if identity.user.is_some() || identity.session.is_some() {
-        let mut actor = Map::new();
-        if let Some(user) = identity.user {
-            actor.insert("user".into(), serde_json::json!({ "name": user }));
-        }
-        if let Some(session) = identity.session {
-            actor.insert("session".into(), serde_json::json!({ "uid": session }));
-        }
-        line.insert("actor".into(), Value::Object(actor));
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(b"\"correlation_id\":");
+    write_json(&mut out, fixed.correlation_id.as_str());
+    out.extend_from_slice(b",\"trace_id\":");
+    write_json(&mut out, fixed.trace_id.as_str());
+    out.extend_from_slice(b",\"span_id\":");
+    write_json(&mut out, fixed.span_id.as_str());
+    if let Some(ip) = fixed.client_ip {
+        out.extend_from_slice(b",\"src_endpoint\":{\"ip\":\"");
+        out.extend_from_slice(ip.to_string().as_bytes());
+        out.extend_from_slice(b"\"}");
     }
+    out.extend_from_slice(b",\"http_request\":");
+    write_json(&mut out, &request);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `,"actor":{"user":{"name":…},"session":{"uid":…}}` when the request has a user or session.
+fn write_identity(out: &mut Vec<u8>, identity: &crate::context::Identity) {
+    if identity.user.is_none() && identity.session.is_none() {
+        return;
+    }
+    out.extend_from_slice(b",\"actor\":{");
+    if let Some(user) = &identity.user {
+        out.extend_from_slice(b"\"user\":{\"name\":");
+        write_json(out, user.as_str());
+        out.push(b'}');
+    }
+    if let Some(session) = &identity.session {
+        if identity.user.is_some() {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"\"session\":{\"uid\":");
+        write_json(out, session.as_str());
+        out.push(b'}');
+    }
+    out.push(b'}');
 }
 
 impl<S> tracing_subscriber::Layer<S> for JsonLayer
@@ -193,17 +296,13 @@ where
             return;
         }
         self.stats.events.fetch_add(1, Ordering::Relaxed);
-        let line = self.line(event, &ctx);
-        let mut bytes = serde_json::to_vec(&Value::Object(line)).unwrap_or_default();
-        bytes.push(b'\n');
-        match (&self.outputs.stdout, &self.outputs.seclog) {
-            (Some(stdout), Some(seclog)) => {
-                stdout.push(bytes.clone());
-                seclog.push(bytes);
-            }
-            (Some(stdout), None) => stdout.push(bytes),
-            (None, Some(seclog)) => seclog.push(bytes),
-            (None, None) => {}
+        let mut line = Vec::with_capacity(1024);
+        self.write_line(event, &ctx, &mut line);
+        if let Some(stdout) = &self.outputs.stdout {
+            stdout.push(&line);
+        }
+        if let Some(seclog) = &self.outputs.seclog {
+            seclog.push(&line);
         }
     }
 }
@@ -212,7 +311,8 @@ where
 struct Visitor<'a> {
     redactor: &'a Redactor,
     message: Option<String>,
-    security: Option<Value>,
+    /// The event carries OCSF members (see [`crate::event::with_emitting`]).
+    ocsf: bool,
     fields: Map<String, Value>,
 }
 
@@ -221,7 +321,7 @@ impl<'a> Visitor<'a> {
         Visitor {
             redactor,
             message: None,
-            security: None,
+            ocsf: false,
             fields: Map::new(),
         }
     }
@@ -249,15 +349,20 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let text = format!("{value:?}");
         match field.name() {
-            "message" => self.message = Some(self.redactor.redact_text(&text).into_owned()),
-            crate::event::FIELD => {
-                self.security = serde_json::from_str(&text).ok();
+            "message" => {
+                let text = format!("{value:?}");
+                self.message = Some(self.redactor.redact_text(&text).into_owned());
             }
-            name => {
-                let text = self.redactor.redact_field(name, &text).into_owned();
-                self.put(field, Value::String(text));
+            // The members are read where they are, not formatted.
+            crate::event::FIELD => self.ocsf = true,
+            name if self.redactor.is_secret_name(name) => {
+                self.put(field, Value::String(crate::redact::REDACTED.into()));
+            }
+            _ => {
+                let text = format!("{value:?}");
+                let clean = self.redactor.redact_text(&text).into_owned();
+                self.put(field, Value::String(clean));
             }
         }
     }

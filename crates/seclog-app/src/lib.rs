@@ -24,6 +24,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 #![warn(missing_docs)]
 
+mod buffer;
 pub mod context;
 pub mod event;
 mod layer;
@@ -102,8 +103,9 @@ pub struct SeclogConfig {
     pub spool_dir: Option<PathBuf>,
     /// PEM CA certificates to check seclog's certificate with (default: the system's).
     pub ca_file: Option<PathBuf>,
-    /// Events waiting in memory for the batcher; beyond it events are dropped and counted.
-    pub queue_capacity: usize,
+    /// Bytes of lines waiting in memory for the batcher; beyond it lines are dropped and
+    /// counted.
+    pub queue_max_bytes: usize,
     /// A batch closes at this many bytes ...
     pub batch_max_bytes: usize,
     /// ... or events ...
@@ -125,7 +127,7 @@ impl SeclogConfig {
             group: format!("app/{service}"),
             spool_dir: None,
             ca_file: None,
-            queue_capacity: 65_536,
+            queue_max_bytes: 64 << 20,
             batch_max_bytes: 1 << 20,
             batch_max_events: 10_000,
             flush_interval: Duration::from_secs(1),
@@ -254,7 +256,7 @@ pub fn layer(config: &Config) -> Result<(JsonLayer, Logging), Error> {
     let _ = REDACTOR.set(config.redactor.clone());
     let stats = Arc::new(Stats::default());
     let stdout = if config.stdout {
-        Some(stdout::StdoutQueue::start(65_536, Arc::clone(&stats))?)
+        Some(stdout::StdoutQueue::start(64 << 20, Arc::clone(&stats))?)
     } else {
         None
     };

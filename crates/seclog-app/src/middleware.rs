@@ -23,7 +23,6 @@ use std::time::Instant;
 use axum::extract::{ConnectInfo, MatchedPath};
 use axum::http::{HeaderMap, HeaderValue, Request, Response};
 use ipnet::IpNet;
-use serde_json::json;
 
 use crate::context::{Fixed, RequestContext};
 
@@ -155,32 +154,43 @@ fn log_request(summary: &RequestSummary<'_>) {
         "PATCH" => (9, "Patch"),
         _ => (99, "Other"),
     };
-    let duration_ms = summary.duration.as_secs_f64() * 1000.0;
     let failed = summary.status >= 400;
-    let event = json!({
-        "class_uid": 4002,
-        "class_name": "HTTP Activity",
-        "category_uid": 4,
-        "category_name": "Network Activity",
-        "activity_id": activity.0,
-        "activity_name": activity.1,
-        "type_uid": 400_200 + activity.0,
-        "severity_id": 1,
-        "severity": "Informational",
-        "status_id": if failed { 2 } else { 1 },
-        "status": if failed { "Failure" } else { "Success" },
-        "http_response": { "code": summary.status, "length": summary.response_bytes },
-        "http_request_length": summary.request_bytes,
-        "duration": duration_ms,
-    })
-    .to_string();
+    let (status_id, status_name) = if failed {
+        (2, "Failure")
+    } else {
+        (1, "Success")
+    };
+    let optional = |value: Option<u64>| value.map_or_else(|| "null".to_string(), |n| n.to_string());
+    // Every value here is a number or a fixed word: rendered directly, nothing to redact.
+    let members = format!(
+        "\"class_uid\":4002,\"class_name\":\"HTTP Activity\",\"category_uid\":4,\
+         \"category_name\":\"Network Activity\",\"activity_id\":{},\"activity_name\":\"{}\",\
+         \"type_uid\":{},\"severity_id\":1,\"severity\":\"Informational\",\
+         \"status_id\":{status_id},\"status\":\"{status_name}\",\
+         \"http_response\":{{\"code\":{},\"length\":{}}},\"http_request_length\":{},\
+         \"duration\":{:.3}",
+        activity.0,
+        activity.1,
+        400_200 + activity.0,
+        summary.status,
+        optional(summary.response_bytes),
+        optional(summary.request_bytes),
+        summary.duration.as_secs_f64() * 1000.0,
+    );
     let route = summary.route.unwrap_or("(no route)");
     let status = summary.status;
-    if status >= 500 {
-        tracing::warn!(target: "http", security_event = %event, "{} {route} {status}", summary.method);
+    let level = if status >= 500 {
+        tracing::Level::WARN
     } else {
-        tracing::info!(target: "http", security_event = %event, "{} {route} {status}", summary.method);
-    }
+        tracing::Level::INFO
+    };
+    let message = format!("{} {route} {status}", summary.method);
+    crate::event::emit_body(
+        crate::event::Target::Http,
+        level,
+        &message,
+        crate::event::Emitting::Rendered(members),
+    );
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {
@@ -213,12 +223,18 @@ fn request_context<B>(request: &Request<B>, trusted: &[IpNet]) -> Fixed {
     let correlation_id = match (request_id, &parent) {
         (Some(id), _) => id.to_string(),
         (None, Some(parent)) => parent.trace_id.clone(),
-        (None, None) => uuid::Uuid::now_v7().to_string(),
+        (None, None) => uuid_v7(),
     };
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
         .and_then(|value| value.to_str().ok())
-        .map(|agent| agent.chars().take(512).collect());
+        .map(|agent| {
+            // Header values that are `str` are visible ASCII: any byte is a boundary.
+            agent
+                .get(..agent.len().min(512))
+                .unwrap_or(agent)
+                .to_string()
+        });
     Fixed {
         correlation_id,
         trace_id,
@@ -286,12 +302,23 @@ fn parse_traceparent(text: &str) -> Option<TraceParent> {
     })
 }
 
+/// A UUIDv7 (time-ordered) from the clock and the thread's fast generator (no system call).
+fn uuid_v7() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let random = fastrand::u128(..).to_be_bytes();
+    let mut tail = [0u8; 10];
+    tail.copy_from_slice(&random[..10]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &tail)
+        .into_uuid()
+        .to_string()
+}
+
+/// A W3C trace id (16 random bytes) or span id (8), in lower-case hex; never all zero.
 fn random_hex(bytes: usize) -> String {
-    let mut out = String::with_capacity(bytes * 2);
-    for _ in 0..bytes {
-        out.push_str(&format!("{:02x}", fastrand::u8(..)));
-    }
-    out
+    let value = fastrand::u128(1..).to_be_bytes();
+    hex::encode(&value[16 - bytes.min(16)..])
 }
 
 /// The client: the peer, unless the peer is a trusted proxy; then the forwarding chain is

@@ -87,7 +87,12 @@ pub struct Redactor {
     extra_names: Vec<String>,
     /// Key for pseudonyms of user identifiers; `None` keeps them as they are.
     pseudonym_key: Option<zeroize::Zeroizing<Vec<u8>>>,
+    /// Names already judged (field names come from code: a few hundred at most).
+    judged: std::sync::Arc<std::sync::RwLock<std::collections::HashMap<Box<str>, bool>>>,
 }
+
+/// Names remembered by one redactor at most (beyond, names are judged each time).
+const MAX_JUDGED: usize = 4096;
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +114,7 @@ impl Redactor {
     {
         self.extra_names
             .extend(names.into_iter().map(|name| normalize(name.as_ref())));
+        self.judged = std::sync::Arc::default();
         self
     }
 
@@ -121,6 +127,27 @@ impl Redactor {
 
     /// Whether values of a field (or header) with this name are secrets.
     pub fn is_secret_name(&self, name: &str) -> bool {
+        let judged = self
+            .judged
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .copied();
+        if let Some(secret) = judged {
+            return secret;
+        }
+        let secret = self.judge(name);
+        let mut judged = self
+            .judged
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if judged.len() < MAX_JUDGED {
+            judged.insert(name.into(), secret);
+        }
+        secret
+    }
+
+    fn judge(&self, name: &str) -> bool {
         let name = normalize(name);
         if SAFE_NAMES.contains(&name.as_str()) {
             return false;

@@ -815,7 +815,10 @@ fn the_flask_example_ships_the_same_events_through_opentelemetry() {
     assert_eq!(success["status_id"], 1);
     assert_eq!(success["user.name"], "alice");
     assert_eq!(success["src_endpoint.ip"], "203.0.113.5");
-    assert!(ok.iter().any(|a| a["class_uid"] == 4002 && a["http_response.code"] == 200));
+    assert!(
+        ok.iter()
+            .any(|a| a["class_uid"] == 4002 && a["http_response.code"] == 200)
+    );
     for attempt in 0..3 {
         let lines = attributes(&format!("flask-fail-{attempt}"));
         let failure = lines

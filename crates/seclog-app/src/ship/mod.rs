@@ -181,8 +181,15 @@ fn batch_loop(buffer: &LineBuffer, spool: &Spool, limits: &BatchLimits) {
         if events == 0 && taken.lines > 0 {
             opened_at = Instant::now();
         }
-        // Split what was taken at line ends so that no batch passes its limits by much.
-        let mut rest = taken.bytes.as_slice();
+        let fits = open.len() + taken.bytes.len() < limits.max_bytes
+            && events + taken.lines < limits.max_events;
+        if fits {
+            open.extend_from_slice(&taken.bytes);
+            events += taken.lines;
+        }
+        // Otherwise split what was taken at line ends, so that no batch passes its limits by
+        // more than a line.
+        let mut rest = if fits { &[][..] } else { taken.bytes.as_slice() };
         while !rest.is_empty() {
             let end = rest
                 .iter()

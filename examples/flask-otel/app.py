@@ -25,6 +25,7 @@ import re
 import sys
 import time
 import uuid
+from urllib.parse import urlencode
 
 from flask import Flask, g, jsonify, request
 from opentelemetry._logs import set_logger_provider
@@ -46,6 +47,8 @@ CREDENTIAL_VALUE = re.compile(
     r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9\-._~+/]{8,}=*"
     r"|\beyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"
     r"|\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"
+    # name=value pairs of a logged query string or form body
+    r"|(?i:\b[a-z0-9_.-]*(?:password|passwd|secret|token|api[_-]?key)[a-z0-9_.-]*=[^&\s]*)"
 )
 # Attributes every LogRecord has: not the application's.
 STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -134,6 +137,16 @@ def create_app(logger, trusted_proxies=0):
     def login():
         username = request.form.get("username", "")
         password = request.form.get("password", "")
+        # The line a developer adds while chasing a login bug: the filter redacts it.
+        logger.info(
+            "login request",
+            extra={
+                "body": urlencode(request.form),
+                "authorization": request.headers.get("Authorization", ""),
+                "password": password,
+                "correlation_id": g.correlation_id,
+            },
+        )
         expected = USERS.get(username)
         if expected is None or expected != password:
             reason = "unknown user" if expected is None else "wrong password"

@@ -425,8 +425,10 @@ impl SecurityEvent {
         self
     }
 
-    /// Adds a member (OCSF attribute name, e.g. `actor.app_name` as `"actor"`): redacted like
-    /// every field.
+    /// Adds a member (an OCSF attribute, e.g. `"auth_protocol"` or `"dst_endpoint"`), redacted
+    /// like every field. The members every line writes itself (`timestamp`, `message`,
+    /// `service`, `correlation_id`, `trace_id`, `span_id`, `src_endpoint`, `http_request`,
+    /// `actor`, `fields`, `metadata`, `time`, …) are the request's and are not replaced.
     pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
         self.body.insert(name.to_string(), value.into());
         self
@@ -493,7 +495,11 @@ impl std::fmt::Display for Members {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         with_emitting(|members| match members {
             Some(Emitting::Members(members)) => {
-                let text = serde_json::to_string(members).map_err(|_| std::fmt::Error)?;
+                // Other subscribers (a fmt layer composed beside seclog-app's) see the members
+                // redacted too.
+                let mut value = Value::Object(members.clone());
+                crate::redactor().redact_json(&mut value);
+                let text = serde_json::to_string(&value).map_err(|_| std::fmt::Error)?;
                 formatter.write_str(&text)
             }
             Some(Emitting::Rendered(text)) => write!(formatter, "{{{text}}}"),

@@ -34,7 +34,7 @@ pub mod ship;
 mod stdout;
 
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 pub use context::{clear_identity, propagate, set_session, set_user};
@@ -148,7 +148,8 @@ pub struct Config {
     pub seclog: Option<SeclogConfig>,
     /// Redaction rules (and pseudonyms of user names).
     pub redactor: Redactor,
-    /// The `tracing` filter (`RUST_LOG` syntax); default `info`.
+    /// The `tracing` filter (`RUST_LOG` syntax); default `info`. Security events (target
+    /// `security`) and request logs (`http`) are always written at `info` and above.
     pub filter: String,
 }
 
@@ -203,11 +204,15 @@ fn hostname() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-static REDACTOR: OnceLock<Redactor> = OnceLock::new();
+static REDACTOR: RwLock<Option<Arc<Redactor>>> = RwLock::new(None);
 
-/// The redactor [`init`] installed (the default rules before).
-pub fn redactor() -> &'static Redactor {
-    REDACTOR.get_or_init(Redactor::default)
+/// The redactor [`init`] (or [`layer`]) installed, the default rules before.
+pub fn redactor() -> Arc<Redactor> {
+    let installed = REDACTOR
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    installed.unwrap_or_else(|| Arc::new(Redactor::default()))
 }
 
 /// The running logging pipeline; [`Logging::shutdown`] delivers what it can before exit.
@@ -253,7 +258,10 @@ impl Logging {
 /// Builds the layer and its outputs without installing anything (to compose with other
 /// layers).
 pub fn layer(config: &Config) -> Result<(JsonLayer, Logging), Error> {
-    let _ = REDACTOR.set(config.redactor.clone());
+    *REDACTOR
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+        Some(Arc::new(config.redactor.clone()));
     let stats = Arc::new(Stats::default());
     let stdout = if config.stdout {
         Some(stdout::StdoutQueue::start(64 << 20, Arc::clone(&stats))?)
@@ -287,7 +295,10 @@ pub fn layer(config: &Config) -> Result<(JsonLayer, Logging), Error> {
 /// Installs the global subscriber: [`JsonLayer`] under the configured filter.
 pub fn init(config: Config) -> Result<Logging, Error> {
     use tracing_subscriber::layer::SubscriberExt as _;
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.filter)
+    // Security events and request logs pass whatever the filter says for the rest: a quiet
+    // `RUST_LOG=error` must not turn off the audit trail.
+    let directives = format!("{},security=info,http=info", config.filter);
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .map_err(|error| Error::Config(format!("filter {:?}: {error}", config.filter)))?;
     let (layer, logging) = layer(&config)?;
     let subscriber = tracing_subscriber::registry().with(filter).with(layer);

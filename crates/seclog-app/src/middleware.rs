@@ -26,10 +26,28 @@ use ipnet::IpNet;
 
 use crate::context::{Fixed, RequestContext};
 
+/// Which header trusted proxies record the client in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardingHeader {
+    /// `X-Forwarded-For` (nginx, HAProxy, AWS load balancers, most proxies).
+    #[default]
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=…`.
+    Forwarded,
+}
+
 /// The middleware's layer.
 #[derive(Debug, Clone, Default)]
 pub struct RequestLogLayer {
-    trusted: Arc<Vec<IpNet>>,
+    trusted: Arc<Proxies>,
+}
+
+/// Trusted proxies and the one header they write.
+#[derive(Debug, Default)]
+struct Proxies {
+    networks: Vec<IpNet>,
+    header: ForwardingHeader,
 }
 
 impl RequestLogLayer {
@@ -55,8 +73,22 @@ impl RequestLogLayer {
                 })?;
             trusted.push(parsed);
         }
-        self.trusted = Arc::new(trusted);
+        self.trusted = Arc::new(Proxies {
+            networks: trusted,
+            header: self.trusted.header,
+        });
         Ok(self)
+    }
+
+    /// The header the trusted proxies write (default `X-Forwarded-For`). Only that one is
+    /// read: the other is whatever the client sent, passed through by the proxy.
+    #[must_use]
+    pub fn forwarding_header(mut self, header: ForwardingHeader) -> RequestLogLayer {
+        self.trusted = Arc::new(Proxies {
+            networks: self.trusted.networks.clone(),
+            header,
+        });
+        self
     }
 }
 
@@ -75,7 +107,7 @@ impl<S> tower::Layer<S> for RequestLogLayer {
 #[derive(Debug, Clone)]
 pub struct RequestLog<S> {
     inner: S,
-    trusted: Arc<Vec<IpNet>>,
+    trusted: Arc<Proxies>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -202,12 +234,12 @@ fn content_length(headers: &HeaderMap) -> Option<u64> {
         .ok()
 }
 
-fn request_context<B>(request: &Request<B>, trusted: &[IpNet]) -> Fixed {
+fn request_context<B>(request: &Request<B>, trusted: &Proxies) -> Fixed {
     let headers = request.headers();
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
+        .map(|info| info.0.ip().to_canonical());
     let parent = headers
         .get("traceparent")
         .and_then(|value| value.to_str().ok())
@@ -240,7 +272,7 @@ fn request_context<B>(request: &Request<B>, trusted: &[IpNet]) -> Fixed {
         trace_id,
         span_id: random_hex(8),
         parent_span_id: parent.map(|parent| parent.span_id),
-        client_ip: peer.map(|peer| client_ip(peer, headers, trusted)),
+        client_ip: peer.map(|peer| client_ip(peer, headers, &trusted.networks, trusted.header)),
         peer_ip: peer,
         user_agent,
         method: request.method().as_str().to_string(),
@@ -325,12 +357,19 @@ fn random_hex(bytes: usize) -> String {
 /// walked from the right (the hop nearest to us) past trusted proxies, and the first address
 /// not trusted is the client. Headers from untrusted peers are ignored entirely, so a client
 /// cannot name its own address.
-pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_ip(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    header: ForwardingHeader,
+) -> IpAddr {
+    // `::ffff:10.0.0.5` (a dual-stack listener) is 10.0.0.5.
+    let peer = peer.to_canonical();
     let is_trusted = |address: &IpAddr| trusted.iter().any(|network| network.contains(address));
     if !is_trusted(&peer) {
         return peer;
     }
-    let chain = forwarded_chain(headers);
+    let chain = forwarded_chain(headers, header);
     let mut client = peer;
     for hop in chain.iter().rev() {
         match hop {
@@ -347,45 +386,47 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     client
 }
 
-/// The `for` addresses of `Forwarded` (RFC 7239), else of `X-Forwarded-For`, left to right,
-/// over all header lines; `None` for a hop that is not an address.
-fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
-        .get_all(axum::http::header::FORWARDED)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        let mut chain = Vec::new();
-        for element in forwarded.iter().flat_map(|line| line.split(',')) {
-            let hop = element.split(';').find_map(|pair| {
-                let (name, value) = pair.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("for")
-                    .then(|| parse_node(value.trim().trim_matches('"')))
-            });
-            chain.push(hop.flatten());
-        }
-        return chain;
+/// The addresses of the chosen forwarding header, left to right, over all its lines; `None`
+/// for a hop that is not an address.
+fn forwarded_chain(headers: &HeaderMap, header: ForwardingHeader) -> Vec<Option<IpAddr>> {
+    match header {
+        ForwardingHeader::Forwarded => headers
+            .get_all(axum::http::header::FORWARDED)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|line| line.split(','))
+            .map(|element| {
+                element
+                    .split(';')
+                    .find_map(|pair| {
+                        let (name, value) = pair.split_once('=')?;
+                        name.trim()
+                            .eq_ignore_ascii_case("for")
+                            .then(|| parse_node(value.trim().trim_matches('"')))
+                    })
+                    .flatten()
+            })
+            .collect(),
+        ForwardingHeader::XForwardedFor => headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(|line| line.split(','))
+            .map(|hop| parse_node(hop.trim()))
+            .collect(),
     }
-    headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(','))
-        .map(|hop| parse_node(hop.trim()))
-        .collect()
 }
 
 /// `192.0.2.1`, `192.0.2.1:443`, `[2001:db8::1]:443`, `2001:db8::1`.
 fn parse_node(text: &str) -> Option<IpAddr> {
-    if let Ok(address) = IpAddr::from_str(text) {
-        return Some(address);
-    }
-    if let Some(rest) = text.strip_prefix('[') {
-        return IpAddr::from_str(rest.split(']').next()?).ok();
-    }
-    SocketAddr::from_str(text).ok().map(|address| address.ip())
+    let address = if let Ok(address) = IpAddr::from_str(text) {
+        address
+    } else if let Some(rest) = text.strip_prefix('[') {
+        IpAddr::from_str(rest.split(']').next()?).ok()?
+    } else {
+        SocketAddr::from_str(text).ok()?.ip()
+    };
+    Some(address.to_canonical())
 }
 
 #[cfg(test)]
@@ -408,27 +449,50 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let proxy: IpAddr = "10.0.0.5".parse().unwrap();
         let stranger: IpAddr = "198.51.100.7".parse().unwrap();
+        let xff = ForwardingHeader::XForwardedFor;
         let spoofed = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        assert_eq!(client_ip(stranger, &spoofed, &trusted), stranger);
+        assert_eq!(client_ip(stranger, &spoofed, &trusted, xff), stranger);
         let via_proxy = headers(&[("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.9")]);
         assert_eq!(
-            client_ip(proxy, &via_proxy, &trusted),
+            client_ip(proxy, &via_proxy, &trusted, xff),
             "203.0.113.9".parse::<IpAddr>().unwrap()
         );
         let forwarded = headers(&[(
             "forwarded",
             "for=192.0.2.60;proto=http, for=\"[2001:db8:cafe::17]:4711\"",
         )]);
+        let rfc = ForwardingHeader::Forwarded;
         assert_eq!(
-            client_ip(proxy, &forwarded, &trusted),
+            client_ip(proxy, &forwarded, &trusted, rfc),
             "2001:db8:cafe::17".parse::<IpAddr>().unwrap()
+        );
+        // A proxy that writes X-Forwarded-For passes the client's own Forwarded through:
+        // it is not read.
+        let forged = headers(&[
+            ("forwarded", "for=6.6.6.6"),
+            ("x-forwarded-for", "203.0.113.9"),
+        ]);
+        assert_eq!(
+            client_ip(proxy, &forged, &trusted, xff),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
         );
         let hidden = headers(&[("forwarded", "for=192.0.2.60, for=_hidden, for=10.1.1.1")]);
         assert_eq!(
-            client_ip(proxy, &hidden, &trusted),
+            client_ip(proxy, &hidden, &trusted, rfc),
             "10.1.1.1".parse::<IpAddr>().unwrap()
         );
-        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted), proxy);
+        assert_eq!(client_ip(proxy, &HeaderMap::new(), &trusted, xff), proxy);
+        // Dual-stack listeners see IPv4 peers as mapped IPv6 addresses.
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().unwrap();
+        assert_eq!(
+            client_ip(mapped, &via_proxy, &trusted, xff),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
+        let mapped_hops = headers(&[("x-forwarded-for", "::ffff:198.51.100.3")]);
+        assert_eq!(
+            client_ip(proxy, &mapped_hops, &trusted, xff),
+            "198.51.100.3".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -74,8 +74,11 @@ static CREDENTIAL_VALUES: LazyLock<Regex> = LazyLock::new(|| {
         r"\b[sr]k_(?:live|test)_[A-Za-z0-9]{16,}\b",
         // user:password@ in URLs.
         r"(?i)\b[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s@]+@",
-        // name=value and "name": "value" where the name looks like a secret.
-        r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization|cookie|session[_-]?key)[a-z0-9_.-]*"?\s*(?:=|:)\s*"?(?:(?:bearer|basic|token|digest)\s+)?[^\s"&,;]+"?"#,
+        // A cookie header in text (`Cookie: a=1; sid=2`): every cookie, to the end of the line.
+        r#"(?i)\b(?:set-)?cookie\s*:\s*[^\r\n"]+"#,
+        // name=value, "name": "value" and name: Some("value") where the name looks like a
+        // secret; a quoted value is taken whole (spaces and escaped quotes included).
+        r#"(?i)\b[a-z0-9_.-]*(?:password|passwd|passphrase|pwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization|cookie|session[_-]?key)[a-z0-9_.-]*"?\s*(?:=|:)\s*(?:Some\(\s*)?(?:"(?:[^"\\]|\\.)*"|(?:(?:bearer|basic|token|digest)\s+)?[^\s"&,;)]+)"#,
     ];
     Regex::new(&patterns.join("|")).expect("the credential patterns are valid")
 });
@@ -300,6 +303,11 @@ mod tests {
             "seclog slt_abcdefghijklmnopqrstuvwx1234 sent",
             "-----BEGIN PRIVATE KEY-----\nMIIEvQ\n-----END PRIVATE KEY-----",
             "Basic YWxpY2U6d29uZGVybGFuZA==",
+            "Cookie: theme=dark; sid=abc.def; other=hunter2",
+            r#"{"cookie": "theme=dark; sid=abc.def"}"#,
+            r#"{"password": "correct hunter2 battery"}"#,
+            r#"Login { user: "alice", password: Some("hunter2") }"#,
+            r#"{"token": "with \"quote\" hunter2"}"#,
         ];
         for case in cases {
             let clean = redactor.redact_text(case);
@@ -313,6 +321,8 @@ mod tests {
                 "slt_abc",
                 "MIIEvQ",
                 "YWxpY2U6",
+                "sid=abc",
+                "battery",
             ] {
                 assert!(!clean.contains(secret), "{case:?} → {clean:?}");
             }

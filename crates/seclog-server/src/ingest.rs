@@ -97,7 +97,18 @@ pub(crate) async fn ingest(
     drop(slot);
     let (batches, outcome) = prepared;
     if let (Some(id), Outcome::Accepted { accepted, rejected }) = (&batch_id, &outcome) {
-        let stored = crate::producer::store_once(&state, &group, id, batches).await?;
+        // In a task of its own: a client that gives up while the batch is being committed must
+        // not release the producer's claim before the commit has resolved (its retry would find
+        // nothing durable yet and commit the batch a second time).
+        let stored = {
+            let (state, group, id) = (state.clone(), group.clone(), id.clone());
+            let token_id = token.id.clone();
+            tokio::spawn(async move {
+                crate::producer::store_once(&state, &group, &token_id, &id, batches).await
+            })
+            .await
+            .map_err(|_| ApiError::internal("ingest worker failed"))??
+        };
         if !stored.duplicate {
             let (accepted, rejected) = (*accepted as u64, *rejected as u64);
             state
@@ -111,6 +122,7 @@ pub(crate) async fn ingest(
             "first_seq": stored.range.map(|(first, _)| first),
             "last_seq": stored.range.map(|(_, last)| last),
             "duplicate": stored.duplicate,
+            "last_batch": stored.last_batch,
         }))
         .into_response());
     }

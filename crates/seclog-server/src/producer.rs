@@ -2,7 +2,9 @@
 //! and `Seclog-Batch` is stored once however often it arrives (a retry after a lost reply, a
 //! spool replayed after the sender restarted, either side crashing mid-batch).
 //!
-//! Per group and producer the meta store keeps the highest batch number stored. A batch at or
+//! Per group, token and producer the meta store keeps the highest batch number stored (a
+//! producer's name is namespaced by the token that sends it: another token covering the group
+//! cannot claim its numbers and so silence it). A batch at or
 //! below it is answered as a duplicate and not stored. Before a batch is committed, the groups'
 //! durable sizes are saved with its number; when that same batch comes again after a crash, the
 //! records of it that the journal holds (each carries the producer and batch in its attributes)
@@ -23,6 +25,9 @@ pub(crate) struct StoredOnce {
     pub(crate) range: Option<(u64, u64)>,
     /// The batch was stored before (completely, or now completed).
     pub(crate) duplicate: bool,
+    /// The producer's highest stored batch number after this call: a duplicate below it tells
+    /// the producer its numbers went backwards (a spool restored from a copy).
+    pub(crate) last_batch: u64,
 }
 
 /// Stores `batches` (the group's events first, then its dead letters) unless the producer's
@@ -30,26 +35,29 @@ pub(crate) struct StoredOnce {
 pub(crate) async fn store_once(
     state: &AppState,
     group: &GroupName,
+    token_id: &str,
     id: &BatchId,
     mut batches: Vec<GroupBatch>,
 ) -> Result<StoredOnce, ApiError> {
+    let producer = format!("{token_id}/{}", id.producer);
     // One batch of a producer at a time: two copies of one batch arriving together must not
     // both find it unstored.
-    let _claim = Claim::take(state, format!("producer\u{0}{group}\u{0}{}", id.producer)).await;
+    let _claim = Claim::take(state, format!("producer\u{0}{group}\u{0}{producer}")).await;
     let meta_error = |error: seclog_meta::MetaError| {
         tracing::error!(%error, "producer state not readable or not stored");
         ApiError::internal("the producer's batch state cannot be kept")
     };
     let mut progress = state
         .meta
-        .producer_state(group.as_str(), &id.producer)
+        .producer_state(group.as_str(), &producer)
         .map_err(meta_error)?
         .unwrap_or_default();
     progress.seen_unix = seclog_model::Timestamp::now().unix_seconds();
-    if progress.last_batch.is_some_and(|last| id.batch <= last) {
+    if let Some(last) = progress.last_batch.filter(|&last| id.batch <= last) {
         return Ok(StoredOnce {
             range: None,
             duplicate: true,
+            last_batch: last,
         });
     }
     let dead_letters = GroupName::dead_letter();
@@ -81,7 +89,7 @@ pub(crate) async fn store_once(
     let save = |progress: &ProducerState| {
         state
             .meta
-            .set_producer_state(group.as_str(), &id.producer, progress)
+            .set_producer_state(group.as_str(), &producer, progress)
             .map_err(meta_error)
     };
     let mut range = None;
@@ -104,5 +112,9 @@ pub(crate) async fn store_once(
     progress.pending = None;
     progress.last_batch = Some(id.batch);
     save(&progress)?;
-    Ok(StoredOnce { range, duplicate })
+    Ok(StoredOnce {
+        range,
+        duplicate,
+        last_batch: id.batch,
+    })
 }

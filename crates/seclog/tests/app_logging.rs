@@ -610,6 +610,44 @@ fn secrets_never_leave_the_app() {
     );
 }
 
+/// A quiet filter (`RUST_LOG=error`) silences the application's chatter, not its audit trail:
+/// security events and request logs are still written.
+#[test]
+fn a_quiet_log_filter_keeps_security_events() {
+    let store = Store::new();
+    let (server, admin, token) = seclog_with_app_token(&store);
+    let spool = store.logs().join("spool");
+    let app = SecureApp::start(&AppSettings {
+        seclog: &server.base,
+        token: &token,
+        spool: &spool,
+        logs: &store.logs(),
+        trusted_proxies: &[],
+        extra_env: &[("RUST_LOG", "error")],
+    });
+    let reply = app.send(
+        "POST",
+        "/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-request-id", "quiet-1"),
+        ],
+        b"username=alice&password=nope",
+    );
+    assert_eq!(reply.status, 401);
+    let events = wait_for_events(&server, &admin, "app/secure-app", 2);
+    let linked = by_correlation(&events);
+    let lines = linked.get("quiet-1").expect("the request's events");
+    assert!(classes(lines).contains(&(3002, 2)), "{lines:#?}");
+    assert!(classes(lines).contains(&(4002, 2)), "{lines:#?}");
+    assert!(
+        events
+            .iter()
+            .all(|event| event["event"]["message"] != "secure-app listening"),
+        "info lines of other targets follow the filter"
+    );
+}
+
 /// seclog stops; the app keeps serving, is restarted meanwhile, and keeps serving; seclog
 /// comes back: every event arrives once.
 #[test]
@@ -699,82 +737,154 @@ fn events_logged_while_seclog_is_down_arrive_exactly_once_across_an_app_restart(
     );
 }
 
-/// A producer's numbered batch is stored once: sent again, and sent again after a crash that
-/// left the batch committed but not recorded as stored.
+/// A producer's numbered batch is stored once: sent again; sent again after a crash that left
+/// it committed but not recorded; and after a crash that left only its first records
+/// committed (the rest, dead letters included, is stored then). Another token cannot claim
+/// the producer's numbers.
 #[test]
 fn a_numbered_batch_is_stored_once_even_after_a_crash_between_commit_and_bookkeeping() {
     let store = Store::new();
-    let (mut server, admin, token) = seclog_with_app_token(&store);
-    let send = |server: &Server, batch: &str, body: &[u8]| {
+    let admin = store.init();
+    let mut server = store.serve(&[]);
+    let created = common::post(
+        &server.url("/api/v1/tokens"),
+        Some(&admin),
+        &[("content-type", "application/json")],
+        json!({ "role": "ingest", "groups": "app/*" })
+            .to_string()
+            .as_bytes(),
+    )
+    .json();
+    let token = created["token"].as_str().expect("token").to_string();
+    let token_id = created["id"].as_str().expect("token id").to_string();
+    let send_as = |server: &Server, token: &str, batch: &str, body: &[u8]| {
         common::post(
             &server.url("/api/v1/ingest/app/once"),
-            Some(&token),
+            Some(token),
             &[("seclog-producer", "p-test"), ("seclog-batch", batch)],
             body,
         )
     };
+    let send = |server: &Server, batch: &str, body: &[u8]| send_as(server, &token, batch, body);
+    let values = |server: &Server| -> Vec<i64> {
+        stored(server, &admin, "app/once")
+            .iter()
+            .filter_map(|event| event["event"]["n"].as_i64())
+            .collect()
+    };
+    let stamped_dead_letters = |server: &Server| -> usize {
+        stored(server, &admin, "seclog/dead-letter")
+            .iter()
+            .filter(|event| event["attrs"]["producer"] == "p-test")
+            .count()
+    };
     let first = send(&server, "1", b"{\"n\":1}\n{\"n\":2}\n{\"broken\n");
     assert_eq!(first.status, 200, "{}", first.text());
+    assert_eq!(
+        (
+            first.json()["accepted"].clone(),
+            first.json()["rejected"].clone()
+        ),
+        (json!(2), json!(1))
+    );
     assert_eq!(first.json()["duplicate"], false);
     let again = send(&server, "1", b"{\"n\":1}\n{\"n\":2}\n{\"broken\n");
     assert_eq!(again.json()["duplicate"], true, "{}", again.text());
-    assert_eq!(
-        send(&server, "0", b"{\"n\":0}").json()["duplicate"],
-        true,
-        "older batches too"
-    );
-    let before = stored(&server, &admin, "app/once").len();
+    assert_eq!(again.json()["last_batch"], 1);
+    let older = send(&server, "0", b"{\"n\":0}");
+    assert_eq!(older.json()["duplicate"], true, "older batches too");
+    assert_eq!(values(&server), [1, 2]);
+    assert_eq!(stamped_dead_letters(&server), 1);
+
+    // Another token covering the group names the same producer: its own numbering, which
+    // cannot make the first producer's batches look stored.
+    let other = common::post(
+        &server.url("/api/v1/tokens"),
+        Some(&admin),
+        &[("content-type", "application/json")],
+        json!({ "role": "ingest", "groups": "app/*" })
+            .to_string()
+            .as_bytes(),
+    )
+    .json()["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let squat = send_as(&server, &other, "18446744073709551615", b"{\"n\":100}");
+    assert_eq!(squat.json()["duplicate"], false);
+
+    // Batch 2 stored whole, but the bookkeeping reset to "batch 2 was being committed":
+    // what a crash right after the journal commit leaves.
+    let before = 3; // n=1, n=2, n=100
     let second = send(&server, "2", b"{\"n\":3}\n{\"n\":4}");
-    assert_eq!(second.json()["accepted"], 2);
-    // Put the bookkeeping back to "batch 2 was being committed": what a crash right after the
-    // journal commit leaves.
-    server.stop_ok();
-    {
-        let meta = seclog_meta::MetaStore::open(&store.data().join("meta")).expect("meta");
-        let mut state = meta
-            .producer_state("app/once", "p-test")
-            .expect("state")
-            .expect("known");
-        assert_eq!(state.last_batch, Some(2));
-        state.last_batch = Some(1);
-        state.pending = Some(seclog_meta::PendingProducerBatch {
-            batch: 2,
-            group_next: before as u64,
-            dead_next: 1,
-        });
-        meta.set_producer_state("app/once", "p-test", &state)
-            .expect("set");
-    }
-    server.restart(&store.data(), &store.logs(), &[]);
+    assert_eq!(second.json()["accepted"], 2, "{}", second.text());
+    let rewind = |server: &mut Server, group_next: u64, dead_next: u64| {
+        server.stop_ok();
+        {
+            let meta = seclog_meta::MetaStore::open(&store.data().join("meta")).expect("meta");
+            let producer = format!("{token_id}/p-test");
+            let mut state = meta
+                .producer_state("app/once", &producer)
+                .expect("state")
+                .expect("known");
+            state.last_batch = state.last_batch.map(|last| last - 1);
+            let batch = state.last_batch.expect("a batch before") + 1;
+            state.pending = Some(seclog_meta::PendingProducerBatch {
+                batch,
+                group_next,
+                dead_next,
+            });
+            meta.set_producer_state("app/once", &producer, &state)
+                .expect("set");
+        }
+        server.restart(&store.data(), &store.logs(), &[]);
+    };
+    rewind(&mut server, before, 1);
     let retried = send(&server, "2", b"{\"n\":3}\n{\"n\":4}");
     assert_eq!(retried.status, 200, "{}", retried.text());
     assert_eq!(retried.json()["duplicate"], true, "{}", retried.text());
-    let events = stored(&server, &admin, "app/once");
-    let values: Vec<i64> = events
-        .iter()
-        .filter_map(|event| event["event"]["n"].as_i64())
-        .collect();
-    assert_eq!(values, [1, 2, 3, 4]);
-    assert!(
-        events
-            .iter()
-            .all(|event| event["attrs"]["producer"] == "p-test")
+    assert_eq!(values(&server), [1, 2, 100, 3, 4]);
+
+    // Batch 3: only its first two records reached the journal (sent here as a batch of two),
+    // then the crash; the whole batch comes again with a bad line and two more records.
+    let partial = send(&server, "3", b"{\"n\":5}\n{\"n\":6}");
+    assert_eq!(partial.json()["accepted"], 2);
+    rewind(&mut server, before + 2, 1);
+    let whole = send(
+        &server,
+        "3",
+        b"{\"n\":5}\n{\"n\":6}\n{\"broken\n{\"n\":7}\n{\"n\":8}",
     );
-    // The unparsable line went to the dead-letter group once, stamped like the rest.
-    let dead: Vec<Value> = stored(&server, &admin, "seclog/dead-letter")
-        .into_iter()
-        .filter(|event| event["attrs"]["producer"] == "p-test")
-        .collect();
-    assert_eq!(dead.len(), 1, "{dead:#?}");
-    let bad = send(&server, "3", b"{}");
-    assert_eq!(bad.status, 200);
-    let refused = common::post(
-        &server.url("/api/v1/ingest/app/once"),
-        Some(&token),
-        &[("seclog-producer", "p test")],
-        b"{}",
+    assert_eq!(whole.status, 200, "{}", whole.text());
+    assert_eq!(whole.json()["duplicate"], false, "{}", whole.text());
+    assert_eq!(
+        values(&server),
+        [1, 2, 100, 3, 4, 5, 6, 7, 8],
+        "the rest once"
     );
-    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert_eq!(
+        stamped_dead_letters(&server),
+        2,
+        "the retried batch's bad line once"
+    );
+    assert_eq!(send(&server, "3", b"{\"n\":5}").json()["duplicate"], true);
+
+    // The two headers go together, and each is checked.
+    for headers in [
+        vec![("seclog-producer", "p-test")],
+        vec![("seclog-batch", "4")],
+        vec![("seclog-producer", "p test"), ("seclog-batch", "4")],
+        vec![("seclog-producer", "p-test"), ("seclog-batch", "-4")],
+    ] {
+        let refused = common::post(
+            &server.url("/api/v1/ingest/app/once"),
+            Some(&token),
+            &headers,
+            b"{}",
+        );
+        assert_eq!(refused.status, 400, "{headers:?}: {}", refused.text());
+        assert_eq!(refused.error_code(), "invalid_batch_id", "{headers:?}");
+    }
 }
 
 /// The Flask example (docs/app-logging.md) emits the same events through the OpenTelemetry
@@ -799,7 +909,7 @@ fn the_flask_example_ships_the_same_events_through_opentelemetry() {
         .output()
         .expect("python3 runs");
     assert!(output.status.success(), "{}", common::describe(&output));
-    let events = wait_for_events(&server, &admin, "otlp/flask-app", 8);
+    let events = wait_for_events(&server, &admin, "otlp/flask-app", 12);
     let attributes = |id: &str| -> Vec<Value> {
         events
             .iter()
@@ -830,6 +940,19 @@ fn the_flask_example_ships_the_same_events_through_opentelemetry() {
         assert_eq!(failure["severity_id"], 4);
         assert_eq!(failure["src_endpoint.ip"], "203.0.113.5");
     }
+    // The careless debug record of every login arrived, with its secrets replaced.
+    let debug = attributes("flask-fail-0")
+        .into_iter()
+        .find(|a| a.get("body").is_some())
+        .expect("the login request record");
+    assert_eq!(debug["password"], "[REDACTED]", "{debug}");
+    assert_eq!(debug["authorization"], "[REDACTED]", "{debug}");
+    assert!(
+        debug["body"]
+            .as_str()
+            .is_some_and(|body| body.contains("username=alice")),
+        "{debug}"
+    );
     let text = serde_json::to_string(&events).expect("json");
     for secret in ["wonderland", "guess-0", "abcdefghijklmnop"] {
         assert!(!text.contains(secret), "{secret} reached seclog");

@@ -3,13 +3,16 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::{Error, SeclogConfig};
 
 pub(super) enum Outcome {
-    Stored,
+    /// Stored (now or before); `rejected` of its lines went to seclog's dead-letter group.
+    Stored { rejected: u64 },
+    /// Malformed or too large: sending it again cannot help.
     Refused(String),
+    /// Not stored: send again later.
     Retry(String),
 }
 
@@ -17,11 +20,13 @@ pub(super) struct Client {
     agent: ureq::Agent,
     url: String,
     authorization: String,
-    producer: String,
 }
 
+/// The longest a request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Client {
-    pub(super) fn new(config: &SeclogConfig, producer: String) -> Result<Client, Error> {
+    pub(super) fn new(config: &SeclogConfig) -> Result<Client, Error> {
         use ureq::tls::{Certificate, RootCerts, TlsConfig};
         // rustls needs one process-wide crypto provider; an application may have chosen one.
         let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -39,7 +44,7 @@ impl Client {
         };
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(REQUEST_TIMEOUT))
             .tls_config(TlsConfig::builder().root_certs(roots).build())
             .build()
             .new_agent();
@@ -49,11 +54,17 @@ impl Client {
             agent,
             url: format!("{base}/api/v1/ingest/{group}"),
             authorization: format!("Bearer {}", config.token.as_str()),
-            producer,
         })
     }
 
-    pub(super) fn send(&self, number: u64, lines: &[u8]) -> Outcome {
+    /// Sends batch `number` of `producer`; gives up at `deadline` (shutdown) if one is set.
+    pub(super) fn send(
+        &self,
+        producer: &str,
+        number: u64,
+        lines: &[u8],
+        deadline: Option<Instant>,
+    ) -> Outcome {
         let mut gzip = flate2::write::GzEncoder::new(
             Vec::with_capacity(lines.len() / 4),
             flate2::Compression::fast(),
@@ -70,8 +81,15 @@ impl Client {
             .header("authorization", &self.authorization)
             .header("content-type", "application/x-ndjson")
             .header("content-encoding", "gzip")
-            .header("seclog-producer", &self.producer)
+            .header("seclog-producer", producer)
             .header("seclog-batch", &number.to_string())
+            .config()
+            .timeout_global(Some(deadline.map_or(REQUEST_TIMEOUT, |deadline| {
+                deadline
+                    .saturating_duration_since(Instant::now())
+                    .clamp(Duration::from_millis(1), REQUEST_TIMEOUT)
+            })))
+            .build()
             .send(&body[..]);
         let mut response = match response {
             Ok(response) => response,
@@ -88,7 +106,18 @@ impl Client {
             format!("status {status}: {}", text.trim())
         };
         match status {
-            200..=299 => Outcome::Stored,
+            200..=299 => {
+                let mut text = String::new();
+                let _ = response
+                    .body_mut()
+                    .as_reader()
+                    .take(4096)
+                    .read_to_string(&mut text);
+                let reply: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                Outcome::Stored {
+                    rejected: reply["rejected"].as_u64().unwrap_or(0),
+                }
+            }
             // Malformed or too large: sending it again cannot help.
             400 | 413 | 415 | 422 => Outcome::Refused(reason()),
             // A wrong or revoked token, an unreachable or busy server: the events wait in the

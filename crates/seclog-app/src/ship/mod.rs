@@ -12,10 +12,9 @@
 //!                                                  (retries with backoff; 2xx → delete)
 //! ```
 //!
-//! Spool layout: `producer` (this sender's name, made once), `sequence` (batch numbers
-//! reserved so far: numbers never repeat, even when every batch was sent before a restart),
-//! `batches/<number>.ndjson` (gzip-free NDJSON, one event per line), `rejected/` (batches
-//! seclog refused as malformed, kept for inspection), `lock` (one process per spool).
+//! Spool layout: `batches/<producer>-<number>.ndjson` (NDJSON, one event per line; every run
+//! of the process is a new producer, see [`spool`]), `rejected/` (the last 100 batches seclog
+//! refused as malformed, kept for inspection), `lock` (one process per spool).
 
 mod client;
 mod spool;
@@ -44,6 +43,9 @@ pub struct Stats {
     pub sent: AtomicU64,
     /// Events dropped before reaching seclog: queue full, spool full, or refused by seclog.
     pub dropped: AtomicU64,
+    /// Lines seclog took but could not parse (kept in its dead-letter group, counted in
+    /// `sent` too).
+    pub rejected: AtomicU64,
     /// Failed sends that will be retried.
     pub retries: AtomicU64,
     /// Bytes waiting in the spool.
@@ -60,6 +62,7 @@ impl Stats {
             spooled: read(&self.spooled),
             sent: read(&self.sent),
             dropped: read(&self.dropped),
+            rejected: read(&self.rejected),
             retries: read(&self.retries),
             spool_bytes: read(&self.spool_bytes),
         }
@@ -75,6 +78,7 @@ pub struct StatsSnapshot {
     pub spooled: u64,
     pub sent: u64,
     pub dropped: u64,
+    pub rejected: u64,
     pub retries: u64,
     pub spool_bytes: u64,
 }
@@ -106,13 +110,20 @@ pub(crate) struct Shipper {
 
 impl Shipper {
     pub(crate) fn start(config: &SeclogConfig, stats: Arc<Stats>) -> Result<Shipper, Error> {
+        let group = seclog_model::GroupName::parse(&config.group)
+            .map_err(|error| Error::Config(format!("group {:?}: {error}", config.group)))?;
+        if group.is_internal() {
+            return Err(Error::Config(format!(
+                "group {group}: groups beginning with seclog/ are written by seclog only"
+            )));
+        }
         let spool = Arc::new(Spool::open(config, Arc::clone(&stats))?);
         let buffer = Arc::new(LineBuffer::new(
             config.queue_max_bytes.max(1),
             config.batch_max_bytes.clamp(1, 256 << 10),
             config.flush_interval.min(Duration::from_millis(100)),
         ));
-        let client = Client::new(config, spool.producer.clone())?;
+        let client = Client::new(config)?;
         let batcher = {
             let spool = Arc::clone(&spool);
             let buffer = Arc::clone(&buffer);
@@ -189,7 +200,11 @@ fn batch_loop(buffer: &LineBuffer, spool: &Spool, limits: &BatchLimits) {
         }
         // Otherwise split what was taken at line ends, so that no batch passes its limits by
         // more than a line.
-        let mut rest = if fits { &[][..] } else { taken.bytes.as_slice() };
+        let mut rest = if fits {
+            &[][..]
+        } else {
+            taken.bytes.as_slice()
+        };
         while !rest.is_empty() {
             let end = rest
                 .iter()
@@ -219,20 +234,24 @@ fn batch_loop(buffer: &LineBuffer, spool: &Spool, limits: &BatchLimits) {
 
 fn send_loop(spool: &Spool, client: &Client) {
     let mut failures = 0u32;
-    while let Some((number, events, lines)) = spool.next() {
-        match client.send(number, &lines) {
-            Outcome::Stored => {
+    while let Some((id, events, lines)) = spool.next() {
+        match client.send(&id.producer, id.number, &lines, spool.stop_time()) {
+            Outcome::Stored { rejected } => {
                 if failures > 0 {
                     report("seclog is reachable again; sending the spooled events");
                 }
                 failures = 0;
-                spool.finish(number, Finish::Sent);
+                if rejected > 0 {
+                    spool.stats.rejected.fetch_add(rejected, Ordering::Relaxed);
+                }
+                spool.finish(&id, Finish::Sent);
             }
             Outcome::Refused(reason) => {
                 report(&format!(
-                    "seclog refused batch {number} ({events} events), kept in the spool's rejected directory: {reason}"
+                    "seclog refused batch {} ({events} events), kept in the spool's rejected directory: {reason}",
+                    id.number
                 ));
-                spool.finish(number, Finish::Refused);
+                spool.finish(&id, Finish::Refused);
             }
             Outcome::Retry(reason) => {
                 if failures == 0 {

@@ -174,18 +174,7 @@ struct RequestSummary<'a> {
 
 /// One OCSF HTTP Activity (4002) line per request.
 fn log_request(summary: &RequestSummary<'_>) {
-    let activity = match summary.method {
-        "CONNECT" => (1, "Connect"),
-        "DELETE" => (2, "Delete"),
-        "GET" => (3, "Get"),
-        "HEAD" => (4, "Head"),
-        "OPTIONS" => (5, "Options"),
-        "POST" => (6, "Post"),
-        "PUT" => (7, "Put"),
-        "TRACE" => (8, "Trace"),
-        "PATCH" => (9, "Patch"),
-        _ => (99, "Other"),
-    };
+    let activity = seclog_model::ocsf::http_activity(summary.method);
     let failed = summary.status >= 400;
     let (status_id, status_name) = if failed {
         (2, "Failure")

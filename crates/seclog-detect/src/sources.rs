@@ -226,6 +226,7 @@ mod tests {
         assert_eq!(name("aws/alb"), Some("web"));
         assert_eq!(name("aws/route53"), Some("dns"));
         assert_eq!(name("syslog/sshd"), Some("linux"));
-        assert_eq!(name("app/orders"), None);
+        assert_eq!(name("app/orders"), Some("app"));
+        assert_eq!(name("orders/app"), None);
     }
 }

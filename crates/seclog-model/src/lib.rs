@@ -1,4 +1,4 @@
-//! Core value types shared by every seclog crate: timestamps and group names.
+//! Core value types shared by every seclog crate: timestamps, group names and OCSF identifiers.
 //!
 //! No IO, no async. Everything here is plain data with validation.
 //!
@@ -11,6 +11,7 @@
 //! ```
 
 mod group;
+pub mod ocsf;
 mod timestamp;
 
 pub use group::{GroupName, GroupNameError};

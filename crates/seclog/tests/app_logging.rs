@@ -37,17 +37,41 @@ struct SecureApp {
     stderr: PathBuf,
 }
 
-struct AppSettings<'a> {
-    seclog: &'a str,
-    token: &'a str,
-    spool: &'a Path,
-    logs: &'a Path,
-    trusted_proxies: &'a [&'a str],
-    extra_env: &'a [(&'a str, &'a str)],
+struct AppSettings {
+    seclog: String,
+    token: String,
+    spool: PathBuf,
+    logs: PathBuf,
+    trusted_proxies: Vec<&'static str>,
+    extra_env: Vec<(&'static str, &'static str)>,
+}
+
+impl AppSettings {
+    /// An app shipping to `seclog` with `token`, its spool in the store's `logs/<spool>`.
+    fn new(seclog: &str, token: &str, store: &Store, spool: &str) -> AppSettings {
+        AppSettings {
+            seclog: seclog.to_string(),
+            token: token.to_string(),
+            spool: store.logs().join(spool),
+            logs: store.logs(),
+            trusted_proxies: Vec::new(),
+            extra_env: Vec::new(),
+        }
+    }
+
+    fn trusting(mut self, proxy: &'static str) -> AppSettings {
+        self.trusted_proxies.push(proxy);
+        self
+    }
+
+    fn with_env(mut self, name: &'static str, value: &'static str) -> AppSettings {
+        self.extra_env.push((name, value));
+        self
+    }
 }
 
 impl SecureApp {
-    fn start(settings: &AppSettings<'_>) -> SecureApp {
+    fn start(settings: &AppSettings) -> SecureApp {
         let port = free_port();
         let name = format!("secure-app-{port}");
         let stdout = settings.logs.join(format!("{name}.out"));
@@ -57,14 +81,14 @@ impl SecureApp {
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("SECLOG_URL", settings.seclog)
-            .env("SECLOG_TOKEN", settings.token)
-            .env("SECLOG_SPOOL_DIR", settings.spool)
+            .env("SECLOG_URL", &settings.seclog)
+            .env("SECLOG_TOKEN", &settings.token)
+            .env("SECLOG_SPOOL_DIR", &settings.spool)
             .envs(settings.extra_env.iter().copied())
             .stdin(Stdio::null())
             .stdout(fs::File::create(&stdout).expect("stdout file"))
             .stderr(fs::File::create(&stderr).expect("stderr file"));
-        for proxy in settings.trusted_proxies {
+        for proxy in &settings.trusted_proxies {
             command.args(["--trusted-proxy", proxy]);
         }
         let mut app = SecureApp {
@@ -266,24 +290,15 @@ fn requests_arrive_linked_by_correlation_id_with_the_right_client_and_raise_the_
  {
     let store = Store::new();
     let (server, admin, token) = seclog_with_app_token(&store);
-    let spool = store.logs().join("spool-proxied");
-    let proxied = SecureApp::start(&AppSettings {
-        seclog: &server.base,
-        token: &token,
-        spool: &spool,
-        logs: &store.logs(),
-        trusted_proxies: &["127.0.0.1"],
-        extra_env: &[],
-    });
-    let direct_spool = store.logs().join("spool-direct");
-    let direct = SecureApp::start(&AppSettings {
-        seclog: &server.base,
-        token: &token,
-        spool: &direct_spool,
-        logs: &store.logs(),
-        trusted_proxies: &[],
-        extra_env: &[],
-    });
+    let proxied = SecureApp::start(
+        &AppSettings::new(&server.base, &token, &store, "spool-proxied").trusting("127.0.0.1"),
+    );
+    let direct = SecureApp::start(&AppSettings::new(
+        &server.base,
+        &token,
+        &store,
+        "spool-direct",
+    ));
 
     // A successful login through the proxy, continuing the caller's trace.
     let traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -520,17 +535,12 @@ fn uuid_version(text: &str) -> Option<u32> {
 fn secrets_never_leave_the_app() {
     let store = Store::new();
     let (server, admin, token) = seclog_with_app_token(&store);
-    let spool = store.logs().join("spool");
     // Debug level: the careless debug line in the login handler (headers, body, password field)
     // is written, so redaction has something to do.
-    let app = SecureApp::start(&AppSettings {
-        seclog: &server.base,
-        token: &token,
-        spool: &spool,
-        logs: &store.logs(),
-        trusted_proxies: &[],
-        extra_env: &[("RUST_LOG", "debug")],
-    });
+    let settings =
+        AppSettings::new(&server.base, &token, &store, "spool").with_env("RUST_LOG", "debug");
+    let spool = settings.spool.clone();
+    let app = SecureApp::start(&settings);
     let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.U2VjcmV0U2lnbmF0dXJlMTIzNDU2";
     let bearer = "tok-b3f1c9d2e8a7";
     let aws_key = "AKIAIOSFODNN7EXAMPLE";
@@ -616,15 +626,9 @@ fn secrets_never_leave_the_app() {
 fn a_quiet_log_filter_keeps_security_events() {
     let store = Store::new();
     let (server, admin, token) = seclog_with_app_token(&store);
-    let spool = store.logs().join("spool");
-    let app = SecureApp::start(&AppSettings {
-        seclog: &server.base,
-        token: &token,
-        spool: &spool,
-        logs: &store.logs(),
-        trusted_proxies: &[],
-        extra_env: &[("RUST_LOG", "error")],
-    });
+    let app = SecureApp::start(
+        &AppSettings::new(&server.base, &token, &store, "spool").with_env("RUST_LOG", "error"),
+    );
     let reply = app.send(
         "POST",
         "/login",
@@ -654,16 +658,8 @@ fn a_quiet_log_filter_keeps_security_events() {
 fn events_logged_while_seclog_is_down_arrive_exactly_once_across_an_app_restart() {
     let store = Store::new();
     let (mut server, admin, token) = seclog_with_app_token(&store);
-    let spool = store.logs().join("spool");
-    let seclog_url = server.base.clone();
-    let settings = AppSettings {
-        seclog: &seclog_url,
-        token: &token,
-        spool: &spool,
-        logs: &store.logs(),
-        trusted_proxies: &[],
-        extra_env: &[],
-    };
+    let settings = AppSettings::new(&server.base, &token, &store, "spool");
+    let spool = settings.spool.clone();
     let mut app = SecureApp::start(&settings);
     let request = |app: &SecureApp, id: &str| {
         let reply = app.send("GET", "/records/1", &[("x-request-id", id)], b"");

@@ -240,21 +240,6 @@ pub(crate) fn ip(text: &str) -> Option<&str> {
     text.parse::<std::net::IpAddr>().ok().map(|_| text)
 }
 
-/// OCSF HTTP Activity activity from a request method.
-pub(crate) fn http_activity(method: &str) -> (u32, &'static str) {
-    match method.to_ascii_uppercase().as_str() {
-        "CONNECT" => (1, "Connect"),
-        "DELETE" => (2, "Delete"),
-        "GET" => (3, "Get"),
-        "HEAD" => (4, "Head"),
-        "OPTIONS" => (5, "Options"),
-        "POST" => (6, "Post"),
-        "PUT" => (7, "Put"),
-        "TRACE" => (8, "Trace"),
-        _ => (99, "Other"),
-    }
-}
-
 /// IANA protocol name for a protocol number.
 pub(crate) fn protocol_name(number: u64) -> Option<&'static str> {
     Some(match number {

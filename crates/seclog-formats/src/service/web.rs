@@ -408,7 +408,7 @@ fn waf_event(record: &Value) -> Map<String, Value> {
     let method = str_at(record, "httpRequest.httpMethod").unwrap_or_default();
     let mut event = ocsf::base(
         HTTP_ACTIVITY,
-        ocsf::http_activity(method),
+        seclog_model::ocsf::http_activity(method),
         severity,
         time,
         "AWS WAF",
@@ -598,7 +598,7 @@ fn request(
     let Some(method) = fields.get(method).and_then(Value::as_str) else {
         return;
     };
-    let (activity_id, activity_name) = ocsf::http_activity(method);
+    let (activity_id, activity_name) = seclog_model::ocsf::http_activity(method);
     event.insert("activity_id".into(), json!(activity_id));
     event.insert("activity_name".into(), json!(activity_name));
     event.insert("type_uid".into(), json!(400_200 + u64::from(activity_id)));

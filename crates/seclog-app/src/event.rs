@@ -534,8 +534,8 @@ pub(crate) fn emit_body(target: Target, level: tracing::Level, message: &str, bo
 
 fn digest(value: &Value) -> String {
     use sha2::Digest;
-    // serde_json writes object members in their (sorted, without preserve_order) map order:
-    // canonical enough for equal values to get equal digests.
+    // Members sorted by name at every depth: equal values get equal digests whatever order
+    // they were built in.
     let canonical = canonical_json(value);
     hex::encode(sha2::Sha256::digest(canonical.as_bytes()))
 }

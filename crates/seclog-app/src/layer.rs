@@ -136,18 +136,20 @@ impl JsonLayer {
                     }
                     None => return,
                 };
-                for (name, value) in members {
+                // Security events are few: the shared redaction walk on a copy is cheap enough.
+                let mut members = Value::Object(members.clone());
+                self.redactor.redact_json(&mut members);
+                let Value::Object(members) = members else {
+                    return;
+                };
+                for (name, value) in &members {
                     if LINE_MEMBERS.contains(&name.as_str()) {
                         continue;
                     }
                     out.push(b',');
                     write_json(out, name.as_str());
                     out.push(b':');
-                    if self.redactor.is_secret_name(name) && !value.is_null() {
-                        write_json(out, crate::redact::REDACTED);
-                    } else {
-                        self.write_redacted(out, value);
-                    }
+                    write_json(out, value);
                 }
             });
             out.extend_from_slice(b",\"metadata\":{\"version\":\"");
@@ -163,40 +165,6 @@ impl JsonLayer {
             out.extend_from_slice(millis.to_string().as_bytes());
         }
         out.extend_from_slice(b"}\n");
-    }
-
-    /// Writes `value` with credential-shaped strings and secret-named members redacted.
-    fn write_redacted(&self, out: &mut Vec<u8>, value: &Value) {
-        match value {
-            Value::String(text) => write_json(out, self.redactor.redact_text(text).as_ref()),
-            Value::Array(items) => {
-                out.push(b'[');
-                for (index, item) in items.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    self.write_redacted(out, item);
-                }
-                out.push(b']');
-            }
-            Value::Object(members) => {
-                out.push(b'{');
-                for (index, (name, member)) in members.iter().enumerate() {
-                    if index > 0 {
-                        out.push(b',');
-                    }
-                    write_json(out, name.as_str());
-                    out.push(b':');
-                    if self.redactor.is_secret_name(name) && !member.is_null() {
-                        write_json(out, crate::redact::REDACTED);
-                    } else {
-                        self.write_redacted(out, member);
-                    }
-                }
-                out.push(b'}');
-            }
-            Value::Null | Value::Bool(_) | Value::Number(_) => write_json(out, value),
-        }
     }
 }
 
@@ -335,16 +303,25 @@ impl<'a> Visitor<'a> {
         };
         self.fields.insert(name.to_string(), value);
     }
+
+    /// A text field: a secret-named one replaced whole (and never formatted), any other
+    /// scanned for credential-shaped values.
+    fn put_text(&mut self, field: &Field, text: &dyn std::fmt::Display) {
+        let name = field.name();
+        let value = if self.redactor.is_secret_name(name) {
+            crate::redact::REDACTED.to_string()
+        } else {
+            self.redactor.redact_text(&text.to_string()).into_owned()
+        };
+        self.fields.insert(name.to_string(), Value::String(value));
+    }
 }
 
 impl Visit for Visitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
             "message" => self.message = Some(self.redactor.redact_text(value).into_owned()),
-            name => {
-                let text = self.redactor.redact_field(name, value).into_owned();
-                self.put(field, Value::String(text));
-            }
+            _ => self.put_text(field, &value),
         }
     }
 
@@ -356,14 +333,7 @@ impl Visit for Visitor<'_> {
             }
             // The members are read where they are, not formatted.
             crate::event::FIELD => self.ocsf = true,
-            name if self.redactor.is_secret_name(name) => {
-                self.put(field, Value::String(crate::redact::REDACTED.into()));
-            }
-            _ => {
-                let text = format!("{value:?}");
-                let clean = self.redactor.redact_text(&text).into_owned();
-                self.put(field, Value::String(clean));
-            }
+            _ => self.put_text(field, &format_args!("{value:?}")),
         }
     }
 
@@ -384,7 +354,6 @@ impl Visit for Visitor<'_> {
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        let text = self.redactor.redact_text(&value.to_string()).into_owned();
-        self.put(field, Value::String(text));
+        self.put_text(field, &value);
     }
 }

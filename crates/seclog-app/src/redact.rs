@@ -177,15 +177,6 @@ impl Redactor {
         CREDENTIAL_VALUES.replace_all(text, REDACTED)
     }
 
-    /// The value to write for a field `name` holding `text`.
-    pub fn redact_field<'a>(&self, name: &str, text: &'a str) -> Cow<'a, str> {
-        if self.is_secret_name(name) {
-            Cow::Borrowed(REDACTED)
-        } else {
-            self.redact_text(text)
-        }
-    }
-
     /// Redacts a JSON value in place: secret-named members are replaced whole, strings are
     /// scanned for credentials, objects and arrays are walked.
     pub fn redact_json(&self, value: &mut Value) {

@@ -212,17 +212,23 @@ fn stored(server: &Server, admin: &str, group: &str) -> Vec<Value> {
 
 /// Waits until the group holds at least `count` events and returns them.
 fn wait_for_events(server: &Server, admin: &str, group: &str, count: usize) -> Vec<Value> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
+    eventually(Duration::from_secs(60), || {
         let events = stored(server, admin, group);
-        if events.len() >= count {
-            return events;
+        let held = events.len();
+        (held >= count)
+            .then_some(events)
+            .ok_or_else(|| format!("{group} holds {held} events, expected {count}"))
+    })
+}
+
+/// Polls `check` until it gives a value; fails with its last complaint after `limit`.
+fn eventually<T>(limit: Duration, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(complaint) => assert!(Instant::now() < deadline, "{complaint}"),
         }
-        assert!(
-            Instant::now() < deadline,
-            "{group} holds {} events, expected {count}",
-            events.len()
-        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -492,8 +498,7 @@ fn requests_arrive_linked_by_correlation_id_with_the_right_client_and_raise_the_
     assert!(fresh_trace.contains(fresh_lines[0]["trace_id"].as_str().expect("trace id")));
 
     // The built-in correlation raises the brute force from 203.0.113.99 (not from the proxy).
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let finding = loop {
+    let finding = eventually(Duration::from_secs(60), || {
         let reply = common::post(
             &server.url("/api/v1/query"),
             Some(&admin),
@@ -507,16 +512,10 @@ fn requests_arrive_linked_by_correlation_id_with_the_right_client_and_raise_the_
             .as_bytes(),
         );
         let rows = reply.json()["rows"].as_array().cloned().unwrap_or_default();
-        if let Some(row) = rows.first() {
-            break row.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no brute-force finding: {}",
-            reply.text()
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    };
+        rows.first()
+            .cloned()
+            .ok_or_else(|| format!("no brute-force finding: {}", reply.text()))
+    });
     let text = finding.to_string();
     assert!(text.contains("203.0.113.99"), "{text}");
     drop((proxied, direct));
@@ -683,19 +682,13 @@ fn events_logged_while_seclog_is_down_arrive_exactly_once_across_an_app_restart(
     }
     server.restart(&store.data(), &store.logs(), &[]);
     // Every id: one denial, one request log; plus the start and stop lines of two runs.
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
+    eventually(Duration::from_secs(90), || {
         let stats = app.stats();
-        if stats["spool_bytes"] == 0 && stats["sent"].as_u64().unwrap_or(0) > 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the spool did not drain: {stats}\n{}",
-            app.output()
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+        let drained = stats["spool_bytes"] == 0 && stats["sent"].as_u64().unwrap_or(0) > 0;
+        drained
+            .then_some(())
+            .ok_or_else(|| format!("the spool did not drain: {stats}\n{}", app.output()))
+    });
     app.stop();
     let events = stored(&server, &admin, "app/secure-app");
     let linked = by_correlation(&events);
